@@ -1,0 +1,255 @@
+# Copyright (c) immutable.hosts contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Plain OSTree state: ``ostree admin status`` (text and ``--json``), GLib keyfiles (origin files,
+``/etc/rpm-ostreed.conf``), BLS boot entries and kernel command lines.
+
+Pure functions, standard library only, Python 3.9+.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from typing import Any, Optional
+
+from ansible_collections.immutable.hosts.plugins.module_utils.imageref import origin_to_dict
+
+_ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
+_HEADER_RE = re.compile(
+    r"^(?P<mark>[* ]) (?P<osname>\S+) (?P<checksum>[0-9a-f]{64})\.(?P<serial>[0-9]+)(?P<flags>(?: \([a-z -]+\))*)$"
+)
+_FLAG_RE = re.compile(r"\(([a-z -]+)\)")
+
+UPDATE_POLICIES = ("none", "check", "stage", "apply")
+_POLICY_ALIASES = {"off": "none", "ex-stage": "stage"}
+
+
+class OstreeParseError(ValueError):
+    """Output that is not what ostree prints."""
+
+
+def _deployment(osname: str, checksum: str, serial: int, index: int) -> dict:
+    return {
+        "index": index,
+        "osname": osname,
+        "checksum": checksum,
+        "serial": serial,
+        "booted": False,
+        "pending": False,
+        "rollback": False,
+        "staged": False,
+        "finalization_locked": False,
+        "soft_reboot_target": False,
+        "pinned": False,
+        "unlocked": "none",
+        "version": None,
+        "origin": None,
+        "origin_parsed": None,
+        "origin_kind": "refspec",
+        "source_title": None,
+        "gpg": [],
+    }
+
+
+def parse_admin_status(text: str) -> list:
+    """Parse the text of ``ostree admin status`` into deployments in boot order."""
+    deployments = []
+    current = None
+    for raw in _ANSI_RE.sub("", text or "").splitlines():
+        line = raw.rstrip()
+        if not line.strip() or line.strip() == "No deployments.":
+            continue
+        header = _HEADER_RE.match(line)
+        if header:
+            current = _deployment(header["osname"], header["checksum"], int(header["serial"]), len(deployments))
+            current["booted"] = header["mark"] == "*"
+            for flag in _FLAG_RE.findall(header["flags"]):
+                if flag == "finalization locked":
+                    current["staged"] = current["finalization_locked"] = True
+                elif flag == "soft-reboot":
+                    current["soft_reboot_target"] = True
+                elif flag in ("staged", "pending", "rollback"):
+                    current[flag] = True
+                    if flag == "staged":
+                        current["pending"] = True
+            deployments.append(current)
+            continue
+        if current is None or not line.startswith("    "):
+            raise OstreeParseError("unexpected line in ostree admin status: %r" % line)
+        _detail(current, line.strip())
+    return deployments
+
+
+def _detail(current: dict, line: str) -> None:
+    if line.startswith("Version: "):
+        current["version"] = line[len("Version: ") :]
+    elif line.startswith("Unlocked: "):
+        current["unlocked"] = line[len("Unlocked: ") :]
+    elif line == "Pinned: yes":
+        current["pinned"] = True
+    elif line.startswith("origin refspec: "):
+        current["origin"] = line[len("origin refspec: ") :]
+        current["origin_parsed"] = origin_to_dict(current["origin"])
+    elif line == "origin: <unknown origin type>":
+        current["origin_kind"] = "unknown"
+    elif line == "origin: none":
+        current["origin_kind"] = "none"
+    elif line.startswith("`- "):
+        current["source_title"] = line[3:]
+    elif line.startswith("GPG: "):
+        current["gpg"].append(line[len("GPG: ") :])
+    else:
+        current.setdefault("other", []).append(line)
+
+
+def parse_admin_status_json(document: Any) -> list:
+    """Parse ``ostree admin status --json`` (ostree 2025.4 and later)."""
+    if isinstance(document, (str, bytes)):
+        try:
+            document = json.loads(document)
+        except ValueError as exc:
+            raise OstreeParseError("ostree admin status --json did not print JSON: %s" % exc) from None
+    if not isinstance(document, dict) or not isinstance(document.get("deployments"), list):
+        raise OstreeParseError("ostree admin status --json printed no 'deployments' list")
+    result = []
+    for index, raw in enumerate(document["deployments"]):
+        item = _deployment(raw.get("stateroot"), raw.get("checksum"), raw.get("serial", 0), raw.get("index", index))
+        for key in ("booted", "pending", "rollback", "staged", "pinned"):
+            item[key] = bool(raw.get(key, False))
+        item["finalization_locked"] = bool(raw.get("finalization-locked", False))
+        item["soft_reboot_target"] = bool(raw.get("soft-reboot-target", False))
+        item["unlocked"] = raw.get("unlocked", "none")
+        item["version"] = raw.get("version")
+        item["source_title"] = raw.get("source-title")
+        item["origin"] = raw.get("refspec")
+        item["origin_parsed"] = origin_to_dict(item["origin"])
+        if not item["origin"]:
+            item["origin_kind"] = "unknown"
+        result.append(item)
+    return result
+
+
+def roles_from_flags(deployments: list) -> dict:
+    """Indexes of booted, pending, staged, rollback deployments as ostree labelled them."""
+
+    def first(key: str) -> Optional[int]:
+        return next((d["index"] for d in deployments if d[key]), None)
+
+    booted = first("booted")
+    pending = first("pending")
+    if pending is None and booted is not None and deployments and deployments[0]["index"] != booted:
+        pending = deployments[0]["index"]
+    return {
+        "booted_index": booted,
+        "pending_index": pending,
+        "staged_index": first("staged"),
+        "rollback_index": first("rollback"),
+        "merge_index": deployments[0]["index"] if deployments else None,
+        "pinned_indexes": [d["index"] for d in deployments if d["pinned"]],
+    }
+
+
+# --- GLib keyfiles ----------------------------------------------------------------------------------------------
+
+
+def parse_keyfile(text: str) -> dict:
+    """A GLib keyfile as {group: {key: value}} (values are raw strings; comments and blank lines dropped)."""
+    groups: dict = {}
+    current = None
+    for number, raw in enumerate((text or "").splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            current = groups.setdefault(line[1:-1], {})
+            continue
+        if current is None or "=" not in line:
+            raise OstreeParseError("line %d of keyfile is neither a [group] nor key=value: %r" % (number, raw))
+        key, value = line.split("=", 1)
+        current[key.strip()] = value.strip()
+    return groups
+
+
+def keyfile_list(value: Optional[str]) -> list:
+    """A GLib string list (``a;b;``) as a Python list."""
+    if not value:
+        return []
+    return [item for item in value.split(";") if item]
+
+
+def parse_origin_file(text: str) -> dict:
+    """An ostree origin file: the refspec or image, and rpm-ostree's layering requests."""
+    groups = parse_keyfile(text)
+    origin = groups.get("origin", {})
+    packages = groups.get("packages", {})
+    overrides = groups.get("overrides", {})
+    ref = origin.get("container-image-reference") or origin.get("baserefspec") or origin.get("refspec")
+    return {
+        "origin": ref,
+        "origin_parsed": origin_to_dict(ref),
+        "override_commit": origin.get("override-commit"),
+        "requested_packages": sorted(keyfile_list(packages.get("requested"))),
+        "requested_local_packages": sorted(keyfile_list(packages.get("requested-local"))),
+        "requested_base_removals": sorted(keyfile_list(overrides.get("remove"))),
+        "requested_base_local_replacements": sorted(keyfile_list(overrides.get("replace-local"))),
+        "pinned": groups.get("libostree-transient", {}).get("pinned") == "true",
+        "rpm_ostree_groups": sorted(g for g in groups if g in ("rpmostree", "packages", "overrides", "modules")),
+    }
+
+
+def parse_rpm_ostreed_conf(text: Optional[str]) -> dict:
+    """``/etc/rpm-ostreed.conf``'s [Daemon] settings, with rpm-ostree's defaults filled in."""
+    daemon = parse_keyfile(text or "").get("Daemon", {})
+    raw_policy = daemon.get("AutomaticUpdatePolicy", "none").strip().lower()
+    policy = _POLICY_ALIASES.get(raw_policy, raw_policy)
+    return {
+        "policy": policy,
+        "policy_valid": policy in UPDATE_POLICIES,
+        "idle_exit_timeout": int(daemon["IdleExitTimeout"]) if daemon.get("IdleExitTimeout", "").isdigit() else 60,
+        "lock_layering": daemon.get("LockLayering", "false").lower() == "true",
+        "recommends": daemon.get("Recommends", "true").lower() != "false",
+    }
+
+
+# --- boot entries and kernel arguments --------------------------------------------------------------------------
+
+
+def split_kargs(cmdline: Optional[str]) -> list:
+    """Kernel arguments in order; double quotes group a value with spaces, as the kernel parses them."""
+    if not cmdline:
+        return []
+    try:
+        return shlex.split(cmdline.strip(), posix=True)
+    except ValueError:
+        return cmdline.split()
+
+
+def parse_bls_entry(text: str) -> dict:
+    """A Boot Loader Specification entry: ``title``, ``version``, ``linux``, ``initrd``, ``options``."""
+    entry: dict = {}
+    for raw in (text or "").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, _sep, value = line.partition(" ")
+        entry[key] = value.strip()
+    entry["kargs"] = split_kargs(entry.get("options"))
+    return entry
+
+
+def ostree_boot_path(kargs: list) -> Optional[str]:
+    """The ``ostree=`` argument's path, which links to the deployment the entry boots."""
+    for arg in kargs:
+        if arg.startswith("ostree="):
+            return arg[len("ostree=") :]
+    return None
+
+
+def deployment_from_link(target: str) -> Optional[tuple]:
+    """(osname, checksum, serial) from the target of a ``/ostree/boot.N/...`` link (``.../deploy/OS/deploy/CSUM.SERIAL``)."""
+    match = re.search(r"deploy/([^/]+)/deploy/([0-9a-f]{64})\.([0-9]+)/?$", target or "")
+    if not match:
+        return None
+    return match.group(1), match.group(2), int(match.group(3))

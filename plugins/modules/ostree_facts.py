@@ -1,0 +1,322 @@
+#!/usr/bin/python
+# Copyright (c) immutable.hosts contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: ostree_facts
+short_description: Gather facts about the OSTree deployments of an immutable host
+version_added: 0.1.0
+description:
+  - Sets C(ansible_facts.ostree) with the backend managing the host (rpm-ostree, bootc or plain ostree), every
+    deployment with its parsed origin or image, layered packages and overrides, the deployments that are booted,
+    pending, staged, rollback and the one new changes stack on, the kernel arguments of the next boot, whether a
+    reboot is pending and why, the automatic update policy, the busy transaction and the architecture.
+  - Reads state once, with one status call of the backend tool (C(rpm-ostree status --json),
+    C(bootc status --format=json) or C(ostree admin status)). Kernel arguments come from the Boot Loader
+    Specification entries in C(/boot/loader/entries); only a staged deployment, which has no entry before it is
+    finalised, costs one more C(rpm-ostree kargs) call.
+  - On a host that was not booted through OSTree (no C(/run/ostree-booted)) it returns C(is_ostree=false) and does
+    not fail.
+  - Usable as a facts module in C(FACTS_MODULES) (C(ansible.builtin.setup) runs it during fact gathering).
+author:
+  - immutable.hosts contributors (@immutable-hosts)
+options:
+  status_retries:
+    description:
+      - How often to retry a status call that failed because the rpm-ostree daemon was still starting (D-Bus
+        activation timeout), one second apart, as rpm-ostree's own client does.
+    type: int
+    default: 10
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: none
+  facts:
+    description: Action returns an C(ansible_facts) dictionary that will update existing host facts.
+    support: full
+  platform:
+    description: Target OS/families that can be operated against.
+    support: full
+    platforms: posix
+notes:
+  - Run with C(become=true) on hosts where C(/boot) is not readable by the connecting user; kernel arguments are then
+    reported as C(null) rather than failing.
+seealso:
+  - name: rpm-ostree status
+    description: The JSON document this module parses.
+    link: https://coreos.github.io/rpm-ostree/
+"""
+
+EXAMPLES = r"""
+- name: Gather OSTree facts
+  immutable.hosts.ostree_facts:
+
+- name: Reboot only when the next boot differs from the running system
+  ansible.builtin.reboot:
+  when: ansible_facts.ostree.reboot_required
+
+- name: Show what rpm-ostree will layer on the next boot
+  ansible.builtin.debug:
+    msg: "{{ ansible_facts.ostree.merge.requested_packages }}"
+  when: ansible_facts.ostree.is_ostree
+
+- name: Gather OSTree facts together with the default facts
+  # ansible.cfg: [defaults] facts_modules = ansible.builtin.setup, immutable.hosts.ostree_facts
+  ansible.builtin.setup:
+"""
+
+RETURN = r"""
+ansible_facts:
+  description: Facts added to the host.
+  returned: always
+  type: dict
+  contains:
+    ostree:
+      description: The OSTree state of the host.
+      returned: always
+      type: dict
+      contains:
+        is_ostree:
+          description: Whether the host was booted through OSTree (C(/run/ostree-booted) exists).
+          type: bool
+          returned: always
+          sample: true
+        backend:
+          description: The tool that reported the state, C(rpm-ostree), C(bootc), C(ostree), or C(none).
+          type: str
+          returned: always
+          sample: rpm-ostree
+        osname:
+          description: The stateroot of the booted deployment.
+          type: str
+          returned: always
+          sample: fedora
+        architecture:
+          description: The host architecture as RPM names it.
+          type: str
+          returned: always
+          sample: aarch64
+        oci_architecture:
+          description: The host architecture as OCI image indexes name it.
+          type: str
+          returned: always
+          sample: arm64
+        deployments:
+          description:
+            - Every deployment in boot order (index 0 boots next).
+            - Each has C(index), C(id), C(osname), C(checksum), C(serial), C(booted), C(staged), C(pending),
+              C(rollback), C(pinned), C(origin) (the raw origin string) and C(origin_parsed) (kind C(refspec),
+              C(container) or C(checksum), with remote and ref, or signature policy, transport, registry, repository,
+              tag, digest and a normalised name), C(version), C(timestamp) and C(kargs).
+            - With rpm-ostree also C(layered), C(base_checksum), C(requested_packages), C(packages) (active layered
+              packages), C(inactive_requests), C(requested_local_packages), C(requested_base_removals),
+              C(requested_base_local_replacements), C(requested_base_remote_replacements), C(base_removals),
+              C(base_local_replacements), C(base_remote_replacements), C(regenerate_initramfs),
+              C(finalization_locked), C(live_replaced), C(container_image_reference_digest).
+            - With bootc also C(incompatible) (rpm-ostree layering makes bootc refuse to manage it).
+          type: list
+          elements: dict
+          returned: always
+          sample:
+            - index: 0
+              osname: fedora
+              checksum: 3a92051fc7a8a1e684f136f36a3d53135c3a8a3bce4c401e1d0f9f36c5565271
+              serial: 0
+              booted: false
+              staged: true
+              pending: true
+              origin: fedora:fedora/41/x86_64/silverblue
+              origin_parsed: {kind: refspec, remote: fedora, ref: fedora/41/x86_64/silverblue}
+              requested_packages: [htop]
+        booted:
+          description: The booted deployment (an element of RV(ansible_facts.ostree.deployments)), or null.
+          type: dict
+          returned: always
+        pending:
+          description: The deployment that boots next when it is not the booted one, or null.
+          type: dict
+          returned: always
+        staged:
+          description: The staged deployment (finalised at shutdown), or null.
+          type: dict
+          returned: always
+        rollback:
+          description: The first deployment after the booted one, or null.
+          type: dict
+          returned: always
+        merge:
+          description: The deployment new rpm-ostree changes stack on (the first deployment of the booted osname).
+          type: dict
+          returned: always
+        kargs:
+          description: Kernel arguments of the deployment that boots next, or null when unreadable.
+          type: list
+          elements: str
+          returned: always
+          sample: [root=UUID=6f3b, rw, rhgb, quiet]
+        reboot_required:
+          description: Whether the next boot differs from the running system.
+          type: bool
+          returned: always
+          sample: true
+        reboot_reasons:
+          description:
+            - Why a reboot is pending, any of C(staged-update), C(rollback-queued), C(origin-changed),
+              C(layering-changed), C(kargs-changed), C(finalization-locked).
+            - C(finalization-locked) means a plain reboot discards the staged deployment.
+          type: list
+          elements: str
+          returned: always
+          sample: [staged-update, layering-changed]
+        update_policy:
+          description:
+            - The automatic update settings. rpm-ostree - C(policy) (none, check, stage or apply), C(policy_valid),
+              C(lock_layering), C(recommends), C(idle_exit_timeout), C(timer_enabled). bootc - C(timer_enabled).
+          type: dict
+          returned: when the backend is rpm-ostree or bootc
+          sample: {policy: stage, policy_valid: true, lock_layering: false, timer_enabled: true}
+        update_driver:
+          description: The registered update driver (C(name), C(unit)), for example Zincati, or null.
+          type: dict
+          returned: always
+        transaction:
+          description: The running rpm-ostree transaction (C(method), C(sender), C(object_path)), or null when idle.
+          type: dict
+          returned: always
+          sample: {method: PkgChange, sender: ":1.87", object_path: /org/projectatomic/rpmostree1/fedora}
+        cached_update:
+          description: The update rpm-ostree found and cached (version, checksum, rpm diff, advisories), or null.
+          type: dict
+          returned: always
+commands:
+  description: The commands the module ran, as argument lists.
+  returned: always
+  type: list
+  elements: list
+  sample: [[/usr/bin/rpm-ostree, status, --json]]
+"""
+
+import glob
+import os
+import platform
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.immutable.hosts.plugins.module_utils import bootc, facts, ostree, rpm_ostree
+from ansible_collections.immutable.hosts.plugins.module_utils.runner import Runner, RunnerError
+
+# Every path is read below this root; "/" on a real host.
+ROOT = "/"
+OSTREE_BOOTED = "run/ostree-booted"
+BLS_GLOB = "boot/loader/entries/*.conf"
+RPM_OSTREED_CONF = "etc/rpm-ostreed.conf"
+TIMER_WANTS = "etc/systemd/system/timers.target.wants"
+_STARTUP_ERRORS = ("Failed to activate service", "Timeout was reached", "timed out")
+
+
+def host_path(relative):
+    return os.path.join(ROOT, relative.lstrip("/"))
+
+
+def read_text(path):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
+def timer_enabled(name):
+    return os.path.exists(os.path.join(host_path(TIMER_WANTS), name))
+
+
+def read_boot_entries():
+    """Kernel arguments of every deployment with a BLS entry, keyed by (checksum, serial); None if /boot is unreadable."""
+    entries = []
+    try:
+        paths = sorted(glob.glob(host_path(BLS_GLOB)))
+    except OSError:
+        return None
+    for path in paths:
+        text = read_text(path)
+        if text is None:
+            return None
+        entry = ostree.parse_bls_entry(text)
+        boot_path = ostree.ostree_boot_path(entry["kargs"])
+        entry["deployment"] = ostree.deployment_from_link(os.path.realpath(host_path(boot_path))) if boot_path else None
+        entries.append(entry)
+    return facts.kargs_by_deployment(entries)
+
+
+def run_status(runner, argv, retries):
+    for attempt in range(retries + 1):
+        result = runner.run(argv, check=False)
+        transient = any(text in result.stderr for text in _STARTUP_ERRORS)
+        if result.rc == 0 or not transient or attempt == retries:
+            break
+        runner.sleep(1)
+    if result.rc != 0:
+        raise RunnerError("%s failed with exit code %d: %s" % (" ".join(argv), result.rc, result.stderr.strip()))
+    return result.stdout
+
+
+def gather(runner, retries):
+    machine = platform.machine()
+    if not os.path.exists(host_path(OSTREE_BOOTED)):
+        return facts.empty_facts(machine)
+    kargs = read_boot_entries() or {}
+    if runner.which("rpm-ostree"):
+        status = rpm_ostree.parse_status(run_status(runner, ["rpm-ostree", "status", "--json"], retries))
+        policy = ostree.parse_rpm_ostreed_conf(read_text(host_path(RPM_OSTREED_CONF)))
+        policy["timer_enabled"] = timer_enabled("rpm-ostreed-automatic.timer")
+        staged = rpm_ostree.pick(status, "staged")
+        staged_kargs = None
+        if (
+            staged is not None
+            and (staged["checksum"], staged["serial"]) not in kargs
+            and status["merge_index"] == staged["index"]
+        ):
+            staged_kargs = ostree.split_kargs(run_status(runner, ["rpm-ostree", "kargs"], retries))
+        return facts.from_rpm_ostree(status, kargs, policy, machine, staged_kargs=staged_kargs)
+    if runner.which("bootc"):
+        status = bootc.parse_status(run_status(runner, ["bootc", "status", "--format=json"], retries))
+        policy = {"timer_enabled": timer_enabled("bootc-fetch-apply-updates.timer")}
+        return facts.from_bootc(status, kargs, policy, machine)
+    if runner.which("ostree"):
+        result = runner.run(["ostree", "admin", "status", "--json"], check=False)
+        if result.rc == 0 and result.stdout.lstrip().startswith("{"):
+            deployments = ostree.parse_admin_status_json(result.stdout)
+        else:
+            deployments = ostree.parse_admin_status(run_status(runner, ["ostree", "admin", "status"], retries))
+        return facts.from_ostree(deployments, kargs, machine)
+    return facts.empty_facts(machine, is_ostree=True, backend="none")
+
+
+def make_runner():
+    return Runner(sleep=time.sleep)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(status_retries=dict(type="int", default=10)),
+        supports_check_mode=True,
+    )
+    if module.params["status_retries"] < 0:
+        module.fail_json(msg="status_retries must be 0 or more")
+    runner = make_runner()
+    try:
+        result = gather(runner, module.params["status_retries"])
+    except (RunnerError, ValueError) as exc:
+        module.fail_json(msg="cannot read the OSTree state: %s" % exc, commands=runner.commands)
+    module.exit_json(changed=False, ansible_facts={"ostree": result}, commands=runner.commands)
+
+
+if __name__ == "__main__":
+    main()

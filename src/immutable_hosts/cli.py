@@ -1,0 +1,33 @@
+"""``immutable-hosts``: the command line of the immutable.hosts collection."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from immutable_hosts import __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="immutable-hosts",
+        description="Provision immutable Linux hosts with the immutable.hosts Ansible collection.",
+    )
+    parser.add_argument("--version", action="version", version="immutable-hosts %s" % __version__)
+    parser.add_subparsers(dest="command", metavar="COMMAND")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help(sys.stderr)
+        return 2
+    return int(func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

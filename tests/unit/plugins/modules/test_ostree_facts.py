@@ -1,0 +1,183 @@
+"""ostree_facts end to end on a sysroot laid out on disk, with the backend tools answering from example documents."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.immutable.hosts.plugins.module_utils.runner import Runner
+from ansible_collections.immutable.hosts.plugins.modules import ostree_facts
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+BOOTED = "cf95f674e208c245d56d0e1e669cd0843e1a9bc0046ba96db48c0b3ca17a7281"
+PINNED = "7a22d0feb18d647d7b3598b1ac006c1d27d1202303fe7118628bc4b8e2ecb74f"
+PLAIN_BOOTED = "9412245c1880a155cf9c23a49234194f26e3a8b7e847e7636cf65aaee373c7c1"
+PLAIN_ROLLBACK = PINNED
+
+
+def make_sysroot(root: Path, entries: list) -> None:
+    """A sysroot as ostree lays it out: deployments, boot.N links and BLS entries with kernel arguments."""
+    (root / "run").mkdir(parents=True)
+    (root / "run/ostree-booted").write_text("")
+    (root / "boot/loader/entries").mkdir(parents=True)
+    (root / "ostree/boot.1.1/fedora").mkdir(parents=True)
+    os.symlink("boot.1.1", root / "ostree/boot.1")
+    for number, (checksum, serial, options) in enumerate(entries, 1):
+        (root / "ostree/deploy/fedora/deploy" / ("%s.%d" % (checksum, serial))).mkdir(parents=True)
+        bootcsum = "b%063d" % number
+        (root / "ostree/boot.1.1/fedora" / bootcsum).mkdir()
+        os.symlink("../../../deploy/fedora/deploy/%s.%d" % (checksum, serial), root / "ostree/boot.1.1/fedora" / bootcsum / "0")
+        (root / "boot/loader/entries" / ("ostree-%d-fedora.conf" % number)).write_text(
+            "title Fedora Linux (ostree:%d)\nversion %d\noptions %s ostree=/ostree/boot.1/fedora/%s/0\n"
+            % (number, number, options, bootcsum)
+        )
+
+
+class Tools:
+    """Answers for the backend commands; anything else fails as a missing command would."""
+
+    def __init__(self, answers: dict, present: tuple):
+        self.answers = answers
+        self.present = present
+
+    def spawn(self, argv, env, timeout, stdin, cwd):
+        key = " ".join([os.path.basename(argv[0])] + argv[1:])
+        assert env["LC_ALL"] == "C"
+        return self.answers[key]
+
+    def runner(self):
+        return Runner(
+            spawn=self.spawn, exists=lambda path: os.path.basename(path) in self.present and path.startswith("/usr/bin/")
+        )
+
+
+def run_module(monkeypatch, capsys, root: Path, tools: Tools, args=None):
+    monkeypatch.setattr(ostree_facts, "ROOT", str(root))
+    monkeypatch.setattr(ostree_facts, "make_runner", tools.runner)
+    with patch_module_args(args or {}), pytest.raises(SystemExit):
+        ostree_facts.main()
+    return json.loads(capsys.readouterr().out)
+
+
+def fixture(name: str) -> str:
+    return (FIXTURES / name).read_text()
+
+
+def test_not_an_ostree_host(tmp_path, monkeypatch, capsys):
+    result = run_module(monkeypatch, capsys, tmp_path, Tools({}, ("rpm-ostree",)))
+    facts = result["ansible_facts"]["ostree"]
+    assert result["changed"] is False and "failed" not in result
+    assert facts["is_ostree"] is False and facts["backend"] == "none" and facts["deployments"] == []
+    assert result["commands"] == []
+
+
+def test_converged_host_costs_one_status_call(tmp_path, monkeypatch, capsys):
+    make_sysroot(tmp_path, [(PLAIN_BOOTED, 0, "root=UUID=6f3b rw rhgb quiet"), (PLAIN_ROLLBACK, 0, "root=UUID=6f3b rw")])
+    (tmp_path / "etc/systemd/system/timers.target.wants").mkdir(parents=True)
+    (tmp_path / "etc/systemd/system/timers.target.wants/rpm-ostreed-automatic.timer").write_text("")
+    (tmp_path / "etc/rpm-ostreed.conf").write_text("[Daemon]\nAutomaticUpdatePolicy=stage\n")
+    tools = Tools(
+        {"rpm-ostree status --json": (0, fixture("rpm-ostree-status-plain-silverblue.json"), "")}, ("rpm-ostree", "ostree")
+    )
+    result = run_module(monkeypatch, capsys, tmp_path, tools)
+    facts = result["ansible_facts"]["ostree"]
+    assert result["commands"] == [["/usr/bin/rpm-ostree", "status", "--json"]]
+    assert facts["backend"] == "rpm-ostree" and facts["is_ostree"] is True and facts["osname"] == "fedora"
+    assert facts["booted"]["checksum"] == PLAIN_BOOTED and facts["pending"] is None and facts["staged"] is None
+    assert facts["rollback"]["checksum"] == PLAIN_ROLLBACK and facts["rollback"]["rollback"] is True
+    assert facts["merge"]["checksum"] == PLAIN_BOOTED
+    assert facts["kargs"] == ["root=UUID=6f3b", "rw", "rhgb", "quiet", facts["booted"]["kargs"][-1]]
+    assert facts["rollback"]["kargs"][:2] == ["root=UUID=6f3b", "rw"]
+    assert facts["reboot_required"] is False and facts["reboot_reasons"] == []
+    assert facts["update_policy"] == {
+        "policy": "stage",
+        "policy_valid": True,
+        "idle_exit_timeout": 60,
+        "lock_layering": False,
+        "recommends": True,
+        "timer_enabled": True,
+    }
+    assert facts["transaction"] is None and facts["update_driver"] is None
+    assert facts["architecture"] in ("x86_64", "aarch64") and facts["oci_architecture"] in ("amd64", "arm64")
+
+
+def test_staged_deployment_kargs_come_from_rpm_ostree(tmp_path, monkeypatch, capsys):
+    make_sysroot(tmp_path, [(BOOTED, 0, "root=UUID=6f3b rw quiet"), (PINNED, 0, "root=UUID=6f3b rw quiet")])
+    tools = Tools(
+        {
+            "rpm-ostree status --json": (0, fixture("rpm-ostree-status-layered-staged-pinned.json"), ""),
+            "rpm-ostree kargs": (0, "root=UUID=6f3b rw quiet mitigations=off ostree=/ostree/boot.0/fedora/x/0\n", ""),
+        },
+        ("rpm-ostree",),
+    )
+    result = run_module(monkeypatch, capsys, tmp_path, tools, {"status_retries": 0})
+    facts = result["ansible_facts"]["ostree"]
+    assert [c[1:] for c in result["commands"]] == [["status", "--json"], ["kargs"]]
+    assert facts["pending"]["staged"] is True and facts["pending"]["pending"] is True
+    assert facts["pending"]["requested_packages"] == ["htop", "vim-enhanced"]
+    assert facts["kargs"][:4] == ["root=UUID=6f3b", "rw", "quiet", "mitigations=off"]
+    assert facts["reboot_reasons"] == ["staged-update", "layering-changed", "kargs-changed"]
+    assert [d["pinned"] for d in facts["deployments"]] == [False, False, True]
+    assert facts["cached_update"]["version"] == "41.20241110.0"
+
+
+def test_busy_host_reports_the_transaction(tmp_path, monkeypatch, capsys):
+    make_sysroot(tmp_path, [])
+    tools = Tools({"rpm-ostree status --json": (0, fixture("rpm-ostree-status-busy-update-driver.json"), "")}, ("rpm-ostree",))
+    facts = run_module(monkeypatch, capsys, tmp_path, tools)["ansible_facts"]["ostree"]
+    assert facts["transaction"]["method"] == "Rebase"
+    assert facts["update_driver"] == {"name": "Zincati", "unit": "zincati.service"}
+    assert facts["kargs"] is None
+
+
+def test_bootc_only_host(tmp_path, monkeypatch, capsys):
+    make_sysroot(tmp_path, [("5a6e2cbff81e83761b5c224de688f8059d720f99ba66c09476d96d745ac4a443", 0, "rw console=ttyS0")])
+    tools = Tools({"bootc status --format=json": (0, fixture("bootc-status-container-host.json"), "")}, ("bootc", "ostree"))
+    result = run_module(monkeypatch, capsys, tmp_path, tools)
+    facts = result["ansible_facts"]["ostree"]
+    assert facts["backend"] == "bootc"
+    assert [d["staged"] for d in facts["deployments"]] == [True, False, False]
+    assert facts["pending"]["version"] == "41.20241117.0" and facts["booted"]["kargs"][0] == "rw"
+    assert facts["booted"]["origin_parsed"]["sigverify"] == "signed"
+    assert facts["reboot_reasons"] == ["staged-update"]
+
+
+def test_plain_ostree_host_falls_back_to_text_status(tmp_path, monkeypatch, capsys):
+    make_sysroot(tmp_path, [(PLAIN_BOOTED, 0, "rw")])
+    text = "* fedora %s.0\n    Version: 41.1\n    origin refspec: fedora:fedora/41/x86_64/silverblue\n" % PLAIN_BOOTED
+    tools = Tools(
+        {
+            "ostree admin status --json": (1, "", "error: Unknown option --json\n"),
+            "ostree admin status": (0, text, ""),
+        },
+        ("ostree",),
+    )
+    result = run_module(monkeypatch, capsys, tmp_path, tools)
+    facts = result["ansible_facts"]["ostree"]
+    assert facts["backend"] == "ostree" and facts["booted"]["version"] == "41.1" and facts["kargs"] == ["rw", facts["kargs"][1]]
+    assert facts["reboot_required"] is False
+    assert len(result["commands"]) == 2
+
+
+def test_status_failure_fails_with_the_error(tmp_path, monkeypatch, capsys):
+    make_sysroot(tmp_path, [])
+    tools = Tools({"rpm-ostree status --json": (1, "", "error: This system was not booted via libostree.\n")}, ("rpm-ostree",))
+    result = run_module(monkeypatch, capsys, tmp_path, tools)
+    assert result["failed"] is True and "not booted via libostree" in result["msg"]
+
+
+def test_check_mode_reads_the_same(tmp_path, monkeypatch, capsys):
+    make_sysroot(tmp_path, [(PLAIN_BOOTED, 0, "rw")])
+    tools = Tools({"rpm-ostree status --json": (0, fixture("rpm-ostree-status-plain-silverblue.json"), "")}, ("rpm-ostree",))
+    normal = run_module(monkeypatch, capsys, tmp_path, tools)
+    checked = run_module(monkeypatch, capsys, tmp_path, tools, {"_ansible_check_mode": True})
+    assert checked["changed"] is False and checked["ansible_facts"] == normal["ansible_facts"]
+
+
+def test_negative_retries_are_rejected(tmp_path, monkeypatch, capsys):
+    result = run_module(monkeypatch, capsys, tmp_path, Tools({}, ()), {"status_retries": -1})
+    assert result["failed"] is True and "status_retries" in result["msg"]
