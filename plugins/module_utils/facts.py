@@ -12,7 +12,7 @@ from typing import Optional
 
 from ansible_collections.immutable.hosts.plugins.module_utils import bootc as bootc_status
 from ansible_collections.immutable.hosts.plugins.module_utils import rpm_ostree
-from ansible_collections.immutable.hosts.plugins.module_utils.ostree import ostree_boot_path, roles_from_flags
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree import roles_from_flags
 
 BACKENDS = ("rpm-ostree", "bootc", "ostree", "none")
 
@@ -80,24 +80,6 @@ def empty_facts(machine: str, is_ostree: bool = False, backend: str = "none") ->
     }
     facts.update(normalize_arch(machine))
     return facts
-
-
-def kargs_by_deployment(entries: list) -> dict:
-    """Map (checksum, serial) → kernel arguments, from BLS entries whose ``ostree=`` link was resolved.
-
-    ``entries`` holds dicts with ``kargs`` (list) and ``deployment`` ((osname, checksum, serial) or None).
-    """
-    result = {}
-    for entry in entries:
-        target = entry.get("deployment")
-        if target:
-            result[(target[1], target[2])] = entry["kargs"]
-    return result
-
-
-def boot_links(entries: list) -> list:
-    """The ``ostree=`` paths of parsed BLS entries, for the module to resolve."""
-    return [ostree_boot_path(entry.get("kargs", [])) for entry in entries]
 
 
 def _with_roles(deployments: list, roles: dict) -> list:

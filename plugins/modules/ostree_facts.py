@@ -202,57 +202,17 @@ commands:
   sample: [[/usr/bin/rpm-ostree, status, --json]]
 """
 
-import glob
-import os
 import platform
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.immutable.hosts.plugins.module_utils import bootc, facts, ostree, rpm_ostree
+from ansible_collections.immutable.hosts.plugins.module_utils import bootc, facts, host, ostree, rpm_ostree
 from ansible_collections.immutable.hosts.plugins.module_utils.runner import Runner, RunnerError
 
 # Every path is read below this root; "/" on a real host.
 ROOT = "/"
-OSTREE_BOOTED = "run/ostree-booted"
-BLS_GLOB = "boot/loader/entries/*.conf"
-RPM_OSTREED_CONF = "etc/rpm-ostreed.conf"
-TIMER_WANTS = "etc/systemd/system/timers.target.wants"
 _STARTUP_ERRORS = ("Failed to activate service", "Timeout was reached", "timed out")
-
-
-def host_path(relative):
-    return os.path.join(ROOT, relative.lstrip("/"))
-
-
-def read_text(path):
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except OSError:
-        return None
-
-
-def timer_enabled(name):
-    return os.path.exists(os.path.join(host_path(TIMER_WANTS), name))
-
-
-def read_boot_entries():
-    """Kernel arguments of every deployment with a BLS entry, keyed by (checksum, serial); None if /boot is unreadable."""
-    entries = []
-    try:
-        paths = sorted(glob.glob(host_path(BLS_GLOB)))
-    except OSError:
-        return None
-    for path in paths:
-        text = read_text(path)
-        if text is None:
-            return None
-        entry = ostree.parse_bls_entry(text)
-        boot_path = ostree.ostree_boot_path(entry["kargs"])
-        entry["deployment"] = ostree.deployment_from_link(os.path.realpath(host_path(boot_path))) if boot_path else None
-        entries.append(entry)
-    return facts.kargs_by_deployment(entries)
 
 
 def run_status(runner, argv, retries):
@@ -269,13 +229,13 @@ def run_status(runner, argv, retries):
 
 def gather(runner, retries):
     machine = platform.machine()
-    if not os.path.exists(host_path(OSTREE_BOOTED)):
+    if not host.is_ostree_booted(ROOT):
         return facts.empty_facts(machine)
-    kargs = read_boot_entries() or {}
+    kargs = host.read_boot_kargs(ROOT) or {}
     if runner.which("rpm-ostree"):
         status = rpm_ostree.parse_status(run_status(runner, ["rpm-ostree", "status", "--json"], retries))
-        policy = ostree.parse_rpm_ostreed_conf(read_text(host_path(RPM_OSTREED_CONF)))
-        policy["timer_enabled"] = timer_enabled("rpm-ostreed-automatic.timer")
+        policy = host.read_update_config(ROOT)
+        policy["timer_enabled"] = host.timer_enabled(ROOT, "rpm-ostreed-automatic.timer")
         staged = rpm_ostree.pick(status, "staged")
         staged_kargs = None
         if (
@@ -287,7 +247,7 @@ def gather(runner, retries):
         return facts.from_rpm_ostree(status, kargs, policy, machine, staged_kargs=staged_kargs)
     if runner.which("bootc"):
         status = bootc.parse_status(run_status(runner, ["bootc", "status", "--format=json"], retries))
-        policy = {"timer_enabled": timer_enabled("bootc-fetch-apply-updates.timer")}
+        policy = {"timer_enabled": host.timer_enabled(ROOT, "bootc-fetch-apply-updates.timer")}
         return facts.from_bootc(status, kargs, policy, machine)
     if runner.which("ostree"):
         result = runner.run(["ostree", "admin", "status", "--json"], check=False)

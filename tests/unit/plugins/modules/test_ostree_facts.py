@@ -2,69 +2,25 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
-import pytest
-from ansible.module_utils.testing import patch_module_args
-
-from ansible_collections.immutable.hosts.plugins.module_utils.runner import Runner
 from ansible_collections.immutable.hosts.plugins.modules import ostree_facts
+from ansible_collections.immutable.hosts.tests.unit.plugins.modules.helpers import Tools, call_module, fixture_text, make_sysroot
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 BOOTED = "cf95f674e208c245d56d0e1e669cd0843e1a9bc0046ba96db48c0b3ca17a7281"
 PINNED = "7a22d0feb18d647d7b3598b1ac006c1d27d1202303fe7118628bc4b8e2ecb74f"
 PLAIN_BOOTED = "9412245c1880a155cf9c23a49234194f26e3a8b7e847e7636cf65aaee373c7c1"
 PLAIN_ROLLBACK = PINNED
 
 
-def make_sysroot(root: Path, entries: list) -> None:
-    """A sysroot as ostree lays it out: deployments, boot.N links and BLS entries with kernel arguments."""
-    (root / "run").mkdir(parents=True)
-    (root / "run/ostree-booted").write_text("")
-    (root / "boot/loader/entries").mkdir(parents=True)
-    (root / "ostree/boot.1.1/fedora").mkdir(parents=True)
-    os.symlink("boot.1.1", root / "ostree/boot.1")
-    for number, (checksum, serial, options) in enumerate(entries, 1):
-        (root / "ostree/deploy/fedora/deploy" / ("%s.%d" % (checksum, serial))).mkdir(parents=True)
-        bootcsum = "b%063d" % number
-        (root / "ostree/boot.1.1/fedora" / bootcsum).mkdir()
-        os.symlink("../../../deploy/fedora/deploy/%s.%d" % (checksum, serial), root / "ostree/boot.1.1/fedora" / bootcsum / "0")
-        (root / "boot/loader/entries" / ("ostree-%d-fedora.conf" % number)).write_text(
-            "title Fedora Linux (ostree:%d)\nversion %d\noptions %s ostree=/ostree/boot.1/fedora/%s/0\n"
-            % (number, number, options, bootcsum)
-        )
-
-
-class Tools:
-    """Answers for the backend commands; anything else fails as a missing command would."""
-
-    def __init__(self, answers: dict, present: tuple):
-        self.answers = answers
-        self.present = present
-
-    def spawn(self, argv, env, timeout, stdin, cwd):
-        key = " ".join([os.path.basename(argv[0])] + argv[1:])
-        assert env["LC_ALL"] == "C"
-        return self.answers[key]
-
-    def runner(self):
-        return Runner(
-            spawn=self.spawn, exists=lambda path: os.path.basename(path) in self.present and path.startswith("/usr/bin/")
-        )
-
-
 def run_module(monkeypatch, capsys, root: Path, tools: Tools, args=None):
     monkeypatch.setattr(ostree_facts, "ROOT", str(root))
     monkeypatch.setattr(ostree_facts, "make_runner", tools.runner)
-    with patch_module_args(args or {}), pytest.raises(SystemExit):
-        ostree_facts.main()
-    return json.loads(capsys.readouterr().out)
+    return call_module(ostree_facts, args or {}, capsys)
 
 
 def fixture(name: str) -> str:
-    return (FIXTURES / name).read_text()
+    return fixture_text(name)
 
 
 def test_not_an_ostree_host(tmp_path, monkeypatch, capsys):

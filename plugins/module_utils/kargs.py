@@ -1,0 +1,112 @@
+# Copyright (c) immutable.hosts contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Kernel arguments: validate what the user asks for, plan the one ``rpm-ostree kargs`` call that gets there.
+
+The comparison is on the pending deployment's arguments; ``ostree=`` belongs to OSTree and is never touched.
+Pure functions, standard library only, Python 3.9+.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+STATES = ("present", "absent", "exact")
+_KEY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+_BAD_CHARS_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class InvalidKarg(ValueError):
+    pass
+
+
+def key_of(arg: str) -> str:
+    return arg.split("=", 1)[0]
+
+
+def validate(args: list) -> list:
+    """The user's arguments, checked: no control characters, a sane key, nothing for ``ostree=``, no duplicates."""
+    seen = set()
+    result = []
+    for arg in args:
+        if not isinstance(arg, str) or not arg:
+            raise InvalidKarg("kernel arguments are non-empty strings, got %r" % (arg,))
+        if _BAD_CHARS_RE.search(arg):
+            raise InvalidKarg("kernel argument %r contains a newline, NUL or other control character" % arg)
+        if " " in arg or "\t" in arg:
+            raise InvalidKarg("kernel argument %r contains whitespace; give each argument as its own list item" % arg)
+        key = key_of(arg)
+        if not _KEY_RE.match(key):
+            raise InvalidKarg("kernel argument %r has an invalid key %r" % (arg, key))
+        if key == "ostree":
+            raise InvalidKarg("the ostree= argument is managed by OSTree itself and cannot be set or removed")
+        if arg in seen:
+            raise InvalidKarg("kernel argument %r is listed twice" % arg)
+        seen.add(arg)
+        result.append(arg)
+    return result
+
+
+def _managed(current: list) -> list:
+    return [arg for arg in current if key_of(arg) != "ostree"]
+
+
+def plan_kargs(current: list, args: list, state: str) -> dict:
+    """Plan from the pending deployment's arguments ``current`` to the desired ``args`` under ``state``.
+
+    Returns ``{"changed", "before", "after", "append", "delete", "replace", "argv"}``; ``argv`` holds the
+    ``rpm-ostree kargs`` flags (empty when nothing changes).
+    """
+    if state not in STATES:
+        raise InvalidKarg("state must be one of %s" % ", ".join(STATES))
+    args = validate(args)
+    before = _managed(current)
+    after = list(before)
+    append, delete, replace = [], [], []
+    if state in ("present", "exact"):
+        for arg in args:
+            if arg in after:
+                continue
+            key = key_of(arg)
+            same_key = [have for have in after if key_of(have) == key]
+            wanted_for_key = [want for want in args if key_of(want) == key]
+            if "=" in arg and len(same_key) == 1 and len(wanted_for_key) == 1 and "=" in same_key[0]:
+                old = same_key[0]
+                replace.append("%s=%s=%s" % (key, old.split("=", 1)[1], arg.split("=", 1)[1]))
+                after[after.index(old)] = arg
+            else:
+                if "=" in arg and state == "present":
+                    for old in [have for have in same_key if have not in args]:
+                        delete.append(old)
+                        after.remove(old)
+                append.append(arg)
+                after.append(arg)
+    if state == "absent":
+        for arg in args:
+            matches = [have for have in after if have == arg or ("=" not in arg and key_of(have) == arg)]
+            for old in matches:
+                delete.append(old)
+                after.remove(old)
+    if state == "exact":
+        for old in [have for have in after if have not in args]:
+            delete.append(old)
+            after.remove(old)
+    argv = ["--replace=" + item for item in replace]
+    argv += ["--delete-if-present=" + item for item in delete]
+    argv += ["--append-if-missing=" + item for item in append]
+    return {
+        "changed": bool(argv),
+        "before": before,
+        "after": after,
+        "append": append,
+        "delete": delete,
+        "replace": replace,
+        "argv": argv,
+    }
+
+
+def pending_kargs(kargs_by_deployment: dict, deployment: Optional[dict]) -> Optional[list]:
+    if not deployment:
+        return None
+    return kargs_by_deployment.get((deployment["checksum"], deployment["serial"]))

@@ -1,0 +1,230 @@
+# Copyright (c) immutable.hosts contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Layered packages and base overrides: validate, plan against the deployment changes stack on, build commands.
+
+Everything that can go into one rpm-ostree transaction does: ``install --uninstall=…``, or
+``override remove … --replace=… --install=… --uninstall=…``.  ``override reset`` is its own subcommand, so a
+plan that resets overrides and also changes others needs two transactions; no plan needs more.
+A package already requested on the pending deployment is never requested again, so no upgrade is pulled in.
+
+Pure functions, standard library only, Python 3.9+.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from typing import Optional
+
+STATES = ("present", "absent", "exact")
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9_+][A-Za-z0-9_.+\-]*(?:\([A-Za-z0-9_.+\-/:]+\))?$")
+_LOCAL_RE = re.compile(r"^(?:/|file://|https?://).+\.rpm$")
+_PROVIDED_RE = re.compile(r'"(?P<name>[^"]+)" is already provided by: (?P<nevra>\S+?)\.(?:\s|$)')
+
+
+class InvalidPackage(ValueError):
+    pass
+
+
+def is_local(spec: str) -> bool:
+    return bool(_LOCAL_RE.match(spec))
+
+
+def validate_names(names: list, what: str = "package", allow_local: bool = False) -> list:
+    """Package names or capabilities (or local RPM specs where allowed); no whitespace, quotes or shell metacharacters."""
+    seen, result = set(), []
+    for name in names:
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidPackage("%s names must be non-empty strings, got %r" % (what, name))
+        if is_local(name):
+            if not allow_local:
+                raise InvalidPackage("%s takes package names, not local RPMs like %r" % (what, name))
+            validate_local([name], what)
+        elif not _NAME_RE.match(name):
+            raise InvalidPackage(
+                "%s name %r is not valid: letters, digits and . _ + - only, no spaces or shell characters" % (what, name)
+            )
+        if name in seen:
+            raise InvalidPackage("%s %r is listed twice" % (what, name))
+        seen.add(name)
+        result.append(name)
+    return result
+
+
+def validate_local(specs: list, what: str) -> list:
+    for spec in specs:
+        if not isinstance(spec, str) or not is_local(spec) or re.search(r"[\s\x00;&|`$<>'\"]", spec):
+            raise InvalidPackage("%s entries are local RPM paths or http(s)/file URLs ending in .rpm; %r is not" % (what, spec))
+        if spec.endswith(".src.rpm"):
+            raise InvalidPackage("%r is a source RPM; rpm-ostree layers binary RPMs only" % spec)
+    return list(specs)
+
+
+# --- RPM headers: NEVRA of a local package, read from the file itself ----------------------------------------------
+
+_LEAD_SIZE = 96
+_HEADER_MAGIC = b"\x8e\xad\xe8\x01"
+_TAG_NAME, _TAG_VERSION, _TAG_RELEASE, _TAG_EPOCH, _TAG_ARCH = 1000, 1001, 1002, 1003, 1022
+
+
+def _read_header(data: bytes, offset: int) -> tuple:
+    if data[offset : offset + 4] != _HEADER_MAGIC:
+        raise InvalidPackage("not an RPM file: header magic missing")
+    count, size = struct.unpack(">II", data[offset + 8 : offset + 16])
+    index_start = offset + 16
+    store = index_start + 16 * count
+    tags = {}
+    for number in range(count):
+        tag, kind, value_offset, _count = struct.unpack(">IIII", data[index_start + 16 * number : index_start + 16 * number + 16])
+        position = store + value_offset
+        if kind == 6:  # STRING
+            tags[tag] = data[position : data.index(b"\x00", position)].decode("utf-8", "replace")
+        elif kind == 4:  # INT32
+            tags[tag] = struct.unpack(">i", data[position : position + 4])[0]
+    return tags, store + size
+
+
+def rpm_nevra(data: bytes) -> str:
+    """NAME-[EPOCH:]VERSION-RELEASE.ARCH of an RPM, read from its header (lead, signature header, header)."""
+    if len(data) < _LEAD_SIZE or data[:4] != b"\xed\xab\xee\xdb":
+        raise InvalidPackage("not an RPM file: lead magic missing")
+    _signature, end = _read_header(data, _LEAD_SIZE)
+    end += (8 - end % 8) % 8
+    tags, _end = _read_header(data, end)
+    try:
+        name, version, release, arch = (tags[t] for t in (_TAG_NAME, _TAG_VERSION, _TAG_RELEASE, _TAG_ARCH))
+    except KeyError:
+        raise InvalidPackage("RPM header lacks name, version, release or arch") from None
+    epoch = tags.get(_TAG_EPOCH)
+    evr = "%s:%s-%s" % (epoch, version, release) if epoch else "%s-%s" % (version, release)
+    return "%s-%s.%s" % (name, evr, arch)
+
+
+def nevra_name(nevra: str) -> str:
+    """The package name of a NEVRA (``name-[e:]version-release.arch``)."""
+    return nevra.rsplit("-", 2)[0]
+
+
+# --- planning ---------------------------------------------------------------------------------------------------
+
+
+def plan_layering(
+    merge: dict,
+    names: list,
+    state: str,
+    local_nevras: Optional[dict] = None,
+    override_remove: Optional[list] = None,
+    override_replace_nevras: Optional[dict] = None,
+    override_reset: Optional[list] = None,
+    skip: Optional[dict] = None,
+) -> dict:
+    """From the deployment changes stack on (``merge``) to the desired layering.
+
+    ``local_nevras`` and ``override_replace_nevras`` map local RPM specs to their NEVRAs; ``skip`` maps package
+    names already provided by the base (and not to be requested) to the providing NEVRA.
+    """
+    if state not in STATES:
+        raise InvalidPackage("state must be one of %s" % ", ".join(STATES))
+    local_nevras = local_nevras or {}
+    override_replace_nevras = override_replace_nevras or {}
+    skip = skip or {}
+    requested = set(merge.get("requested_packages") or [])
+    requested_local = set(merge.get("requested_local_packages") or [])
+    removals = set(merge.get("requested_base_removals") or [])
+    replaced = set(merge.get("requested_base_local_replacements") or [])
+
+    repo_names = [n for n in names if not is_local(n)]
+    local_specs = [n for n in names if is_local(n)]
+    install, install_local, uninstall = [], [], []
+    if state in ("present", "exact"):
+        install = [n for n in repo_names if n not in requested and n not in skip]
+        install_local = [s for s in local_specs if local_nevras[s] not in requested_local]
+    if state == "absent":
+        uninstall = [n for n in repo_names if n in requested]
+        uninstall += sorted(local_nevras[s] for s in local_specs if local_nevras[s] in requested_local)
+    if state == "exact":
+        wanted = set(repo_names)
+        wanted_local = {local_nevras[s] for s in local_specs}
+        uninstall = sorted(requested - wanted) + sorted(requested_local - wanted_local)
+
+    remove = [n for n in (override_remove or []) if n not in removals]
+    replace = [s for s in sorted(override_replace_nevras) if override_replace_nevras[s] not in replaced]
+    reset = []
+    if override_reset == ["all"]:
+        reset = ["all"] if removals or replaced or merge.get("requested_base_remote_replacements") else []
+    elif override_reset:
+        replaced_names = {nevra_name(n) for n in replaced}
+        reset = [n for n in override_reset if n in removals or n in replaced_names]
+        conflict = set(reset) & set(override_remove or [])
+        if conflict:
+            raise InvalidPackage("cannot both remove and reset the override of %s" % ", ".join(sorted(conflict)))
+
+    after_requested = sorted((requested | set(install)) - set(uninstall))
+    after_local = sorted((requested_local | {local_nevras[s] for s in install_local}) - set(uninstall))
+    after_removals = set(removals) | set(remove)
+    after_replaced = set(replaced) | {override_replace_nevras[s] for s in replace}
+    if reset == ["all"]:
+        after_removals, after_replaced = set(), set()
+    else:
+        after_removals -= set(reset)
+        after_replaced = {n for n in after_replaced if nevra_name(n) not in set(reset)}
+    return {
+        "changed": bool(install or install_local or uninstall or remove or replace or reset),
+        "install": install,
+        "install_local": install_local,
+        "uninstall": uninstall,
+        "override_remove": remove,
+        "override_replace": replace,
+        "override_reset": reset,
+        "skipped": dict(skip),
+        "before": {
+            "requested_packages": sorted(requested),
+            "requested_local_packages": sorted(requested_local),
+            "requested_base_removals": sorted(removals),
+            "requested_base_local_replacements": sorted(replaced),
+        },
+        "after": {
+            "requested_packages": after_requested,
+            "requested_local_packages": after_local,
+            "requested_base_removals": sorted(after_removals),
+            "requested_base_local_replacements": sorted(after_replaced),
+        },
+    }
+
+
+def commands(plan: dict, allow_inactive: bool = False, apply_live: bool = False, dry_run: bool = False) -> list:
+    """The rpm-ostree argv lists (without the binary) that carry the plan out, in as few transactions as possible."""
+    installs = plan["install"] + plan["install_local"]
+    uninstalls = plan["uninstall"]
+    common = ["--dry-run"] if dry_run else []
+    result = []
+    if plan["override_remove"] or plan["override_replace"]:
+        if plan["override_remove"]:
+            argv = ["override", "remove", *plan["override_remove"]]
+            argv += ["--replace=" + spec for spec in plan["override_replace"]]
+        else:
+            argv = ["override", "replace", *plan["override_replace"]]
+        argv += ["--install=" + pkg for pkg in installs] + ["--uninstall=" + pkg for pkg in uninstalls]
+        result.append(argv + common)
+        installs, uninstalls = [], []
+    if plan["override_reset"]:
+        argv = ["override", "reset"] + (["--all"] if plan["override_reset"] == ["all"] else list(plan["override_reset"]))
+        argv += ["--install=" + pkg for pkg in installs] + ["--uninstall=" + pkg for pkg in uninstalls]
+        result.append(argv + common)
+        installs, uninstalls = [], []
+    if installs:
+        argv = ["install", "--idempotent", "--unchanged-exit-77"]
+        argv += ["--allow-inactive"] if allow_inactive else []
+        argv += ["--apply-live", "--assumeyes"] if apply_live else []
+        argv += ["--uninstall=" + pkg for pkg in uninstalls] + installs
+        result.append(argv + common)
+    elif uninstalls:
+        result.append(["uninstall", "--idempotent", "--unchanged-exit-77", *uninstalls] + common)
+    return result
+
+
+def provided_by_base(stderr: str) -> dict:
+    """Packages rpm-ostree refused because the base already provides them: {name: providing NEVRA}."""
+    return {match.group("name"): match.group("nevra") for match in _PROVIDED_RE.finditer(stderr or "")}

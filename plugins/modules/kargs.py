@@ -1,0 +1,169 @@
+#!/usr/bin/python
+# Copyright (c) immutable.hosts contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: kargs
+short_description: Manage the kernel arguments of an rpm-ostree host's next deployment
+version_added: 0.1.0
+description:
+  - Makes kernel arguments present, absent, or exactly a given list on the deployment that boots next (new
+    rpm-ostree changes stack on it, so a staged update keeps its packages and gains the arguments).
+  - Reads C(rpm-ostree status --json) once and the Boot Loader Specification entries; compares against the pending
+    deployment's arguments; applies every change in a single C(rpm-ostree kargs) call with C(--replace),
+    C(--delete-if-present) and C(--append-if-missing). A converged host sees no mutating command.
+  - The C(ostree=) argument belongs to OSTree and is never touched.
+author:
+  - immutable.hosts contributors (@immutable-hosts)
+options:
+  args:
+    description:
+      - Kernel arguments, each C(key) or C(key=value), one per list item.
+      - With O(state=present), C(key=value) replaces another value of the same key when the key has exactly one.
+      - With O(state=absent), a bare C(key) removes every argument with that key; C(key=value) removes that exact one.
+    type: list
+    elements: str
+    required: true
+  state:
+    description:
+      - V(present) adds missing arguments, V(absent) removes them, V(exact) makes the arguments exactly O(args)
+        (other than C(ostree=)).
+    type: str
+    choices: [present, absent, exact]
+    default: present
+  wait_timeout:
+    description:
+      - Seconds to wait while another rpm-ostree transaction runs (GNOME Software, the automatic update timer),
+        polling the status, before failing with the busy transaction's name.
+    type: int
+    default: 600
+  bypass_driver:
+    description:
+      - Act even though an update driver such as Zincati is registered and active. Without it the module fails
+        before changing anything.
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: full
+  platform:
+    description: Target OS/families that can be operated against.
+    support: full
+    platforms: posix
+notes:
+  - Requires C(become=true); rpm-ostree authorises changes through polkit.
+  - The new arguments take effect at the next boot; RV(reboot_required) says so.
+seealso:
+  - module: immutable.hosts.ostree_facts
+"""
+
+EXAMPLES = r"""
+- name: Disable mitigations and keep the console on serial
+  immutable.hosts.kargs:
+    args:
+      - mitigations=off
+      - console=ttyS0,115200
+  become: true
+
+- name: Drop quiet boot
+  immutable.hosts.kargs:
+    args: [rhgb, quiet]
+    state: absent
+  become: true
+
+- name: Own the whole command line (except ostree=)
+  immutable.hosts.kargs:
+    args: [root=UUID=6f3b7f5e-1c8d-4f0e-9b44-2f7d1f1c9a10, rw, rhgb, quiet]
+    state: exact
+  become: true
+"""
+
+RETURN = r"""
+kargs:
+  description: The arguments of the next boot after the change (predicted in check mode), without C(ostree=).
+  returned: success
+  type: list
+  elements: str
+  sample: [root=UUID=6f3b, rw, mitigations=off]
+changes:
+  description: What the call adds, removes and replaces.
+  returned: success
+  type: dict
+  sample: {append: [mitigations=off], delete: [quiet], replace: []}
+reboot_required:
+  description: Whether the next boot differs from the running system.
+  returned: success
+  type: bool
+  sample: true
+reboot_reasons:
+  description: Why a reboot is needed, for example V(staged-update), V(kargs-changed).
+  returned: success
+  type: list
+  elements: str
+  sample: [staged-update, kargs-changed]
+deployment:
+  description: The deployment new changes stack on (the pending one after a change), as in C(ansible_facts.ostree.deployments).
+  returned: success
+  type: dict
+commands:
+  description: The commands run, as argument lists.
+  returned: always
+  type: list
+  elements: list
+  sample: [[/usr/bin/rpm-ostree, status, --json], [/usr/bin/rpm-ostree, kargs, --append-if-missing=mitigations=off]]
+diff:
+  description: Kernel arguments before and after, as lists.
+  returned: success
+  type: dict
+  sample: {before: {kargs: [rw, quiet]}, after: {kargs: [rw, mitigations=off]}}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.immutable.hosts.plugins.module_utils import kargs as kargs_plan
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree_host import COMMON_ARGUMENT_SPEC, run_module
+
+
+def converge(host):
+    params = host.module.params
+    plan = kargs_plan.plan_kargs([], params["args"], params["state"])  # validates before anything runs
+    host.require_ostree()
+    host.load()
+    merge = host.merge()
+    current = host.kargs_of(merge)
+    if current is None:
+        host.fail("cannot read the kernel arguments of deployment %s" % merge["id"])
+    plan = kargs_plan.plan_kargs(current, params["args"], params["state"])
+    if plan["changed"]:
+        host.wait_idle()
+        host.refuse_driver()
+        if not host.module.check_mode:
+            host.run(["kargs", "--unchanged-exit-77", *plan["argv"]])
+    host.exit(
+        plan["changed"],
+        {"before": {"kargs": plan["before"]}, "after": {"kargs": plan["after"]}},
+        predicted_reasons=["kargs-changed"],
+        kargs=plan["after"],
+        changes={"append": plan["append"], "delete": plan["delete"], "replace": plan["replace"]},
+    )
+
+
+def main():
+    argument_spec = dict(
+        args=dict(type="list", elements="str", required=True),
+        state=dict(type="str", choices=["present", "absent", "exact"], default="present"),
+    )
+    argument_spec.update(COMMON_ARGUMENT_SPEC)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    run_module(module, converge)
+
+
+if __name__ == "__main__":
+    main()
