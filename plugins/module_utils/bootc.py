@@ -30,7 +30,7 @@ class BootcParseError(ValueError):
 
 # --- a reader for the YAML subset bootc emits -----------------------------------------------------------------
 
-_INT_RE = re.compile(r"^-?[0-9]+$")
+_INT_RE = re.compile(r"^-?[0-9]+\Z")
 
 
 def _scalar(text: str) -> Any:

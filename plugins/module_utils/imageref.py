@@ -22,13 +22,13 @@ SIGVERIFY_REMOTE = "remote"
 
 TRANSPORTS = ("registry", "oci", "oci-archive", "containers-storage", "dir", "docker-archive")
 
-_CHECKSUM_RE = re.compile(r"^[0-9a-f]{64}$")
+_CHECKSUM_RE = re.compile(r"^[0-9a-f]{64}\Z")
 # An ostree ref: components of [A-Za-z0-9_][-._A-Za-z0-9]* separated by "/".
-_REF_RE = re.compile(r"^[A-Za-z0-9_][-._A-Za-z0-9]*(/[A-Za-z0-9_][-._A-Za-z0-9]*)*$")
-_REMOTE_RE = re.compile(r"^[A-Za-z0-9_][-._A-Za-z0-9]*$")
-_DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[0-9a-fA-F]{32,}$")
-_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_REPO_COMPONENT_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
+_REF_RE = re.compile(r"^[A-Za-z0-9_][-._A-Za-z0-9]*(/[A-Za-z0-9_][-._A-Za-z0-9]*)*\Z")
+_REMOTE_RE = re.compile(r"^[A-Za-z0-9_][-._A-Za-z0-9]*\Z")
+_DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[0-9a-fA-F]{32,}\Z")
+_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
+_REPO_COMPONENT_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*\Z")
 _DOMAIN_RE = re.compile(
     r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]+)?$"
 )

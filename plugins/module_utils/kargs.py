@@ -13,7 +13,7 @@ import re
 from typing import Optional
 
 STATES = ("present", "absent", "exact")
-_KEY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+_KEY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*\Z")
 _BAD_CHARS_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 

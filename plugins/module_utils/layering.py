@@ -19,8 +19,8 @@ from typing import Optional
 
 STATES = ("present", "absent", "exact")
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9_+][A-Za-z0-9_.+\-]*(?:\([A-Za-z0-9_.+\-/:]+\))?$")
-_LOCAL_RE = re.compile(r"^(?:/|file://|https?://).+\.rpm$")
+_NAME_RE = re.compile(r"[A-Za-z0-9_+][A-Za-z0-9_.+\-]*(?:\([A-Za-z0-9_.+\-/:]+\))?")
+_LOCAL_RE = re.compile(r"^(?:/|file://|https?://).+\.rpm\Z")
 _PROVIDED_RE = re.compile(r'"(?P<name>[^"]+)" is already provided by: (?P<nevra>\S+?)\.(?:\s|$)')
 
 
@@ -42,7 +42,7 @@ def validate_names(names: list, what: str = "package", allow_local: bool = False
             if not allow_local:
                 raise InvalidPackage("%s takes package names, not local RPMs like %r" % (what, name))
             validate_local([name], what)
-        elif not _NAME_RE.match(name):
+        elif not _NAME_RE.fullmatch(name):
             raise InvalidPackage(
                 "%s name %r is not valid: letters, digits and . _ + - only, no spaces or shell characters" % (what, name)
             )

@@ -102,15 +102,15 @@ class RpmOstreeHost:
             raise OstreeHostError("rpm-ostree reports no deployment for the booted stateroot")
         return deployment
 
-    def kargs_of(self, deployment: Optional[dict]) -> Optional[list]:
+    def kargs_of(self, deployment: Optional[dict], ask: bool = True) -> Optional[list]:
         """Kernel arguments of a deployment, from its BLS entry; a staged deployment has none until it is finalised,
-        so for the deployment changes stack on, ``rpm-ostree kargs`` answers instead."""
+        so for the deployment changes stack on, ``rpm-ostree kargs`` answers instead (only when ``ask``)."""
         if deployment is None:
             return None
         if self._kargs is None:
             self._kargs = host.read_boot_kargs(self.root) or {}
         found = self._kargs.get((deployment["checksum"], deployment["serial"]))
-        if found is None and deployment["index"] == self.status["merge_index"]:
+        if found is None and ask and deployment["index"] == self.status["merge_index"]:
             found = ostree.split_kargs(self.runner.run(["rpm-ostree", "kargs"]).stdout)
             self._kargs[(deployment["checksum"], deployment["serial"])] = found
         return found
@@ -128,7 +128,8 @@ class RpmOstreeHost:
         pending = rpm_ostree.pick(self.status, "pending")
         state = rpm_ostree.reboot_state(self.status)
         if pending is not None and booted is not None:
-            before, after = self.kargs_of(booted), self.kargs_of(pending)
+            # Reporting never costs a process: arguments come from BLS entries or what the module already read.
+            before, after = self.kargs_of(booted, ask=False), self.kargs_of(pending, ask=False)
             state = rpm_ostree.reboot_state(self.status, booted_kargs=before, pending_kargs=after)
         reasons = list(state["reboot_reasons"])
         for reason in predicted_reasons or []:
@@ -136,11 +137,20 @@ class RpmOstreeHost:
                 reasons.append(reason)
         return {"reboot_required": bool(reasons), "reboot_reasons": reasons}
 
-    def exit(self, changed: bool, diff: dict, predicted_reasons: Optional[list] = None, **extra) -> None:
-        """Report: re-read the status after a real change, so ``deployment`` is the new pending one."""
+    def exit(
+        self, changed: bool, diff: dict, predicted_reasons: Optional[list] = None, merge_kargs: Optional[list] = None, **extra
+    ) -> None:
+        """Report: re-read the status after a real change, so ``deployment`` is the new pending one.
+
+        ``merge_kargs`` are the kernel arguments the change gave the new pending deployment, when the module knows them.
+        """
         if changed and not self.module.check_mode:
             self.load()
             predicted_reasons = None
+            if merge_kargs is not None:
+                merge = self.merge()
+                self.kargs_of(merge, ask=False)
+                self._kargs[(merge["checksum"], merge["serial"])] = merge_kargs
         reboot = self.reboot_state(predicted_reasons if changed else None)
         deployment = rpm_ostree.pick(self.status, "merge")
         self.module.exit_json(

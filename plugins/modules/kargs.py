@@ -150,6 +150,7 @@ def converge(host):
         plan["changed"],
         {"before": {"kargs": plan["before"]}, "after": {"kargs": plan["after"]}},
         predicted_reasons=["kargs-changed"],
+        merge_kargs=plan["after"],
         kargs=plan["after"],
         changes={"append": plan["append"], "delete": plan["delete"], "replace": plan["replace"]},
     )
