@@ -1,0 +1,70 @@
+"""immutable.hosts.update_policy on a real file, with systemctl and rpm-ostree answering from a table."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.immutable.hosts.plugins.modules import update_policy as module
+from ansible_collections.immutable.hosts.tests.unit.plugins.module_utils.test_keyfile_edit import SHIPPED
+from ansible_collections.immutable.hosts.tests.unit.plugins.modules.helpers import Tools, call_module
+
+IS_ENABLED = "systemctl is-enabled rpm-ostreed-automatic.timer"
+
+
+@pytest.fixture
+def run(tmp_path, monkeypatch, capsys):
+    conf = tmp_path / "rpm-ostreed.conf"
+    conf.write_text(SHIPPED)
+
+    def run(args, tools):
+        monkeypatch.setattr(module, "make_runner", tools.runner)
+        return call_module(module, dict(args, path=str(conf)), capsys)
+
+    run.conf = conf
+    return run
+
+
+def test_policy_change_writes_reloads_and_enables_the_timer(run):
+    tools = Tools(
+        {
+            IS_ENABLED: (1, "disabled\n", ""),
+            "rpm-ostree reload": (0, "", ""),
+            "systemctl enable --now rpm-ostreed-automatic.timer": (0, "", ""),
+        }
+    )
+    result = run({"policy": "stage", "timer_enabled": True}, tools)
+    assert result["changed"] is True
+    assert tools.calls == [IS_ENABLED, "rpm-ostree reload", "systemctl enable --now rpm-ostreed-automatic.timer"]
+    assert "AutomaticUpdatePolicy=stage" in run.conf.read_text() and "#Recommends=true" in run.conf.read_text()
+    assert result["settings"]["policy"] == "stage" and result["timer_enabled"] is True
+    assert result["diff"][0]["after"].count("\n") == SHIPPED.count("\n") + 1
+    assert result["diff"][1] == {"before": {"timer_enabled": False}, "after": {"timer_enabled": True}}
+
+
+def test_second_run_is_converged_without_rpm_ostree(run):
+    run.conf.write_text(
+        SHIPPED.replace("#AutomaticUpdatePolicy=none\n", "#AutomaticUpdatePolicy=none\nAutomaticUpdatePolicy=stage\n")
+    )
+    tools = Tools({IS_ENABLED: (0, "enabled\n", "")})
+    result = run({"policy": "stage", "timer_enabled": True}, tools)
+    assert result["changed"] is False and tools.calls == [IS_ENABLED]
+
+
+def test_default_value_already_in_effect_is_no_change(run):
+    tools = Tools({})
+    result = run({"policy": "none", "idle_exit_timeout": 60, "lock_layering": False}, tools)
+    assert result["changed"] is False and tools.calls == [] and run.conf.read_text() == SHIPPED
+
+
+def test_check_mode_reports_the_diff_and_writes_nothing(run):
+    tools = Tools({IS_ENABLED: (0, "enabled\n", "")})
+    result = run({"lock_layering": True, "timer_enabled": False, "_ansible_check_mode": True}, tools)
+    assert result["changed"] is True and run.conf.read_text() == SHIPPED
+    assert "LockLayering=true" in result["diff"][0]["after"] and tools.calls == [IS_ENABLED]
+
+
+@pytest.mark.parametrize("args", [{}, {"policy": "sometimes"}, {"idle_exit_timeout": -1}, {"lock_layering": "perhaps"}])
+def test_bad_input(run, args):
+    tools = Tools({})
+    result = run(args, tools)
+    assert result["failed"] is True and tools.calls == [] and run.conf.read_text() == SHIPPED
