@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.immutable.hosts.plugins.module_utils import ostree_host
 from ansible_collections.immutable.hosts.plugins.module_utils.runner import Runner
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
@@ -74,15 +73,3 @@ def call_module(module, args: dict, capsys) -> dict:
     with patch_module_args(args), pytest.raises(SystemExit):
         module.main()
     return json.loads(capsys.readouterr().out)
-
-
-@pytest.fixture
-def ostree_module(tmp_path, monkeypatch, capsys):
-    """Run an rpm-ostree module on a sysroot under tmp_path with the given tools: ``run(module, args, tools)``."""
-
-    def run(module, args, tools):
-        monkeypatch.setattr(ostree_host, "ROOT", str(tmp_path))
-        monkeypatch.setattr(ostree_host, "make_runner", tools.runner)
-        return call_module(module, args, capsys)
-
-    return run
