@@ -1,0 +1,298 @@
+#!/usr/bin/python
+# Copyright (c) immutable.hosts contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: flatpak_override
+short_description: Manage Flatpak sandbox overrides (flatpak override) of an app or of all apps
+version_added: 0.1.0
+description:
+  - Manages the permission overrides C(flatpak override) writes for one app or, with O(global=true), for every app
+    (filesystems, sockets, devices, shared subsystems, features, environment, D-Bus names and persistent paths).
+  - Reads the override keyfile (C(<installation>/overrides/APP), or C(global)) and compares it as data; a change is
+    one atomic write of the keyfile, in the format flatpak writes, owned by the installation's user. Entries this
+    module has no option for (other D-Bus policies, C([Policy ...]) groups) are kept in V(merge) mode.
+  - Runs no flatpak process at all, so a converged host costs none.
+author:
+  - immutable.hosts contributors (@immutable-hosts)
+options:
+  app:
+    description: The application ID whose override is managed. Mutually exclusive with O(global).
+    type: str
+  global:
+    description: Manage the override that applies to every app.
+    type: bool
+    default: false
+  mode:
+    description:
+      - V(merge) sets the given entries and keeps the others (an entry replaces one of the same name, so
+        C(home:ro) replaces C(home) and O(nosockets=[x11]) replaces C(x11)); V(exact) makes the override exactly the
+        given entries.
+    type: str
+    choices: [merge, exact]
+    default: merge
+  state:
+    description:
+      - V(present) writes the entries; V(absent) removes the given entries, or resets the whole override (like
+        C(flatpak override --reset)) when none are given.
+    type: str
+    choices: [present, absent]
+    default: present
+  filesystems:
+    description: Filesystems to expose, as C(--filesystem) takes them (C(home), C(xdg-download:ro), C(~/src:create), C(/mnt/data:rw)).
+    type: list
+    elements: str
+    default: []
+  nofilesystems:
+    description: Filesystems to deny (C(--nofilesystem)), without a mode.
+    type: list
+    elements: str
+    default: []
+  sockets:
+    description: Sockets to expose (C(wayland), C(x11), C(pulseaudio), C(ssh-auth), ...).
+    type: list
+    elements: str
+    default: []
+  nosockets:
+    description: Sockets to deny.
+    type: list
+    elements: str
+    default: []
+  devices:
+    description: Devices to expose (C(dri), C(input), C(usb), C(kvm), C(shm), C(all)).
+    type: list
+    elements: str
+    default: []
+  nodevices:
+    description: Devices to deny.
+    type: list
+    elements: str
+    default: []
+  shares:
+    description: Subsystems to share with the host (C(network), C(ipc)).
+    type: list
+    elements: str
+    default: []
+  unshares:
+    description: Subsystems to unshare.
+    type: list
+    elements: str
+    default: []
+  features:
+    description: Features to allow (C(devel), C(multiarch), C(bluetooth), C(canbus), C(per-app-dev-shm)); C(!feature) disallows one.
+    type: list
+    elements: str
+    default: []
+  environment:
+    description: Environment variables to set in the sandbox.
+    type: dict
+    default: {}
+  unset_environment:
+    description: Environment variables to unset in the sandbox.
+    type: list
+    elements: str
+    default: []
+  talk_names:
+    description: Session bus names the app may talk to.
+    type: list
+    elements: str
+    default: []
+  own_names:
+    description: Session bus names the app may own.
+    type: list
+    elements: str
+    default: []
+  system_talk_names:
+    description: System bus names the app may talk to.
+    type: list
+    elements: str
+    default: []
+  persist:
+    description: Home directory subpaths made persistent (C(--persist)), relative to the home directory.
+    type: list
+    elements: str
+    default: []
+  scope:
+    description:
+      - V(system) for the system-wide installation, V(user) for the per-user one of the user the module runs as
+        (or of O(user)). Defaults to V(user) when O(user) is set, else V(system).
+    type: str
+    choices: [system, user]
+  user:
+    description:
+      - Manage this user's overrides, in C(~USER/.local/share/flatpak/overrides); the file is written owned by the
+        user. Needs root (C(become=true)).
+    type: str
+  installation:
+    description: A custom system-wide installation by name (C(/etc/flatpak/installations.d/*.conf)).
+    type: str
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: full
+  platform:
+    description: Target OS/families that can be operated against.
+    support: full
+    platforms: posix
+notes:
+  - The installation directory is C($FLATPAK_SYSTEM_DIR) or C(/var/lib/flatpak); for a user C($FLATPAK_USER_DIR),
+    C($XDG_DATA_HOME/flatpak) or C(~/.local/share/flatpak) (for O(user), always the latter); for a custom installation
+    the C(Path) of its C(installations.d) entry.
+  - The app does not have to be installed; flatpak applies the override when it is.
+seealso:
+  - module: immutable.hosts.flatpak
+"""
+
+EXAMPLES = r"""
+- name: Firefox sees only Downloads, gets Wayland and no X11
+  immutable.hosts.flatpak_override:
+    app: org.mozilla.firefox
+    filesystems: [xdg-download]
+    nofilesystems: [home, host]
+    sockets: [wayland]
+    nosockets: [x11]
+  become: true
+
+- name: Exactly this for every app of alice
+  immutable.hosts.flatpak_override:
+    global: true
+    mode: exact
+    environment: {GTK_THEME: Adwaita:dark}
+    user: alice
+  become: true
+
+- name: Back to the app's own permissions
+  immutable.hosts.flatpak_override:
+    app: org.mozilla.firefox
+    state: absent
+  become: true
+"""
+
+RETURN = r"""
+path:
+  description: The override keyfile.
+  returned: success
+  type: str
+  sample: /var/lib/flatpak/overrides/org.mozilla.firefox
+override:
+  description: The override after the run (predicted in check mode), as data.
+  returned: success
+  type: dict
+  sample: {filesystems: ["!home", xdg-download], sockets: ["!x11", wayland]}
+commands:
+  description: The commands run, as argument lists (none; the keyfile is written directly).
+  returned: always
+  type: list
+  elements: list
+  sample: []
+diff:
+  description: The override before and after, as data.
+  returned: success
+  type: dict
+  sample: {before: {sockets: [x11]}, after: {sockets: ["!x11", wayland]}}
+"""
+
+import os
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.immutable.hosts.plugins.module_utils import flatpak
+from ansible_collections.immutable.hosts.plugins.module_utils.flatpak_host import COMMON_ARGUMENT_SPEC, read_text, run_module
+
+
+def validate(params):
+    app = params["app"]
+    if params["global"] and app:
+        raise ValueError("app and global=true exclude each other")
+    if not params["global"] and not app:
+        raise ValueError("give app (an application ID) or global=true")
+    if app is not None and not flatpak.is_valid_id(app):
+        raise ValueError("app %r is not a valid flatpak application ID" % app)
+    options = flatpak.validate_override(params)
+    given = any(options[option] for option in flatpak.OVERRIDE_OPTIONS)
+    if params["state"] == "present" and params["mode"] == "merge" and not given:
+        raise ValueError("state=present with mode=merge needs at least one entry (or use state=absent to reset)")
+    if params["state"] == "absent" and params["mode"] == "exact":
+        raise ValueError("mode=exact applies to state=present; state=absent removes the given entries or everything")
+    return options
+
+
+def make_dirs(path, owner):
+    missing = []
+    while not os.path.isdir(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    for directory in reversed(missing):
+        os.mkdir(directory, 0o755)
+        if owner:
+            os.chown(directory, *owner)
+
+
+def write_atomically(module, path, text, owner):
+    directory = os.path.dirname(path)
+    make_dirs(directory, owner)
+    fd, temp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=directory)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(temp, 0o644)
+    if owner:
+        os.chown(temp, *owner)
+    module.atomic_move(temp, path)
+
+
+def converge(host):
+    params = host.module.params
+    options = validate(params)
+    path = flatpak.override_path(host.directory(), params["app"])
+    text = read_text(path)
+    current = flatpak.parse_override(text or "")
+    plan = flatpak.plan_override(current, options, params["mode"], params["state"])
+    if plan["changed"] and not host.module.check_mode:
+        if plan["remove_file"]:
+            if text is not None:
+                os.unlink(path)
+        else:
+            write_atomically(host.module, path, plan["text"], host.owner())
+    host.exit(plan["changed"], {"before": plan["before"], "after": plan["after"]}, path=path, override=plan["after"])
+
+
+def main():
+    listed = dict(type="list", elements="str", default=[])
+    argument_spec = dict(
+        app=dict(type="str"),
+        mode=dict(type="str", choices=["merge", "exact"], default="merge"),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+        environment=dict(type="dict", default={}),
+    )
+    argument_spec["global"] = dict(type="bool", default=False)
+    for option in (
+        "filesystems",
+        "nofilesystems",
+        "sockets",
+        "nosockets",
+        "devices",
+        "nodevices",
+        "shares",
+        "unshares",
+        "features",
+        "unset_environment",
+        "talk_names",
+        "own_names",
+        "system_talk_names",
+        "persist",
+    ):
+        argument_spec[option] = dict(listed)
+    argument_spec.update(COMMON_ARGUMENT_SPEC)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    run_module(module, converge)
+
+
+if __name__ == "__main__":
+    main()
