@@ -18,12 +18,15 @@ PY311  := $(or $(call find_python,3.11),$(shell command -v python3 2>/dev/null))
 PY313  := $(call find_python,3.13)
 PY39   := $(call find_python,3.9)
 
+# Debian packages the real-tool tests and the lab need on the machine (the lab image brings its own).
+APT_PACKAGES := flatpak ostree rpm e2fsprogs gnupg busybox-static debootstrap systemd-container iproute2 openssh-client
+
 VENV     := $(ROOT)/.venv
 VENV221  := $(ROOT)/.venv-core221
 STAMP    := $(VENV)/.installed
 STAMP221 := $(VENV221)/.installed
 
-.PHONY: help venv test demo lint units cli units-219 units-221 compile-py39 tree sanity docs collection summary clean
+.PHONY: help deps venv test demo lint units cli units-219 units-221 compile-py39 tree sanity docs collection summary clean
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -31,6 +34,12 @@ help:
 # --- environments ------------------------------------------------------------------------------------------------
 
 venv: $(STAMP) $(if $(PY313),$(STAMP221))
+
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -z "$$missing" ]; then echo "== Debian packages: all present"; \
+	elif [ "$$(id -u)" != 0 ]; then echo "!! not root: cannot install $$missing; tests that need them will skip"; \
+	else echo "== apt-get install $$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
 
 $(STAMP): pyproject.toml
 	@echo "== venv: $(VENV) (Python $$($(PY311) -c 'import platform; print(platform.python_version())'), ansible-core 2.19)"
@@ -48,7 +57,7 @@ $(STAMP221): pyproject.toml
 
 # --- checks ------------------------------------------------------------------------------------------------------
 
-test: venv
+test: deps venv
 	@rm -rf $(REPORTS) && mkdir -p $(REPORTS)
 	@$(MAKE) --no-print-directory lint units cli compile-py39 tree sanity docs collection
 	@$(MAKE) --no-print-directory summary
