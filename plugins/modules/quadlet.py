@@ -1,0 +1,586 @@
+#!/usr/bin/python
+# Copyright (c) immutable.hosts contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: quadlet
+short_description: Manage Podman Quadlet units, rootless or rootful, through their whole lifecycle
+version_added: 0.1.0
+description:
+  - Renders a Quadlet unit (C(.container), C(.pod), C(.volume), C(.network), C(.kube), C(.image) or C(.build)) from
+    structured options, or takes it as raw O(content); validates it with Podman's own Quadlet generator in dry-run
+    mode before anything is written; writes it atomically with the right owner and mode; reloads the right systemd
+    instance; and starts or restarts the generated service when the content changed.
+  - With O(user), the unit lives in the user's C(~/.config/containers/systemd/) and runs under the user's systemd
+    instance, reached without a login session (see the notes); without it, in C(/etc/containers/systemd/) under the
+    system instance.
+  - Rendering is deterministic. Sections come in a fixed order (C([Unit]), the kind's section, C([Quadlet]),
+    C([Service]), C([Install])), keys sorted within a section, a list becomes repeated keys, and values are quoted
+    where systemd's word splitting needs it. Keys outside podman 5.4's Quadlet key table are refused.
+  - O(state=absent) stops the service, removes the file and reloads.
+  - The diff is a unified diff of the file. Check mode runs the same reads and the same validation, and changes
+    nothing.
+author:
+  - immutable.hosts contributors (@immutable-hosts)
+options:
+  name:
+    description:
+      - The unit's base name, without extension; the file is O(name).O(kind).
+      - A plain systemd unit name (letters, digits, C(_.:@-)); never a path.
+    type: str
+    required: true
+  kind:
+    description: The Quadlet unit type, which is also the file's extension.
+    type: str
+    choices: [container, pod, volume, network, kube, image, build]
+    default: container
+  user:
+    description:
+      - Manage a rootless unit of this user, under C(~/.config/containers/systemd/) and the user's systemd instance.
+        The user needs linger (M(immutable.hosts.rootless_user)) for the unit to run without a login session.
+      - Unset manages a system unit under C(/etc/containers/systemd/).
+    type: str
+  state:
+    description: V(present) writes the unit; V(absent) stops its service, removes the file and reloads.
+    type: str
+    choices: [present, absent]
+    default: present
+  enabled:
+    description:
+      - Whether the unit starts at boot (system) or when the user's instance starts (user). Generated units cannot be
+        enabled with C(systemctl enable); Quadlet enables them through the C([Install]) section, so V(true) adds
+        C(WantedBy=default.target) (user) or C(WantedBy=multi-user.target) (system) unless O(install) names a target,
+        and V(false) refuses an O(install) section.
+      - Unset leaves the C([Install]) section as O(install) gives it.
+    type: bool
+  started:
+    description:
+      - V(true) starts the generated service when it is not running; V(false) stops it.
+      - Unset means V(true), except for O(kind=build), whose service runs a build and exits.
+    type: bool
+  restart_on_change:
+    description: Restart a running service when the unit's content changed.
+    type: bool
+    default: true
+  validate:
+    description:
+      - Validate the candidate unit with Podman's Quadlet generator (C(quadlet -dryrun), with C(-user) for user units)
+        before writing it, when the generator is installed (C(/usr/libexec/podman/quadlet) or the systemd generator
+        links). A rejected unit fails the task with the generator's own message, and nothing is written.
+      - Without the generator the unit is checked against the key table only; RV(validated) says which happened.
+    type: bool
+    default: true
+  content:
+    description:
+      - The whole unit file as text, instead of the structured options. It must parse, contain the kind's section and
+        use podman 5.4 Quadlet keys.
+      - Mutually exclusive with the section options and O(enabled).
+    type: str
+  container:
+    description:
+      - The C([Container]) section (O(kind=container)), as snake_case options mapped to Quadlet keys, for example
+        C(image) → C(Image), C(publish_port) → C(PublishPort), C(podman_args) → C(PodmanArgs). The Quadlet key itself
+        (C(PublishPort)) is accepted too.
+      - A list renders as repeated keys. C(environment), C(label), C(annotation), C(sysctl) and C(log_opt) also take
+        a mapping, rendered as C(KEY=VALUE) entries sorted by key.
+      - For C(exec), C(podman_args), C(global_args) and the other keys Podman splits into words, a string is written
+        as given and a list is one argument per item, quoted as needed.
+      - C(%) starts a systemd specifier (C(%h), C(%t)); write C(%%) for a literal percent sign.
+    type: dict
+  pod:
+    description: The C([Pod]) section (O(kind=pod)), as for O(container).
+    type: dict
+  volume:
+    description: The C([Volume]) section (O(kind=volume)), as for O(container).
+    type: dict
+  network:
+    description: The C([Network]) section (O(kind=network)), as for O(container); C(options) also takes a mapping.
+    type: dict
+  kube:
+    description: The C([Kube]) section (O(kind=kube)), as for O(container).
+    type: dict
+  image:
+    description: The C([Image]) section (O(kind=image)), as for O(container).
+    type: dict
+  build:
+    description: The C([Build]) section (O(kind=build)), as for O(container).
+    type: dict
+  quadlet:
+    description: The C([Quadlet]) section, for example C(default_dependencies=false).
+    type: dict
+  unit:
+    description:
+      - The C([Unit]) section, passed to the generated service. Keys in snake_case (C(description), C(after)) or in
+        systemd's spelling (C(Description)); values written as given.
+    type: dict
+  service:
+    description: The C([Service]) section, passed to the generated service, as for O(unit).
+    type: dict
+  install:
+    description: The C([Install]) section (C(wanted_by), C(required_by), C(upheld_by), C(alias), C(also), C(default_instance)).
+    type: dict
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: full
+  platform:
+    description: Target OS/families that can be operated against.
+    support: full
+    platforms: posix
+notes:
+  - Requires C(become=true) for system units and for another user's units; a user may manage their own units
+    without it.
+  - The user's instance is reached as C(runuser -u USER -- env XDG_RUNTIME_DIR=/run/user/UID
+    DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/UID/bus systemctl --user ...) (or plain C(systemctl --user) when the
+    module already runs as that user). This talks to the manager's private socket, so it works over SSH without a
+    login session, without a D-Bus session bus and without systemd-machined; it needs the user's instance to be
+    running, which linger provides. When linger is on but the instance is not up yet, the module starts
+    C(user@UID.service) and waits for it.
+  - Secrets belong in Podman secrets referenced by name (C(secret)); environment values appear in the diff.
+    Use the task's C(no_log) when a value must not be shown.
+  - Keys that only podman newer than 5.4 knows are refused; pass their command-line flags through C(podman_args).
+seealso:
+  - module: immutable.hosts.rootless_user
+  - name: podman-systemd.unit(5)
+    description: The Quadlet unit format.
+    link: https://docs.podman.io/en/latest/markdown/podman-systemd.unit.5.html
+"""
+
+EXAMPLES = r"""
+- name: A rootless web server that keeps running after logout
+  immutable.hosts.quadlet:
+    name: web
+    user: core
+    container:
+      image: quay.io/fedora/httpd-24:latest
+      publish_port: ["8080:8080"]
+      volume: ["web-data.volume:/var/www:Z"]
+      environment:
+        TZ: Europe/Berlin
+      auto_update: registry
+      podman_args: ["--stop-timeout=5"]
+    unit:
+      description: Web server
+    service:
+      restart: always
+    enabled: true
+  become: true
+
+- name: The named volume it uses
+  immutable.hosts.quadlet:
+    name: web-data
+    kind: volume
+    user: core
+    volume:
+      label: {app: web}
+  become: true
+
+- name: A system-wide pod from raw content
+  immutable.hosts.quadlet:
+    name: monitoring
+    kind: pod
+    content: |
+      [Pod]
+      PublishPort=9090:9090
+      [Install]
+      WantedBy=multi-user.target
+  become: true
+
+- name: Remove it again
+  immutable.hosts.quadlet:
+    name: web
+    user: core
+    state: absent
+  become: true
+"""
+
+RETURN = r"""
+name:
+  description: The unit's base name.
+  returned: always
+  type: str
+  sample: web
+unit:
+  description: The Quadlet file's name.
+  returned: always
+  type: str
+  sample: web.container
+path:
+  description: The Quadlet file's path.
+  returned: always
+  type: str
+  sample: /var/home/core/.config/containers/systemd/web.container
+service:
+  description: The service the generator makes of the unit.
+  returned: always
+  type: str
+  sample: web.service
+scope:
+  description: V(user) or V(system).
+  returned: always
+  type: str
+  sample: user
+user:
+  description: The owner of a rootless unit, null for a system unit.
+  returned: always
+  type: str
+  sample: core
+quadlet_dir:
+  description: The directory holding the unit.
+  returned: always
+  type: str
+  sample: /var/home/core/.config/containers/systemd
+validated:
+  description: Whether the Quadlet generator checked the new content (false when it is not installed, or nothing changed).
+  returned: always
+  type: bool
+  sample: true
+generator:
+  description: The Quadlet generator used for validation, or null.
+  returned: always
+  type: str
+  sample: /usr/libexec/podman/quadlet
+actions:
+  description: What the run did (predicted in check mode), in order.
+  returned: always
+  type: list
+  elements: str
+  sample: [write, daemon-reload, restart]
+active:
+  description: Whether the service is running after the run (predicted in check mode).
+  returned: always
+  type: bool
+  sample: true
+commands:
+  description: The commands run, as argument lists.
+  returned: always
+  type: list
+  elements: list
+  sample: [[/usr/libexec/podman/quadlet, -dryrun, -user], [/usr/sbin/runuser, -u, core, --, env, ..., daemon-reload]]
+diff:
+  description: A unified diff of the file, plus owner and mode when they change.
+  returned: success
+  type: list
+  elements: dict
+"""
+
+import os
+import pwd
+import shutil
+import stat
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.immutable.hosts.plugins.module_utils import quadlet, rootless
+from ansible_collections.immutable.hosts.plugins.module_utils.runner import Runner, RunnerError
+
+SYSTEM_QUADLET_DIR = "/etc/containers/systemd"
+GENERATOR_PATHS = (
+    "/usr/libexec/podman/quadlet",
+    "/usr/lib/systemd/system-generators/podman-system-generator",
+    "/usr/lib/systemd/user-generators/podman-user-generator",
+    "/usr/local/libexec/podman/quadlet",
+    "/usr/lib/podman/quadlet",
+)
+FILE_MODE = 0o644
+USER_MANAGER_WAIT = 10.0
+SECTION_OPTIONS = quadlet.KINDS + ("quadlet", "unit", "service", "install")
+
+# Host lookups, replaced in tests.
+RUNTIME_ROOT = "/run/user"
+LINGER_DIR = rootless.LINGER_DIR
+lookup_user = pwd.getpwnam
+geteuid = os.geteuid
+
+
+def make_runner():
+    return Runner()
+
+
+class Failure(Exception):
+    pass
+
+
+class Target:
+    """Where the unit lives and how to reach its systemd instance."""
+
+    def __init__(self, user):
+        self.user = user
+        if user is None:
+            self.scope, self.uid, self.gid, self.home = "system", 0, 0, "/"
+            self.directory = SYSTEM_QUADLET_DIR
+            return
+        try:
+            entry = lookup_user(user)
+        except KeyError:
+            raise Failure(
+                "user %r does not exist; create it first (immutable.hosts.rootless_user with create=true)" % user
+            ) from None
+        if entry.pw_uid == 0:
+            raise Failure("user %r is root: leave user unset to manage a system unit" % user)
+        self.scope, self.uid, self.gid, self.home = "user", entry.pw_uid, entry.pw_gid, entry.pw_dir
+        self.directory = rootless.quadlet_dir(self.home)
+
+    @property
+    def runtime_dir(self):
+        return "%s/%d" % (RUNTIME_ROOT.rstrip("/"), self.uid)
+
+    def systemctl(self, args):
+        if self.scope == "system":
+            return ["systemctl"] + list(args), None
+        same = geteuid() == self.uid
+        return rootless.user_systemctl_argv(self.user, self.uid, args, same), (
+            rootless.user_environment(self.uid) if same else None
+        )
+
+    def manager_running(self):
+        return self.scope == "system" or os.path.exists(os.path.join(self.runtime_dir, "systemd", "private"))
+
+    def lingering(self):
+        return os.path.exists(rootless.linger_path(self.user, LINGER_DIR))
+
+
+def read_text(path):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def desired_text(params, target):
+    kind = params["kind"]
+    if params["content"] is not None:
+        given = [option for option in SECTION_OPTIONS if params[option] is not None]
+        if given:
+            raise quadlet.InvalidQuadlet("content excludes the section options (%s)" % ", ".join(given))
+        if params["enabled"] is not None:
+            raise quadlet.InvalidQuadlet("enabled applies to structured options; with content, write [Install] yourself")
+        quadlet.check_content(kind, params["content"])
+        text = params["content"]
+        return text if text.endswith("\n") else text + "\n"
+    options = {option: params[option] for option in SECTION_OPTIONS}
+    return quadlet.render_unit(kind, options, target.scope, params["enabled"])
+
+
+def sections_of(text):
+    """The unit's sections, or none when an unmanaged file on disk does not parse (it is about to go anyway)."""
+    try:
+        return quadlet.parse_unit(text or "")
+    except quadlet.InvalidQuadlet:
+        return {}
+
+
+def find_generator(runner):
+    for path in GENERATOR_PATHS:
+        if runner.which(path):
+            return path
+    return None
+
+
+def validate_with_generator(runner, generator, target, unit_file, service, text):
+    """Run the generator in dry-run mode on a copy of the unit directory holding the candidate; None when accepted,
+    else the generator's message.  Sibling units are copied so references such as Network=app.network resolve."""
+    workdir = tempfile.mkdtemp(prefix="quadlet-validate-")
+    try:
+        if os.path.isdir(target.directory):
+            for entry in sorted(os.listdir(target.directory)):
+                source = os.path.join(target.directory, entry)
+                if entry != unit_file and entry.rsplit(".", 1)[-1] in quadlet.KINDS and os.path.isfile(source):
+                    shutil.copyfile(source, os.path.join(workdir, entry))
+        with open(os.path.join(workdir, unit_file), "w", encoding="utf-8") as handle:
+            handle.write(text)
+        result = runner.run(
+            quadlet.generator_argv(generator, target.scope == "user"),
+            check=False,
+            env={"QUADLET_UNIT_DIRS": workdir},
+            cwd=workdir,
+            timeout=120,
+        )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    parsed = quadlet.parse_dryrun(result.stdout, result.stderr, result.rc)
+    warnings = [warning for warning in parsed["warnings"] if unit_file in warning]
+    return quadlet.generator_verdict(parsed, unit_file, service), warnings
+
+
+def attributes_differ(path, target):
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return None
+    before = {"owner": info.st_uid, "group": info.st_gid, "mode": "%04o" % stat.S_IMODE(info.st_mode)}
+    after = {"owner": target.uid, "group": target.gid, "mode": "%04o" % FILE_MODE}
+    return (before, after) if before != after else None
+
+
+def ensure_directory(target):
+    """Create the unit directory (and, for a user, ~/.config and ~/.config/containers) owned by the unit's owner."""
+    missing = []
+    directory = target.directory
+    stop = target.home if target.scope == "user" else "/"
+    while not os.path.isdir(directory) and directory not in (stop, "/"):
+        missing.append(directory)
+        directory = os.path.dirname(directory)
+    for directory in reversed(missing):
+        os.mkdir(directory, 0o700 if directory.endswith("/.config") else 0o755)
+        if target.scope == "user":
+            os.chown(directory, target.uid, target.gid)
+
+
+def write_unit(module, target, path, text):
+    ensure_directory(target)
+    fd, temp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=os.path.dirname(path))
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    module.atomic_move(temp, path, keep_dest_attrs=False)
+    set_attributes(path, target)
+
+
+def set_attributes(path, target):
+    os.chown(path, target.uid, target.gid)
+    os.chmod(path, FILE_MODE)
+
+
+def ensure_manager(module, runner, target):
+    """The user's systemd instance must be up for reload/start; start it when linger says it should run."""
+    if target.manager_running():
+        return True
+    if module.check_mode:
+        module.warn("the systemd instance of %s is not running; the plan assumes the service is stopped" % target.user)
+        return False
+    if target.lingering() and geteuid() == 0:
+        runner.run(["systemctl", "start", "user@%d.service" % target.uid])
+        deadline = runner.clock() + USER_MANAGER_WAIT
+        while not target.manager_running() and runner.clock() < deadline:
+            runner.sleep(0.2)
+        if target.manager_running():
+            return True
+    raise Failure(
+        "the systemd instance of user %s is not running (no %s/systemd/private); turn linger on "
+        "(immutable.hosts.rootless_user, or loginctl enable-linger %s) so it runs without a login session"
+        % (target.user, target.runtime_dir, target.user)
+    )
+
+
+def read_service_state(runner, target, service):
+    argv, env = target.systemctl(["show", "--property=" + ",".join(quadlet.SHOW_PROPERTIES), service])
+    result = runner.run(argv, env=env)
+    return quadlet.parse_systemctl_show(result.stdout)
+
+
+def converge(module, runner):
+    params = module.params
+    kind = params["kind"]
+    name = quadlet.validate_name(params["name"], kind)
+    target = Target(params["user"])
+    unit_file = quadlet.file_name(name, kind)
+    path = os.path.join(target.directory, unit_file)
+    present = params["state"] == "present"
+    desired = desired_text(params, target) if present else None
+    started = params["started"]
+    if started is None and present:
+        started = kind != "build"
+    current = read_text(path)
+    service = quadlet.service_name(name, kind, sections_of(desired if present else current))
+    result = {
+        "name": name,
+        "unit": unit_file,
+        "path": path,
+        "service": service,
+        "scope": target.scope,
+        "user": target.user,
+        "quadlet_dir": target.directory,
+        "validated": False,
+        "generator": None,
+    }
+
+    # The generator sees the candidate before anything on the host is touched, the user's manager included.
+    if present and current != desired and params["validate"]:
+        generator = find_generator(runner)
+        if generator:
+            message, warnings = validate_with_generator(runner, generator, target, unit_file, service, desired)
+            result.update(validated=True, generator=generator)
+            if message:
+                raise Failure("the Quadlet generator %s rejected %s: %s" % (generator, unit_file, message))
+            for warning in warnings:
+                module.warn(warning)
+
+    attributes = attributes_differ(path, target) if present and current is not None else None
+    state = None
+    if (current is not None or present) and ensure_manager(module, runner, target):
+        state = read_service_state(runner, target, service)
+    plan = quadlet.plan_quadlet(current, desired, state, started, params["restart_on_change"], bool(attributes), path)
+
+    if not module.check_mode:
+        for action in plan["actions"]:
+            if action == "write":
+                write_unit(module, target, path, desired)
+            elif action == "attributes":
+                set_attributes(path, target)
+            elif action == "remove":
+                os.unlink(path)
+            elif action == "daemon-reload":
+                argv, env = target.systemctl(["daemon-reload"])
+                runner.run(argv, env=env)
+            else:
+                argv, env = target.systemctl([action, service])
+                runner.run(argv, env=env)
+
+    diff = [plan["diff"]]
+    if attributes and "write" not in plan["actions"]:
+        diff.append({"before": attributes[0], "after": attributes[1]})
+    active = quadlet.is_running(state)
+    if "stop" in plan["actions"]:
+        active = False
+    elif {"start", "restart"} & set(plan["actions"]):
+        active = True
+    result.update(changed=plan["changed"], actions=plan["actions"], active=active, diff=diff)
+    return result
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            name=dict(type="str", required=True),
+            kind=dict(type="str", choices=list(quadlet.KINDS), default="container"),
+            user=dict(type="str"),
+            state=dict(type="str", choices=["present", "absent"], default="present"),
+            enabled=dict(type="bool"),
+            started=dict(type="bool"),
+            restart_on_change=dict(type="bool", default=True),
+            validate=dict(type="bool", default=True),
+            content=dict(type="str"),
+            container=dict(type="dict"),
+            pod=dict(type="dict"),
+            volume=dict(type="dict"),
+            network=dict(type="dict"),
+            kube=dict(type="dict"),
+            image=dict(type="dict"),
+            build=dict(type="dict"),
+            quadlet=dict(type="dict"),
+            unit=dict(type="dict"),
+            service=dict(type="dict"),
+            install=dict(type="dict"),
+        ),
+        supports_check_mode=True,
+    )
+    runner = make_runner()
+    try:
+        result = converge(module, runner)
+    except (Failure, quadlet.InvalidQuadlet, rootless.InvalidRootless) as exc:
+        module.fail_json(msg=str(exc), commands=runner.commands)
+    except (OSError, RunnerError) as exc:
+        module.fail_json(msg="cannot manage the Quadlet unit %s: %s" % (module.params["name"], exc), commands=runner.commands)
+    module.exit_json(commands=runner.commands, **result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,322 @@
+"""immutable.hosts.quadlet on unit directories under tmp_path, with systemctl, runuser and the Quadlet generator
+answering from a table."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import pwd
+
+import pytest
+
+from ansible_collections.immutable.hosts.plugins.module_utils.runner import Runner
+from ansible_collections.immutable.hosts.plugins.modules import quadlet as module
+from ansible_collections.immutable.hosts.tests.unit.plugins.modules.helpers import Tools, call_module
+
+GENERATOR = "/usr/libexec/podman/quadlet"
+UID = 1000
+AS_CORE = "runuser -u core -- env XDG_RUNTIME_DIR=/run/user/1000 DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/1000/bus "
+SHOW = "systemctl --user show --property=LoadState,ActiveState,SubState,NeedDaemonReload web.service"
+USER_SHOW = AS_CORE + SHOW
+RELOAD = AS_CORE + "systemctl --user daemon-reload"
+DRYRUN = "quadlet -dryrun -user"
+WEB = {"image": "localhost/bb:latest", "exec": ["/bin/sleep", "1000"], "network": "none"}
+WEB_TEXT = (
+    "# Managed by Ansible (immutable.hosts.quadlet): changes made here are overwritten.\n"
+    "[Container]\nExec=/bin/sleep 1000\nImage=localhost/bb:latest\nNetwork=none\n"
+)
+ACTIVE = (0, "LoadState=loaded\nActiveState=active\nSubState=running\nNeedDaemonReload=no\n", "")
+INACTIVE = (0, "LoadState=loaded\nActiveState=inactive\nSubState=dead\nNeedDaemonReload=no\n", "")
+NOT_FOUND = (0, "LoadState=not-found\nActiveState=inactive\nSubState=dead\nNeedDaemonReload=no\n", "")
+ACCEPTED = (0, "---web.service---\n[Unit]\nSourcePath=/x/web.container\n[Service]\nExecStart=/usr/bin/podman run x\n", "")
+OK = (0, "", "")
+
+
+def read(path):
+    with open(path) as handle:
+        return handle.read()
+
+
+class UnitTools(Tools):
+    """Tools that also find binaries outside /usr/bin (runuser, the generator) and record what the generator saw."""
+
+    def __init__(self, answers, generator=True):
+        super().__init__(answers)
+        self.binaries = {"/usr/bin/systemctl", "/usr/sbin/runuser"} | ({GENERATOR} if generator else set())
+        self.generator_saw = None
+
+    def spawn(self, argv, env, timeout, stdin, cwd):
+        if argv[0] == GENERATOR:
+            directory = env["QUADLET_UNIT_DIRS"]
+            self.generator_saw = {name: read(os.path.join(directory, name)) for name in sorted(os.listdir(directory))}
+        return super().spawn(argv, env, timeout, stdin, cwd)
+
+    def runner(self) -> Runner:
+        runner = super().runner()
+        runner.exists = lambda path: path in self.binaries
+        return runner
+
+
+@pytest.fixture
+def host(tmp_path, monkeypatch, capsys):
+    home = tmp_path / "home/core"
+    home.mkdir(parents=True)
+    system_dir = tmp_path / "etc/containers/systemd"
+    runtime = tmp_path / "run/user"
+    (runtime / str(UID) / "systemd").mkdir(parents=True)
+    (runtime / str(UID) / "systemd/private").write_text("")
+    (tmp_path / "linger").mkdir()
+    users = {"core": pwd.struct_passwd(("core", "x", UID, UID, "", str(home), "/bin/bash"))}
+    chowned = []
+
+    def lookup(name):
+        return users[name]
+
+    monkeypatch.setattr(module, "lookup_user", lookup)
+    monkeypatch.setattr(module, "geteuid", lambda: 0)
+    monkeypatch.setattr(module, "SYSTEM_QUADLET_DIR", str(system_dir))
+    monkeypatch.setattr(module, "RUNTIME_ROOT", str(runtime))
+    monkeypatch.setattr(module, "LINGER_DIR", str(tmp_path / "linger"))
+    monkeypatch.setattr(module, "GENERATOR_PATHS", (GENERATOR,))
+    monkeypatch.setattr(os, "chown", lambda path, uid, gid: chowned.append((str(path), uid, gid)))
+
+    def run(args, tools):
+        monkeypatch.setattr(module, "make_runner", tools.runner)
+        return call_module(module, args, capsys)
+
+    run.home = home
+    run.unit_dir = home / ".config/containers/systemd"
+    run.system_dir = system_dir
+    run.runtime = runtime
+    run.chowned = chowned
+    return run
+
+
+def test_new_user_unit_is_validated_written_reloaded_and_started(host):
+    tools = UnitTools({DRYRUN: ACCEPTED, USER_SHOW: NOT_FOUND, RELOAD: OK, AS_CORE + "systemctl --user start web.service": OK})
+    result = host({"name": "web", "user": "core", "container": WEB}, tools)
+    assert result["changed"] is True and result["actions"] == ["write", "daemon-reload", "start"]
+    assert tools.calls == [DRYRUN, USER_SHOW, RELOAD, AS_CORE + "systemctl --user start web.service"]
+    path = host.unit_dir / "web.container"
+    assert path.read_text() == WEB_TEXT and oct(path.stat().st_mode & 0o777) == "0o644"
+    assert (str(path), UID, UID) in host.chowned and (str(host.home / ".config"), UID, UID) in host.chowned
+    assert oct((host.home / ".config").stat().st_mode & 0o777) == "0o700"
+    assert tools.generator_saw == {"web.container": WEB_TEXT}
+    assert result["validated"] is True and result["generator"] == GENERATOR
+    assert result["service"] == "web.service" and result["path"] == str(path) and result["scope"] == "user"
+    assert result["diff"][0]["before"] == "" and result["diff"][0]["after"] == WEB_TEXT
+    assert result["active"] is True and result["commands"][0] == [GENERATOR, "-dryrun", "-user"]
+
+
+def test_second_run_reads_state_once_and_changes_nothing(host):
+    host.unit_dir.mkdir(parents=True)
+    (host.unit_dir / "web.container").write_text(WEB_TEXT)
+    (host.unit_dir / "web.container").chmod(0o644)
+    os.stat(host.unit_dir / "web.container")
+    tools = UnitTools({USER_SHOW: ACTIVE})
+    result = host({"name": "web", "user": "core", "container": WEB}, tools)
+    assert tools.calls == [USER_SHOW]
+    assert result["actions"] in ([], ["attributes"])  # owner differs only because the test cannot chown
+
+
+def test_changed_content_restarts_a_running_service(host):
+    host.unit_dir.mkdir(parents=True)
+    (host.unit_dir / "web.container").write_text(WEB_TEXT.replace("1000", "10"))
+    tools = UnitTools({DRYRUN: ACCEPTED, USER_SHOW: ACTIVE, RELOAD: OK, AS_CORE + "systemctl --user restart web.service": OK})
+    result = host({"name": "web", "user": "core", "container": WEB}, tools)
+    assert result["actions"] == ["write", "daemon-reload", "restart"]
+    diff = result["diff"][0]
+    unified = "".join(difflib.unified_diff(diff["before"].splitlines(True), diff["after"].splitlines(True)))
+    assert "-Exec=/bin/sleep 10\n+Exec=/bin/sleep 1000\n" in unified
+
+
+def test_restart_on_change_false_leaves_it_running(host):
+    host.unit_dir.mkdir(parents=True)
+    (host.unit_dir / "web.container").write_text("[Container]\nImage=old\n")
+    tools = UnitTools({DRYRUN: ACCEPTED, USER_SHOW: ACTIVE, RELOAD: OK})
+    result = host({"name": "web", "user": "core", "container": WEB, "restart_on_change": False}, tools)
+    assert result["actions"] == ["write", "daemon-reload"] and tools.calls[-1] == RELOAD
+
+
+def test_check_mode_validates_and_writes_nothing(host):
+    tools = UnitTools({DRYRUN: ACCEPTED, USER_SHOW: NOT_FOUND})
+    result = host({"name": "web", "user": "core", "container": WEB, "_ansible_check_mode": True}, tools)
+    assert result["changed"] is True and result["actions"] == ["write", "daemon-reload", "start"]
+    assert tools.calls == [DRYRUN, USER_SHOW] and not host.unit_dir.exists()
+    assert result["diff"][0]["after"] == WEB_TEXT
+
+
+def test_rejected_unit_fails_with_the_generators_message_and_nothing_is_written(host):
+    stderr = "quadlet-generator[42]: converting \"web.container\": unsupported key 'FooBar' in group 'Container' in /tmp/q/web.container\n"
+    tools = UnitTools({DRYRUN: (1, "", stderr)})
+    result = host({"name": "web", "user": "core", "content": "[Container]\nImage=a.io/b:c\nFooBar=1\n"}, tools)
+    assert result["failed"] is True and "unsupported key 'FooBar'" in result["msg"] and tools.calls == []
+
+
+def test_generator_rejection_of_a_valid_looking_unit(host):
+    stderr = 'converting "web.container": requested Quadlet unit app.network was not found\n'
+    tools = UnitTools({DRYRUN: (1, "", stderr)})
+    result = host({"name": "web", "user": "core", "container": dict(WEB, network="app.network")}, tools)
+    assert result["failed"] is True
+    assert result["msg"] == (
+        'the Quadlet generator /usr/libexec/podman/quadlet rejected web.container: converting "web.container": '
+        "requested Quadlet unit app.network was not found"
+    )
+    assert tools.calls == [DRYRUN] and not (host.unit_dir / "web.container").exists()
+
+
+def test_sibling_units_are_given_to_the_generator(host):
+    host.unit_dir.mkdir(parents=True)
+    (host.unit_dir / "app.network").write_text("[Network]\n")
+    (host.unit_dir / "notes.txt").write_text("not a unit")
+    tools = UnitTools({DRYRUN: ACCEPTED, USER_SHOW: NOT_FOUND, RELOAD: OK, AS_CORE + "systemctl --user start web.service": OK})
+    host({"name": "web", "user": "core", "container": dict(WEB, network="app.network")}, tools)
+    assert sorted(tools.generator_saw) == ["app.network", "web.container"]
+
+
+def test_without_the_generator_the_unit_is_written_unvalidated(host):
+    tools = UnitTools({USER_SHOW: NOT_FOUND, RELOAD: OK, AS_CORE + "systemctl --user start web.service": OK}, generator=False)
+    result = host({"name": "web", "user": "core", "container": WEB}, tools)
+    assert result["changed"] is True and result["validated"] is False and result["generator"] is None
+
+
+def test_absent_stops_removes_and_reloads(host):
+    host.unit_dir.mkdir(parents=True)
+    (host.unit_dir / "web.container").write_text(WEB_TEXT)
+    tools = UnitTools({USER_SHOW: ACTIVE, AS_CORE + "systemctl --user stop web.service": OK, RELOAD: OK})
+    result = host({"name": "web", "user": "core", "state": "absent"}, tools)
+    assert result["actions"] == ["stop", "remove", "daemon-reload"]
+    assert tools.calls == [USER_SHOW, AS_CORE + "systemctl --user stop web.service", RELOAD]
+    assert not (host.unit_dir / "web.container").exists() and result["diff"][0]["after"] == ""
+
+
+def test_absent_when_gone_runs_nothing(host):
+    tools = UnitTools({})
+    result = host({"name": "web", "user": "core", "state": "absent"}, tools)
+    assert result["changed"] is False and tools.calls == []
+
+
+def test_started_false_stops(host):
+    host.unit_dir.mkdir(parents=True)
+    (host.unit_dir / "web.container").write_text(WEB_TEXT)
+    tools = UnitTools({USER_SHOW: ACTIVE, AS_CORE + "systemctl --user stop web.service": OK})
+    result = host({"name": "web", "user": "core", "container": WEB, "started": False}, tools)
+    assert "stop" in result["actions"] and result["active"] is False
+
+
+def test_system_unit_uses_the_system_instance(host):
+    show = SHOW.replace("systemctl --user", "systemctl")
+    tools = UnitTools(
+        {"quadlet -dryrun": ACCEPTED, show: NOT_FOUND, "systemctl daemon-reload": OK, "systemctl start web.service": OK}
+    )
+    result = host({"name": "web", "container": WEB, "enabled": True}, tools)
+    assert result["scope"] == "system" and result["user"] is None
+    assert tools.calls == ["quadlet -dryrun", show, "systemctl daemon-reload", "systemctl start web.service"]
+    assert (host.system_dir / "web.container").read_text().endswith("[Install]\nWantedBy=multi-user.target\n")
+
+
+def test_as_the_user_itself_no_runuser_is_needed(host, monkeypatch):
+    monkeypatch.setattr(module, "geteuid", lambda: UID)
+    tools = UnitTools(
+        {DRYRUN: ACCEPTED, SHOW: NOT_FOUND, "systemctl --user daemon-reload": OK, "systemctl --user start web.service": OK}
+    )
+    result = host({"name": "web", "user": "core", "container": WEB}, tools)
+    assert result["changed"] is True and tools.calls[1] == SHOW
+
+
+def test_missing_user_manager_with_linger_is_started_and_awaited(host, monkeypatch):
+    private = host.runtime / str(UID) / "systemd/private"
+    private.unlink()
+    with open(os.path.join(module.LINGER_DIR, "core"), "w"):
+        pass
+
+    class Starting(UnitTools):
+        def spawn(self, argv, env, timeout, stdin, cwd):
+            if argv[1:] == ["start", "user@1000.service"]:
+                private.write_text("")
+            return super().spawn(argv, env, timeout, stdin, cwd)
+
+    tools = Starting(
+        {
+            DRYRUN: ACCEPTED,
+            "systemctl start user@1000.service": OK,
+            USER_SHOW: NOT_FOUND,
+            RELOAD: OK,
+            AS_CORE + "systemctl --user start web.service": OK,
+        }
+    )
+    result = host({"name": "web", "user": "core", "container": WEB}, tools)
+    assert result["changed"] is True and tools.calls[1] == "systemctl start user@1000.service"
+
+
+def test_missing_user_manager_without_linger_fails_before_writing(host):
+    (host.runtime / str(UID) / "systemd/private").unlink()
+    tools = UnitTools({DRYRUN: ACCEPTED})
+    result = host({"name": "web", "user": "core", "container": WEB}, tools)
+    assert result["failed"] is True and "turn linger on" in result["msg"]
+    assert not (host.unit_dir / "web.container").exists()
+
+
+def test_missing_user_manager_in_check_mode_warns(host):
+    (host.runtime / str(UID) / "systemd/private").unlink()
+    tools = UnitTools({DRYRUN: ACCEPTED})
+    result = host({"name": "web", "user": "core", "container": WEB, "_ansible_check_mode": True}, tools)
+    assert result["changed"] is True and "not running" in str(result["warnings"][0])
+
+
+def test_pod_service_name(host):
+    pod_show = USER_SHOW.replace("web.service", "app-pod.service")
+    tools = UnitTools(
+        {
+            DRYRUN: (0, "---app-pod.service---\n[Service]\n", ""),
+            pod_show: NOT_FOUND,
+            RELOAD: OK,
+            AS_CORE + "systemctl --user start app-pod.service": OK,
+        }
+    )
+    result = host({"name": "app", "kind": "pod", "user": "core", "pod": {"publish_port": ["8080:80"]}}, tools)
+    assert result["service"] == "app-pod.service" and result["unit"] == "app.pod"
+
+
+def test_build_is_not_started_by_default(host):
+    show = USER_SHOW.replace("web.service", "img-build.service")
+    tools = UnitTools({DRYRUN: (0, "---img-build.service---\n[Service]\n", ""), show: NOT_FOUND, RELOAD: OK})
+    result = host(
+        {"name": "img", "kind": "build", "user": "core", "build": {"image_tag": "localhost/x", "file": "/srv/Containerfile"}},
+        tools,
+    )
+    assert result["actions"] == ["write", "daemon-reload"]
+
+
+BAD_INPUTS = [
+    {"name": "../evil", "container": WEB},
+    {"name": "a/b", "container": WEB},
+    {"name": "web\nExecStart=/bin/evil", "container": WEB},
+    {"name": "web.container", "container": WEB},
+    {"name": "", "container": WEB},
+    {"name": "web", "kind": "daemon", "container": WEB},
+    {"name": "web", "container": dict(WEB, frobnicate=1)},
+    {"name": "web", "container": dict(WEB, image="a\nExecStartPre=/bin/evil")},
+    {"name": "web", "container": dict(WEB, environment={"A": "1\r\nB=2"})},
+    {"name": "web", "container": {"exec": "/bin/true"}},
+    {"name": "web", "container": WEB, "pod": {"pod_name": "x"}},
+    {"name": "web", "container": WEB, "content": "[Container]\nImage=x\n"},
+    {"name": "web", "content": "[Container]\nImage=x\nFooBar=1\n"},
+    {"name": "web", "content": "[Container]\nthis is not valid\n"},
+    {"name": "web", "kind": "pod", "content": "[Container]\nImage=x\n"},
+    {"name": "web", "content": "[Container]\nImage=x\n", "enabled": True},
+    {"name": "web", "container": WEB, "enabled": False, "install": {"wanted_by": "default.target"}},
+    {"name": "web", "container": WEB, "install": {"before": "x"}},
+    {"name": "web", "container": WEB, "unit": {"description": "a\nb"}},
+    {"name": "web", "container": WEB, "user": "nobody-here"},
+    {"name": "web", "container": WEB, "state": "running"},
+    {"name": "web", "container": ["image"]},
+    {"name": "web", "container": WEB, "started": "maybe"},
+]
+
+
+@pytest.mark.parametrize("args", BAD_INPUTS)
+def test_bad_input_fails_before_any_command(host, args):
+    tools = UnitTools({})
+    result = host(dict(args, user=args.get("user", "core")), tools)
+    assert result["failed"] is True and tools.calls == [] and not host.unit_dir.exists()
