@@ -26,7 +26,7 @@ VENV221  := $(ROOT)/.venv-core221
 STAMP    := $(VENV)/.installed
 STAMP221 := $(VENV221)/.installed
 
-.PHONY: help deps venv test demo lint units cli units-219 units-221 compile-py39 tree sanity docs collection summary clean
+.PHONY: help deps venv test demo lint units cli lab-tests units-219 units-221 compile-py39 tree sanity docs collection summary clean
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -59,7 +59,7 @@ $(STAMP221): pyproject.toml
 
 test: deps venv
 	@rm -rf $(REPORTS) && mkdir -p $(REPORTS)
-	@$(MAKE) --no-print-directory lint units cli compile-py39 tree sanity docs collection
+	@$(MAKE) --no-print-directory lint units cli compile-py39 tree sanity docs collection lab-tests
 	@$(MAKE) --no-print-directory summary
 
 lint: $(STAMP)
@@ -92,6 +92,19 @@ endif
 cli: $(STAMP)
 	@echo "== CLI tests (Python $$($(VENV)/bin/python -c 'import platform; print(platform.python_version())'))"
 	@$(VENV)/bin/python -m pytest -q -p no:cacheprovider --junitxml=$(REPORTS)/cli-py311.xml tests/cli
+
+# The lab: contract tests of the rpm-ostree/bootc simulators, the lab's own content and smoke tests, and the
+# module tests that need Podman's real Quadlet generator (taken from the lab image, which carries podman 5).
+lab-tests: $(STAMP)
+	@echo "== contract tests: the rpm-ostree and bootc simulators against the contract"
+	@$(VENV)/bin/python -m pytest -q -p no:cacheprovider --junitxml=$(REPORTS)/contract.xml tests/contract
+	@echo "== lab tests: image, content, hosts (smoke)"
+	@$(VENV)/bin/python -m pytest -q -p no:cacheprovider --junitxml=$(REPORTS)/lab.xml tests/lab
+	@gen=$$(ls -1 .lab/image/*/rootfs/usr/libexec/podman/quadlet 2>/dev/null | head -n1); \
+	if [ -z "$$gen" ]; then echo "!! no lab image: Quadlet generator tests not run"; else \
+	  echo "== Quadlet modules against the real generator ($$gen)"; \
+	  cd $(COLL) && IMMUTABLE_HOSTS_QUADLET_GENERATOR=$(ROOT)/$$gen PYTHONPATH=$(BUILD) $(VENV)/bin/python -m pytest -q -p no:cacheprovider \
+	    --import-mode=importlib --junitxml=$(REPORTS)/quadlet-generator.xml tests/unit/plugins/modules/test_quadlet_real.py; fi
 
 compile-py39: tree
 ifeq ($(PY39),)

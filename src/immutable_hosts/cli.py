@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from immutable_hosts import __version__
+from immutable_hosts.lab import cli as lab_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,7 +16,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Provision immutable Linux hosts with the immutable.hosts Ansible collection.",
     )
     parser.add_argument("--version", action="version", version="immutable-hosts %s" % __version__)
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    lab_cli.register(commands)
     return parser
 
 

@@ -1,0 +1,494 @@
+"""OSTree content of the lab: the image server's archive repo, OCI catalogue, package catalogue, hosts' sysroots.
+
+Layout written by :func:`build_server` under ``server_dir``:
+
+* ``ostree/``: archive repo. Refs ``fedora/{41,42}/{x86_64,aarch64}/silverblue`` and
+  ``fedora/42/x86_64/kinoite``, two commits each (``4x.2024MMDD.0``), a minimal bootable tree
+  (kernel in ``usr/lib/modules/KVER/vmlinuz``, ``usr/lib/os-release``, ``usr/etc``), commit
+  metadata as a Fedora compose writes it (``version``, ``ostree.bootable``, ``ostree.linux``,
+  ``rpmostree.inputhash``, ``rpmostree.initramfs-args``, ``rpmostree.rpmmd-repos``,
+  ``rpmostree.rpmdb.pkglist`` = what the base provides). Container images are commits under
+  ``ostree/container/image/<arch>/<escaped docker://IMAGE>`` carrying ostree-ext metadata.
+* ``oci/catalogue.json``: image reference → per-arch ``{digest, commit, ref, version, created}``
+  plus the index digest. Missing arch key = no manifest for that arch.
+* ``packages/catalogue.json``: per Fedora release and arch, repo packages (name → NEVRA) and the
+  packages each base variant provides. The simulators read the same data from
+  ``/usr/share/rpm-ostree-sim/repos.json`` in the image.
+
+Local RPMs (``override replace``, ``install ./x.rpm``) are real, empty RPM packages built with ``rpmbuild``
+(Debian's ``rpm`` package); the simulator reads their headers with ``rpm -qp``. See :func:`make_local_rpm`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from immutable_hosts.lab.sim.hostlib import simcore
+
+RELEASES = ("41", "42")
+ARCHES = ("x86_64", "aarch64")
+OCI_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
+REFS = (
+    "fedora/41/x86_64/silverblue",
+    "fedora/41/aarch64/silverblue",
+    "fedora/42/x86_64/silverblue",
+    "fedora/42/aarch64/silverblue",
+    "fedora/42/x86_64/kinoite",
+)
+HISTORY = {"41": ("20241020", "20241104"), "42": ("20250410", "20250415")}
+KERNELS = {"41": "6.11.6-300.fc41", "42": "6.14.2-300.fc42"}
+IMAGES: dict[str, dict[str, Any]] = {
+    "quay.io/fedora/fedora-silverblue:41": {"release": "41", "variant": "silverblue", "arches": ARCHES, "date": "20241112"},
+    "quay.io/fedora/fedora-silverblue:42": {"release": "42", "variant": "silverblue", "arches": ARCHES, "date": "20250416"},
+    "quay.io/fedora/fedora-kinoite:42": {"release": "42", "variant": "kinoite", "arches": ARCHES, "date": "20250416"},
+    "quay.io/fedora-lab/silverblue-x86-only:42": {
+        "release": "42",
+        "variant": "silverblue",
+        "arches": ("x86_64",),
+        "date": "20250416",
+    },
+}
+PROFILE_REFS = {
+    "silverblue": "fedora/41/x86_64/silverblue",
+    "apple-silicon": "fedora/41/aarch64/silverblue",
+    "kinoite": "fedora/42/x86_64/kinoite",
+}
+BOOTC_IMAGE = "quay.io/fedora/fedora-silverblue:41"
+BOOTC_ORIGIN = f"ostree-unverified-registry:{BOOTC_IMAGE}"
+
+# name -> (version-release template, arch kind)  {r} = Fedora release
+_BASE_COMMON = {
+    "bash": "5.2.32-1.fc{r}",
+    "coreutils": "9.5-11.fc{r}",
+    "glibc": "2.40-9.fc{r}",
+    "systemd": "256.7-1.fc{r}",
+    "kernel": "{k}",
+    "nano": "8.1-1.fc{r}",
+    "vim-minimal": "9.1.825-1.fc{r}",
+    "toolbox": "0.1.1-1.fc{r}",
+    "flatpak": "1.15.10-1.fc{r}",
+    "podman": "5.2.5-1.fc{r}",
+    "rpm-ostree": "2024.8-1.fc{r}",
+    "firefox": "132.0-1.fc{r}",
+    "firefox-langpacks": "132.0-1.fc{r}",
+    "NetworkManager": "1.48.10-1.fc{r}",
+    "bootc": "1.1.2-1.fc{r}",
+}
+_BASE_VARIANT = {
+    "silverblue": {"gnome-shell": "47.1-1.fc{r}", "gnome-software": "47.1-1.fc{r}", "nautilus": "47.0-1.fc{r}"},
+    "kinoite": {"plasma-workspace": "6.2.3-1.fc{r}", "konsole": "24.08.3-1.fc{r}", "dolphin": "24.08.3-1.fc{r}"},
+}
+_REPO_ONLY = {
+    "htop": "3.3.0-4.fc{r}",
+    "vim-enhanced": "9.1.825-1.fc{r}",
+    "tmux": "3.5a-1.fc{r}",
+    "zsh": "5.9-15.fc{r}",
+    "fish": "3.7.1-4.fc{r}",
+    "git": "2.47.0-1.fc{r}",
+    "neovim": "0.10.2-1.fc{r}",
+    "strace": "6.11-1.fc{r}",
+}
+_REPO_NOARCH = {
+    "distrobox": "1.8.0-1.fc{r}",
+    "gnome-tweaks": "46.1-2.fc{r}",
+    "podman-compose": "1.2.0-2.fc{r}",
+    "cowsay": "3.8.3-1.fc{r}",
+}
+REPO_TIMESTAMPS = {"41": 1729036000, "42": 1744243200}
+
+
+# ---------------------------------------------------------------- helpers
+def _ostree(*args: str, cwd: Path | None = None) -> str:
+    env = dict(os.environ, OSTREE_SYSROOT_DEBUG="mutable-deployments")
+    proc = subprocess.run(["ostree", *args], capture_output=True, text=True, env=env, cwd=cwd, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"ostree {' '.join(args)}: {proc.stderr.strip()}")
+    return proc.stdout.strip()
+
+
+def _nevra(name: str, evr: str, arch: str) -> str:
+    return f"{name}-{evr}.{arch}"
+
+
+def _fill(tmpl: str, release: str, arch: str) -> str:
+    return tmpl.format(r=release, k=KERNELS[release])
+
+
+def base_packages(release: str, arch: str, variant: str) -> dict[str, str]:
+    """Packages the base image provides: name -> NEVRA."""
+    names = {**_BASE_COMMON, **_BASE_VARIANT[variant]}
+    return {n: _nevra(n, _fill(t, release, arch), arch) for n, t in names.items()}
+
+
+def repo_packages(release: str, arch: str) -> dict[str, str]:
+    """The rpm-md repos (fedora + updates) as seen by the host: name -> NEVRA."""
+    pkgs = {n: _nevra(n, _fill(t, release, arch), arch) for n, t in _REPO_ONLY.items()}
+    pkgs.update({n: _nevra(n, _fill(t, release, arch), "noarch") for n, t in _REPO_NOARCH.items()})
+    for variant in _BASE_VARIANT:
+        pkgs.update(base_packages(release, arch, variant))
+    return dict(sorted(pkgs.items()))
+
+
+def package_catalogue() -> dict[str, Any]:
+    """Per release and arch: ``repo`` (layerable, name→NEVRA) and ``base`` (variant → provided names→NEVRA)."""
+    cat: dict[str, Any] = {"format": 1, "releases": {}}
+    for rel in RELEASES:
+        for arch in ARCHES:
+            cat["releases"].setdefault(rel, {})[arch] = {
+                "repo": repo_packages(rel, arch),
+                "repo-timestamp": REPO_TIMESTAMPS[rel],
+                "base": {v: base_packages(rel, arch, v) for v in _BASE_VARIANT},
+            }
+    return cat
+
+
+def make_local_rpm(path: Path, name: str, version: str, release: str, arch: str = "noarch", epoch: int = 0) -> Path:
+    """Build a real (empty) RPM package with rpmbuild and move it to ``path``."""
+    with tempfile.TemporaryDirectory(prefix="lab-rpm-") as top:
+        spec = Path(top) / "SPECS" / (name + ".spec")
+        spec.parent.mkdir()
+        lines = [
+            "Name: " + name,
+            "Version: " + version,
+            "Release: " + release,
+            *(["Epoch: %d" % epoch] if epoch else []),
+            "Summary: lab package " + name,
+            "License: MIT",
+            "BuildArch: " + arch,
+            "%description",
+            "A package the immutable.hosts lab layers and overrides.",
+            "%files",
+            "",
+        ]
+        spec.write_text("\n".join(lines))
+        argv = [
+            "rpmbuild",
+            "--quiet",
+            "--define",
+            "_topdir " + top,
+            "--define",
+            "_build_id_links none",
+            "--target",
+            arch,
+            "-bb",
+            str(spec),
+        ]
+        subprocess.run(argv, check=True, capture_output=True, text=True)
+        built = next((Path(top) / "RPMS").rglob("*.rpm"))
+        shutil.move(str(built), path)
+    return path
+
+
+def _timestamp(date: str, serial: int = 0) -> int:
+    day = dt.datetime.strptime(date, "%Y%m%d").replace(tzinfo=dt.timezone.utc)
+    return int(day.timestamp()) + 8 * 3600 + serial * 60
+
+
+def _gv_str(s: str) -> str:
+    return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _pkglist_gvariant(pkgs: dict[str, str]) -> str:
+    items = []
+    for nevra in pkgs.values():
+        name, epoch, version, release, arch = simcore.split_nevra(nevra)
+        items.append(f"({_gv_str(name)}, uint64 {epoch}, {_gv_str(version)}, {_gv_str(release)}, {_gv_str(arch)})")
+    return "[" + ", ".join(items) + "]"
+
+
+# ---------------------------------------------------------------- trees and commits
+def _write_tree(tree: Path, release: str, arch: str, variant: str, version: str, pkgs: dict[str, str]) -> None:
+    kver = f"{KERNELS[release]}.{arch}"
+    moddir = tree / "usr/lib/modules" / kver
+    moddir.mkdir(parents=True)
+    (moddir / "vmlinuz").write_text(f"lab kernel {kver}\n")
+    (moddir / "initramfs.img").write_text(f"lab initramfs {kver}\n")
+    (tree / "usr/etc").mkdir(parents=True)
+    (tree / "usr/lib/os-release").write_text(
+        f'NAME="Fedora Linux"\nVERSION="{version} ({variant.capitalize()})"\nID=fedora\nVERSION_ID={release}\n'
+        f"VARIANT=\"{variant.capitalize()}\"\nVARIANT_ID={variant}\nOSTREE_VERSION='{version}'\n"
+    )
+    (tree / "usr/etc/os-release").symlink_to("../lib/os-release")
+    for name, nevra in pkgs.items():
+        d = tree / "usr/share/doc" / name
+        d.mkdir(parents=True)
+        (d / "lab-package").write_text(nevra + "\n")
+    (tree / "usr/lib/lab-build").write_text(version + "\n")
+
+
+def _compose_metadata(release: str, arch: str, version: str, pkgs: dict[str, str], date: str) -> list[str]:
+    kver = f"{KERNELS[release]}.{arch}"
+    inputhash = hashlib.sha256(f"{version}/{arch}/{sorted(pkgs.values())}".encode()).hexdigest()
+    repos = (
+        f"[{{'id': <'fedora'>, 'timestamp': <uint64 {REPO_TIMESTAMPS[release]}>}}, "
+        f"{{'id': <'updates'>, 'timestamp': <uint64 {_timestamp(date) - 3600}>}}]"
+    )
+    return [
+        f"--add-metadata-string=version={version}",
+        f"--add-metadata-string=rpmostree.inputhash={inputhash}",
+        "--add-metadata=rpmostree.initramfs-args=['--no-hostonly']",
+        f"--add-metadata=rpmostree.rpmmd-repos={repos}",
+        "--add-metadata=ostree.bootable=true",
+        f"--add-metadata-string=ostree.linux={kver}",
+        f"--add-metadata=rpmostree.rpmdb.pkglist={_pkglist_gvariant(pkgs)}",
+    ]
+
+
+def _commit(repo: Path, tree: Path, branch: str, subject: str, ts: int, meta: list[str]) -> str:
+    stamp = dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S +0000")
+    return _ostree(
+        "commit", f"--repo={repo}", f"--branch={branch}", f"--subject={subject}", f"--timestamp={stamp}", *meta, str(tree)
+    )
+
+
+def _bump_pkgs(pkgs: dict[str, str], serial: int) -> dict[str, str]:
+    """Newer builds of a few base packages for later composes (so diffs are non-empty)."""
+    out = dict(pkgs)
+    for name in ("bash", "firefox", "firefox-langpacks"):
+        if name in out and serial:
+            n, _e, v, r, a = simcore.split_nevra(out[name])
+            head, _, dist = r.partition(".")
+            out[name] = _nevra(n, f"{v}-{int(head) + serial}.{dist}", a)
+    return out
+
+
+def commit_ref(repo: Path, ref: str, version: str, date: str, serial: int) -> str:
+    _, release, arch, variant = ref.split("/")
+    pkgs = _bump_pkgs(base_packages(release, arch, variant), serial)
+    with tempfile.TemporaryDirectory(prefix="h2-tree-") as tmp:
+        tree = Path(tmp) / "tree"
+        _write_tree(tree, release, arch, variant, version, pkgs)
+        meta = _compose_metadata(release, arch, version, pkgs, date)
+        return _commit(repo, tree, ref, f"Fedora {release} {variant} {version}", _timestamp(date, serial), meta)
+
+
+def _image_metadata(name: str, arch: str, version: str, created: str, kver: str) -> tuple[list[str], str]:
+    config = {
+        "architecture": OCI_ARCH[arch],
+        "os": "linux",
+        "created": created,
+        "config": {
+            "Labels": {
+                "containers.bootc": "1",
+                "org.opencontainers.image.version": version,
+                "ostree.bootable": "1",
+                "ostree.linux": kver,
+            }
+        },
+        "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(f"{name}{arch}{version}".encode()).hexdigest()]},
+    }
+    config_json = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": "sha256:" + hashlib.sha256(config_json.encode()).hexdigest(),
+            "size": len(config_json),
+        },
+        "layers": [
+            {
+                "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                "digest": "sha256:" + hashlib.sha256(f"layer{name}{arch}{version}".encode()).hexdigest(),
+                "size": 1541370,
+            }
+        ],
+    }
+    manifest_json = json.dumps(manifest, sort_keys=True, separators=(",", ":"))
+    digest = "sha256:" + hashlib.sha256(manifest_json.encode()).hexdigest()
+    meta = [
+        f"--add-metadata-string=ostree.manifest-digest={digest}",
+        f"--add-metadata-string=ostree.manifest={manifest_json}",
+        f"--add-metadata-string=ostree.container.image-config={config_json}",
+        "--add-metadata-string=ostree.importer.version=0.15.3",
+        f"--add-metadata-string=version={version}",
+        "--add-metadata=ostree.bootable=true",
+        f"--add-metadata-string=ostree.linux={kver}",
+    ]
+    return meta, digest
+
+
+def commit_image(repo: Path, name: str, arch: str, date: str, serial: int) -> dict[str, Any]:
+    spec = IMAGES[name]
+    release, variant = spec["release"], spec["variant"]
+    version = f"{release}.{date}.{serial}"
+    ts = _timestamp(date, serial)
+    created = dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    kver = f"{KERNELS[release]}.{arch}"
+    pkgs = _bump_pkgs(base_packages(release, arch, variant), serial)
+    meta, digest = _image_metadata(name, arch, version, created, kver)
+    meta.append(f"--add-metadata=rpmostree.rpmdb.pkglist={_pkglist_gvariant(pkgs)}")
+    ref = f"ostree/container/image/{arch}/{simcore.escape_ref_component('docker://' + name)}"
+    with tempfile.TemporaryDirectory(prefix="h2-img-") as tmp:
+        tree = Path(tmp) / "tree"
+        _write_tree(tree, release, arch, variant, version, pkgs)
+        csum = _commit(repo, tree, ref, f"{name} {arch}", ts, meta)
+    return {"digest": digest, "commit": csum, "ref": ref, "version": version, "created": created}
+
+
+# ---------------------------------------------------------------- server
+def _catalogue_path(server_dir: Path) -> Path:
+    return server_dir / "oci" / "catalogue.json"
+
+
+def _index_digest(arches: dict[str, Any]) -> str:
+    return "sha256:" + hashlib.sha256(json.dumps(arches, sort_keys=True).encode()).hexdigest()
+
+
+def build_server(server_dir: Path) -> None:
+    """Idempotent: create the archive repo, OCI catalogue and package catalogue if missing."""
+    repo = server_dir / "ostree"
+    cat_path = _catalogue_path(server_dir)
+    if (repo / "summary").exists() and cat_path.exists() and (server_dir / "packages/catalogue.json").exists():
+        return
+    if repo.exists():
+        shutil.rmtree(repo)
+    repo.mkdir(parents=True)
+    _ostree("init", f"--repo={repo}", "--mode=archive")
+    for ref in REFS:
+        release = ref.split("/")[1]
+        for serial, date in enumerate(HISTORY[release]):
+            commit_ref(repo, ref, f"{release}.{date}.0", date, serial)
+    images: dict[str, Any] = {}
+    for name, spec in IMAGES.items():
+        arches = {OCI_ARCH[a]: commit_image(repo, name, a, spec["date"], 0) for a in spec["arches"]}
+        images[name] = {"index-digest": _index_digest(arches), "arches": arches}
+    _ostree("summary", f"--repo={repo}", "-u")
+    cat_path.parent.mkdir(parents=True, exist_ok=True)
+    cat_path.write_text(json.dumps({"format": 1, "images": images}, indent=2, sort_keys=True))
+    pkg_path = server_dir / "packages" / "catalogue.json"
+    pkg_path.parent.mkdir(parents=True, exist_ok=True)
+    pkg_path.write_text(json.dumps(package_catalogue(), indent=2, sort_keys=True))
+
+
+def _next_date_serial(version: str) -> tuple[str, int]:
+    _rel, date, serial = version.split(".")
+    return date, int(serial) + 1
+
+
+def _ref_version(repo: Path, ref: str) -> str:
+    return _ostree("show", f"--repo={repo}", "--print-metadata-key=version", ref).strip("'")
+
+
+def publish(server_dir: Path, target: str) -> dict[str, Any]:
+    """Publish a new commit for an ostree ref, or a new digest for an image reference."""
+    repo = server_dir / "ostree"
+    if target in REFS:
+        date, serial = _next_date_serial(_ref_version(repo, target))
+        version = f"{target.split('/')[1]}.{date}.{serial}"
+        csum = commit_ref(repo, target, version, date, serial)
+        _ostree("summary", f"--repo={repo}", "-u")
+        return {"kind": "ostree", "ref": target, "commit": csum, "version": version}
+    name = target.removeprefix("docker://")
+    name = name.split(":", 1)[1] if simcore.is_container_ref(name) else name
+    cat_path = _catalogue_path(server_dir)
+    cat = json.loads(cat_path.read_text())
+    if name not in cat["images"]:
+        raise KeyError(f"unknown ref or image: {target}")
+    entry = cat["images"][name]
+    arches: dict[str, Any] = {}
+    for oci_arch, cur in entry["arches"].items():
+        arch = next(a for a, o in OCI_ARCH.items() if o == oci_arch)
+        date, serial = _next_date_serial(cur["version"])
+        arches[oci_arch] = commit_image(repo, name, arch, date, serial)
+    entry.update({"arches": arches, "index-digest": _index_digest(arches)})
+    _ostree("summary", f"--repo={repo}", "-u")
+    cat_path.write_text(json.dumps(cat, indent=2, sort_keys=True))
+    return {"kind": "image", "image": name, "index-digest": entry["index-digest"], "arches": arches}
+
+
+# ---------------------------------------------------------------- hosts
+def _server_dir_for(server_url: str, server_dir: Path | None) -> Path | None:
+    if server_dir is not None:
+        return server_dir
+    parsed = urlparse(server_url)
+    if parsed.scheme == "file":
+        return Path(parsed.path)
+    env = os.environ.get("IMMUTABLE_HOSTS_LAB_DIR")
+    candidate = Path(env) / "server" if env else Path(__file__).resolve().parents[3] / ".lab" / "server"
+    return candidate if (candidate / "ostree" / "config").exists() else None
+
+
+def _fetch(root: Path, server: Path | None, url: str, ref: str, local_ref: str | None = None) -> None:
+    repo = f"--repo={root / 'ostree/repo'}"
+    if server is not None:
+        if local_ref is None:
+            _ostree("pull-local", repo, "--remote=fedora", str(server / "ostree"), ref)
+        else:
+            _ostree("pull-local", repo, str(server / "ostree"), ref)
+    else:
+        _ostree("pull", repo, "fedora", ref)
+    if local_ref is not None:
+        csum = _ostree("rev-parse", repo, ref)
+        _ostree("refs", repo, "--create", local_ref, csum)
+        _ostree("refs", repo, "--delete", ref)
+
+
+def _write_remote(root: Path, url: str) -> None:
+    remotes = root / "etc/ostree/remotes.d"
+    remotes.mkdir(parents=True, exist_ok=True)
+    (remotes / "fedora.conf").write_text(f'[remote "fedora"]\nurl={url}\ngpg-verify=false\n')
+
+
+def _kargs() -> list[str]:
+    return [f"--karg=root=UUID={uuid.uuid4()}", "--karg=rw", "--karg-append=rhgb", "--karg-append=quiet"]
+
+
+def provision_host(root: Path, profile: str, server_url: str, server_dir: Path | None = None) -> None:
+    """Create a real sysroot in ``root`` (init-fs, os-init, remote, pull, deploy) for ``profile``.
+
+    The repo is filled with ``pull-local`` from the server's directory when it is reachable on the
+    machine (``server_dir``, a ``file://`` URL, ``$IMMUTABLE_HOSTS_LAB_DIR/server`` or ``<repo>/.lab/server``),
+    else over HTTP from ``server_url``; the host's remote always points at ``server_url + "/ostree"``.
+    """
+    if profile not in (*PROFILE_REFS, "bootc"):
+        raise ValueError(f"unknown profile {profile}")
+    root.mkdir(parents=True, exist_ok=True)
+    url = server_url.rstrip("/") + "/ostree"
+    if not (root / "ostree/repo/config").exists():
+        _ostree("admin", "init-fs", "--modern", str(root))
+    _ostree("admin", "os-init", f"--sysroot={root}", "fedora")
+    _write_remote(root, url)
+    server = _server_dir_for(server_url, server_dir)
+    if profile == "bootc":
+        _deploy_image(root, server, url)
+    else:
+        ref = PROFILE_REFS[profile]
+        _fetch(root, server, url, ref)
+        _ostree("admin", "deploy", f"--sysroot={root}", "--os=fedora", *_kargs(), f"fedora:{ref}")
+    catalogue = root / simcore.CATALOGUE_REL
+    if not catalogue.exists():
+        catalogue.parent.mkdir(parents=True, exist_ok=True)
+        catalogue.write_text(json.dumps(package_catalogue(), sort_keys=True))
+
+
+def _deploy_image(root: Path, server: Path | None, url: str) -> None:
+    if server is None:
+        raise RuntimeError("bootc provisioning needs the server directory (pass server_dir=)")
+    cat = json.loads(_catalogue_path(server).read_text())
+    entry = cat["images"][BOOTC_IMAGE]["arches"]["amd64"]
+    _fetch(root, server, url, entry["ref"], local_ref=simcore.image_ref_for(BOOTC_IMAGE))
+    with tempfile.NamedTemporaryFile("w", suffix=".origin", delete=False) as fh:
+        fh.write(f"[origin]\ncontainer-image-reference={BOOTC_ORIGIN}\n")
+        origin = fh.name
+    try:
+        _ostree("admin", "deploy", f"--sysroot={root}", "--os=fedora", *_kargs(), f"--origin-file={origin}", entry["commit"])
+    finally:
+        os.unlink(origin)
+
+
+def cleanup_host(root: Path) -> None:
+    """Clear FS_IMMUTABLE on deployment dirs so the host dir can be removed (safe to call on any dir)."""
+    deploy = root / "ostree" / "deploy"
+    if deploy.exists():
+        subprocess.run(["chattr", "-R", "-i", str(deploy)], capture_output=True, check=False)

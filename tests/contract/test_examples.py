@@ -1,0 +1,142 @@
+"""Drive real sysroots into each situation of ../shared/reference/examples and compare key sets and JSON types."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from conftest import Host, load_example
+
+from immutable_hosts.lab import ostree_content
+
+SIGNED_41 = "ostree-image-signed:docker://quay.io/fedora/fedora-silverblue:41"
+
+
+def _type(v: Any) -> str:
+    return {bool: "bool", int: "int", str: "str", list: "list", dict: "dict", type(None): "null"}[type(v)]
+
+
+def assert_same_shape(ours: dict[str, Any], example: dict[str, Any], where: str) -> None:
+    expected = set(example)
+    if ours.get("gpg-enabled") is False:
+        expected.discard("signatures")  # presence rule: signatures only when gpg-enabled is true (lab: no GPG)
+    assert set(ours) == expected, f"{where}: extra {set(ours) - expected}, missing {expected - set(ours)}"
+    for key in expected & set(ours):
+        if example[key] is None or ours[key] is None:
+            continue
+        assert _type(ours[key]) == _type(example[key]), f"{where}.{key}: {ours[key]!r} vs {example[key]!r}"
+
+
+def assert_status_like(doc: dict[str, Any], example: dict[str, Any]) -> None:
+    assert set(doc) == set(example)
+    assert len(doc["deployments"]) == len(example["deployments"])
+    for i, (ours, ex) in enumerate(zip(doc["deployments"], example["deployments"], strict=True)):
+        assert_same_shape(ours, ex, f"deployments[{i}]")
+        assert ours["id"] == f"{ours['osname']}-{ours['checksum']}.{ours['serial']}"
+    for key in ("transaction", "cached-update", "update-driver"):
+        if example[key] is None:
+            assert doc[key] is None, key
+        elif isinstance(example[key], dict):
+            assert_same_shape(doc[key], {k: v for k, v in example[key].items() if k not in ("rpm-diff", "advisories")}, key)
+        else:
+            assert _type(doc[key]) == _type(example[key]) and len(doc[key]) == len(example[key])
+
+
+def test_plain_silverblue(make_host) -> None:
+    host: Host = make_host("silverblue")
+    host.rpm_ostree("deploy", "version=41.20241020.0")
+    host.reboot()
+    host.rpm_ostree("upgrade")
+    host.reboot()
+    doc = host.status()
+    assert_status_like(doc, load_example("rpm-ostree-status-plain-silverblue.json"))
+    assert doc["deployments"][0]["booted"] and doc["deployments"][0]["version"] == "41.20241104.0"
+    assert doc["deployments"][1]["pending-base-checksum"] == doc["deployments"][0]["checksum"]
+
+
+def test_layered_staged_pinned(make_host, tmp_path) -> None:
+    host: Host = make_host("silverblue")
+    host.ostree("admin", "pin", f"--sysroot={host.root}", "0")
+    rpm = ostree_content.make_local_rpm(tmp_path / "rpmfusion-free-release-41-1.noarch.rpm", "rpmfusion-free-release", "41", "1")
+    host.rpm_ostree("install", "vim-enhanced", str(rpm))
+    host.rpm_ostree("override", "remove", "firefox", "firefox-langpacks")
+    host.reboot()
+    ostree_content.publish(host.server, "fedora/41/x86_64/silverblue")
+    host.rpm_ostree("upgrade")
+    host.rpm_ostree("install", "htop")
+    doc = host.status()
+    example = load_example("rpm-ostree-status-layered-staged-pinned.json")
+    assert_status_like(doc, example)
+    staged, booted, pinned = doc["deployments"]
+    assert staged["staged"] and booted["booted"] and pinned["pinned"]
+    assert staged["packages"] == ["htop", "vim-enhanced"]
+    assert staged["requested-local-packages"] == ["rpmfusion-free-release-41-1.noarch"]
+    assert [r[1] for r in staged["base-removals"]] == ["firefox", "firefox-langpacks"]
+    assert staged["layered-commit-meta"]["rpmostree.clientlayer"] is True
+    origin = next(host.root.glob(f"ostree/deploy/fedora/deploy/{staged['checksum']}.0.origin")).read_text()
+    assert "baserefspec=fedora:fedora/41/x86_64/silverblue" in origin
+    assert "requested=htop;vim-enhanced;" in origin and "remove=firefox;firefox-langpacks;" in origin
+
+
+def test_container_origin(make_host) -> None:
+    host: Host = make_host("silverblue")
+    host.rpm_ostree("rebase", SIGNED_41)
+    host.reboot()
+    doc = host.status()
+    assert_status_like(doc, load_example("rpm-ostree-status-container-origin.json"))
+    assert doc["deployments"][0]["container-image-reference"] == SIGNED_41
+
+
+def test_busy_update_driver(make_host) -> None:
+    host: Host = make_host("bootc")
+    driver = host.spawn("__sim-driver", "Zincati")
+    busy = host.spawn("__sim-busy", "30", "rebase", "ostree-remote-image:fedora:docker://quay.io/x:stable")
+    try:
+        for _ in range(50):
+            doc = host.status()
+            if doc["transaction"] and doc["update-driver"]:
+                break
+            time.sleep(0.1)
+        assert_status_like(doc, load_example("rpm-ostree-status-busy-update-driver.json"))
+        assert doc["transaction"][0] == "Rebase"
+        assert doc["update-driver"]["driver-name"] == "Zincati"
+    finally:
+        for proc in (busy, driver):
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+def _assert_bootc_like(ours: Any, example: Any, where: str = "") -> None:
+    if isinstance(example, dict) and isinstance(ours, dict):
+        expected = set(example)
+        if "signature" in expected and "signature" not in ours:
+            expected.discard("signature")  # presence rule: omitted for ostree-unverified-* origins
+        assert set(ours) == expected, f"{where}: {set(ours) ^ expected}"
+        for k in expected:
+            _assert_bootc_like(ours[k], example[k], f"{where}.{k}")
+    else:
+        assert (ours is None) == (example is None) or _type(ours) == _type(example), where
+
+
+def test_bootc_container_host(make_host) -> None:
+    host: Host = make_host("silverblue")
+    host.rpm_ostree("rebase", SIGNED_41)
+    host.reboot()
+    ostree_content.publish(host.server, "quay.io/fedora/fedora-silverblue:41")
+    out = host.run("bootc", "upgrade", check=True).stdout
+    assert "Queued for next boot: quay.io/fedora/fedora-silverblue:41" in out
+    doc = host.bootc_status()
+    _assert_bootc_like(doc, load_example("bootc-status-container-host.json"))
+    assert doc["spec"]["image"]["signature"] == "containerPolicy"
+    assert doc["status"]["rollback"]["image"] is None
+
+
+def test_bootc_incompatible_layered(make_host) -> None:
+    host: Host = make_host("bootc")
+    host.rpm_ostree("install", "htop")
+    host.reboot()
+    doc = host.bootc_status()
+    _assert_bootc_like(doc, load_example("bootc-status-incompatible-layered.json"))
+    assert doc["status"]["booted"]["incompatible"] is True
+    res = host.run("bootc", "upgrade")
+    assert res.returncode == 1 and "local rpm-ostree modifications" in res.stderr
