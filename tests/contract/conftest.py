@@ -20,7 +20,8 @@ import pytest
 from immutable_hosts.lab import ostree_content
 from immutable_hosts.lab.sim import HOSTLIB
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "reference" / "examples"
+# The contract's example documents (../shared/reference/examples), kept with the unit-test fixtures.
+EXAMPLES = Path(__file__).resolve().parents[1] / "unit" / "fixtures"
 
 pytestmark = pytest.mark.skipif(
     shutil.which("ostree") is None or os.geteuid() != 0, reason="needs root and the ostree CLI (apt-get install ostree)"
