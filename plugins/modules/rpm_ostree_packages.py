@@ -19,7 +19,7 @@ description:
     --install=... --uninstall=...)). Resetting overrides is a separate rpm-ostree subcommand, so a run that resets
     and also changes other overrides costs two transactions.
   - Local RPMs are compared by NEVRA, read from the RPM header of the file.
-  - A package the base image already provides is reported in RV(skipped) and not requested, unless
+  - A package the base image already provides is reported in RV(provided_by_base) and not requested, unless
     O(allow_inactive=true). Finding that out costs rpm-ostree's own depsolve answer, so it happens only when there
     are packages to install.
 author:
@@ -57,7 +57,7 @@ options:
   allow_inactive:
     description:
       - Request packages even when the base already provides them (an inactive request, which becomes active if
-        a later base drops the package). By default such packages are skipped and reported in RV(skipped).
+        a later base drops the package). By default such packages are skipped and reported in RV(provided_by_base).
     type: bool
     default: false
   apply_live:
@@ -131,7 +131,7 @@ overrides:
   returned: success
   type: dict
   sample: {remove: [firefox], replace: [], reset: []}
-skipped:
+provided_by_base:
   description: Packages not requested because the base already provides them, with the providing NEVRA.
   returned: success
   type: dict
@@ -273,7 +273,7 @@ def converge(host):
             "replace": [replace[s] for s in plan["override_replace"]],
             "reset": plan["override_reset"],
         },
-        skipped=skip,
+        provided_by_base=skip,
     )
 
 

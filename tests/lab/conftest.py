@@ -1,7 +1,7 @@
 """pytest fixtures for tests against lab hosts.
 
 ``lab_session`` brings the hosts up once per test session and takes the whole lab down at the end, also when tests
-fail or the session is interrupted. Which hosts: ``LAB_TEST_HOSTS`` (default ``silverblue:2``), a comma list of
+fail or the session is interrupted. Which hosts: ``LAB_TEST_HOSTS`` (default ``DEFAULT_HOSTS``), a comma list of
 ``profile:count``; each profile's hosts are named ``<profile>-1 …``. The state dir is the lab default
 (``IMMUTABLE_HOSTS_LAB_DIR`` or ``<repo>/.lab``), so the image cache is shared with manual ``lab up`` runs.
 ``LAB_KEEP=1`` leaves the hosts running after the session (for debugging; run ``lab down`` yourself).
@@ -34,7 +34,8 @@ from immutable_hosts.lab.state import resolve_state_dir  # noqa: E402
 def lab_cli(*args: str, state_dir: Path, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     """Run ``immutable-hosts lab ARGS… --state-dir STATE_DIR`` as its own process, as a user would."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")]))}
-    argv = [sys.executable, "-m", "immutable_hosts.lab.cli", *args, "--state-dir", str(state_dir)]
+    # --state-dir goes right after the subcommand: after `exec HOST -- CMD` or `sim HOST ...` it would be an argument.
+    argv = [sys.executable, "-m", "immutable_hosts.lab.cli", args[0], "--state-dir", str(state_dir), *args[1:]]
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
     if check and done.returncode != 0:
         raise AssertionError(f"{' '.join(argv)} -> rc {done.returncode}\n{done.stdout}\n{done.stderr}")
@@ -48,8 +49,13 @@ def lab_unavailable() -> str | None:
     return f"missing tools: {' '.join(missing)}" if missing else None
 
 
+# Hosts of the test session, one set of hosts per test file so files never share mutable state:
+# OS-tree modules silverblue-1..4 and bootc-1; Flatpak modules kinoite-1 and silverblue-5; Podman modules silverblue-6.
+DEFAULT_HOSTS = "silverblue:6,kinoite:1,bootc:1"
+
+
 def requested_hosts() -> dict[str, int]:
-    spec = os.environ.get("LAB_TEST_HOSTS", "silverblue:2")
+    spec = os.environ.get("LAB_TEST_HOSTS", DEFAULT_HOSTS)
     wanted: dict[str, int] = {}
     for item in filter(None, (part.strip() for part in spec.split(","))):
         profile, _, count = item.partition(":")
@@ -75,6 +81,40 @@ class LabSession:
 
     def exec(self, name: str, *command: str, user: str = "root") -> subprocess.CompletedProcess[str]:
         return lab_cli("exec", "--user", user, name, "--", *command, state_dir=self.state_dir, check=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def collection_tree(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The collection as ``ansible_collections/immutable/hosts``, laid out fresh for this session from the checkout,
+    and made the one Ansible loads (``ANSIBLE_COLLECTIONS_PATH``), so tests always run the code as it is now."""
+    root = tmp_path_factory.mktemp("collections")
+    subprocess.run(
+        [sys.executable, str(HERE.parents[1] / "tools" / "collection_tree.py"), str(root)], check=True, capture_output=True
+    )
+    previous = os.environ.get("ANSIBLE_COLLECTIONS_PATH")
+    os.environ["ANSIBLE_COLLECTIONS_PATH"] = str(root)
+    yield root
+    if previous is None:
+        os.environ.pop("ANSIBLE_COLLECTIONS_PATH", None)
+    else:
+        os.environ["ANSIBLE_COLLECTIONS_PATH"] = previous
+
+
+@pytest.fixture(scope="session")
+def lab_image_rootfs(lab_state_dir: Path) -> Path:
+    """The unpacked lab image (Debian trixie with systemd, podman, flatpak, ostree), built or unpacked when needed;
+    ``IMMUTABLE_HOSTS_LAB_ROOTFS`` names another one."""
+    explicit = os.environ.get("IMMUTABLE_HOSTS_LAB_ROOTFS")
+    if explicit:
+        return Path(explicit)
+    reason = lab_unavailable()
+    if reason:
+        pytest.skip(reason)
+    from immutable_hosts.lab.image import Image
+
+    image = Image.current(lab_state_dir / "image")
+    image.ensure()
+    return image.rootfs
 
 
 @pytest.fixture(scope="session")
@@ -103,3 +143,16 @@ def lab_session(lab_state_dir: Path) -> Iterator[LabSession]:
 def lab(lab_session: LabSession) -> Lab:
     """The Ansible harness bound to the session's inventory."""
     return lab_session.ansible()
+
+
+@pytest.fixture
+def lab_hosts(lab_session: LabSession):
+    """``lab_hosts("silverblue-1", ...)`` returns the names, or skips the test when the session lacks one of them."""
+
+    def need(*names: str) -> list[str]:
+        missing = [name for name in names if name not in lab_session.all_hosts]
+        if missing:
+            pytest.skip(f"hosts {', '.join(missing)} are not in this session (LAB_TEST_HOSTS)")
+        return list(names)
+
+    return need

@@ -294,18 +294,6 @@ def test_provision_other_profiles_add_nothing(lab: Served, tmp_path: pathlib.Pat
 # the host's own flatpak (trixie, 1.16) on a provisioned root
 
 
-def lab_rootfs() -> pathlib.Path | None:
-    """IMMUTABLE_HOSTS_LAB_ROOTFS, else the lab image built by ``immutable-hosts lab up``, if it has flatpak."""
-    explicit = os.environ.get("IMMUTABLE_HOSTS_LAB_ROOTFS")
-    candidates = [pathlib.Path(explicit)] if explicit else []
-    if not explicit:
-        with contextlib.suppress(ImportError):
-            from immutable_hosts.lab.state import resolve_state_dir
-
-            candidates += sorted((resolve_state_dir() / "image").glob("*/rootfs"))
-    return next((c for c in candidates if (c / "usr/bin/flatpak").exists() and (c / "usr/bin/gpg").exists()), None)
-
-
 # chroot into the overlay with the server dir at /srv/lab, in private mount and network namespaces.
 CHROOT = r"""
 set -e
@@ -331,11 +319,10 @@ echo "== end"
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root (mounts, namespaces, chroot)")
-def test_host_flatpak_uses_provisioned_remote(lab: Served, tmp_path: pathlib.Path) -> None:
+def test_host_flatpak_uses_provisioned_remote(lab: Served, tmp_path: pathlib.Path, lab_image_rootfs: pathlib.Path) -> None:
     """The image's flatpak reads what provision_host wrote, verifies the lab key and applies the filter."""
-    lower = lab_rootfs()
-    if lower is None:
-        pytest.skip("no trixie rootfs with flatpak and gnupg: set IMMUTABLE_HOSTS_LAB_ROOTFS")
+    lower = lab_image_rootfs
+    assert (lower / "usr/bin/flatpak").exists() and (lower / "usr/bin/gpg").exists()
     dirs = {name: tmp_path / name for name in ("upper", "work", "merged")}
     for path in dirs.values():
         path.mkdir()

@@ -151,20 +151,6 @@ def test_provision_host_prepares_storage(tmp_path: pathlib.Path) -> None:
 # real podman
 
 
-def podman_rootfs() -> pathlib.Path | None:
-    explicit = os.environ.get("IMMUTABLE_HOSTS_LAB_ROOTFS")
-    candidates = [pathlib.Path(explicit)] if explicit else []
-    if not explicit:
-        with contextlib.suppress(ImportError):
-            from immutable_hosts.lab.state import resolve_state_dir
-
-            candidates += sorted((resolve_state_dir() / "image").glob("*/rootfs"))
-    for rootfs in candidates:
-        if (rootfs / "usr/bin/podman").exists() and b"\ncore:" in b"\n" + (rootfs / "etc/passwd").read_bytes():
-            return rootfs
-    return None
-
-
 # Runs as PID 1 of new mount, network and PID namespaces: pivot_root into the overlay (rootless podman
 # refuses a chroot), binds the storage like systemd-nspawn --bind does, then execs the command.  When
 # it exits the kernel kills everything left in the PID namespace (rootless pause processes included).
@@ -240,10 +226,9 @@ def no_new_libpod_cgroups() -> Iterator[None]:
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root (mounts, namespaces)")
-def test_podman_loads_and_runs_preloaded_image(tmp_path: pathlib.Path) -> None:
-    lower = podman_rootfs()
-    if lower is None:
-        pytest.skip("no trixie rootfs with podman: set IMMUTABLE_HOSTS_LAB_ROOTFS")
+def test_podman_loads_and_runs_preloaded_image(tmp_path: pathlib.Path, lab_image_rootfs: pathlib.Path) -> None:
+    lower = lab_image_rootfs
+    assert (lower / "usr/bin/podman").exists() and b"\ncore:" in b"\n" + (lower / "etc/passwd").read_bytes()
     storage = {"root": tmp_path / "storage/root", "core": tmp_path / "storage/core"}
     with overlay(lower, tmp_path / "ovl") as merged, no_new_libpod_cgroups():
         oci.install_into_rootfs(merged)
@@ -409,10 +394,9 @@ def settled(enter: list[str], *argv: str) -> str:
 
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("systemd-nspawn"), reason="needs root and systemd-nspawn")
 @pytest.mark.skipif(not pathlib.Path("/sys/fs/cgroup/unified/cgroup.procs").exists(), reason="needs cgroup2 at unified")
-def test_booted_host_preloads_before_quadlet_units(tmp_path: pathlib.Path) -> None:
-    lower = podman_rootfs()
-    if lower is None or not (lower / "usr/lib/systemd/systemd").exists():
-        pytest.skip("no trixie rootfs with systemd and podman: set IMMUTABLE_HOSTS_LAB_ROOTFS")
+def test_booted_host_preloads_before_quadlet_units(tmp_path: pathlib.Path, lab_image_rootfs: pathlib.Path) -> None:
+    lower = lab_image_rootfs
+    assert (lower / "usr/lib/systemd/systemd").exists() and (lower / "usr/bin/podman").exists()
     storage = {"root": tmp_path / "storage/root", "core": tmp_path / "storage/core"}
     with overlay(lower, tmp_path / "ovl") as merged:
         prepare_booted_host(merged, storage)

@@ -66,14 +66,14 @@ def test_package_provided_by_the_base_is_skipped_and_reported(host, ostree_modul
     )
     result = ostree_module(module, {"name": ["htop", "nano"]}, tools)
     assert result["changed"] is True and result["installed"] == ["htop"]
-    assert result["skipped"] == {"nano": "nano-8.1-1.fc41.x86_64"}
+    assert result["provided_by_base"] == {"nano": "nano-8.1-1.fc41.x86_64"}
     assert "nano" not in result["diff"]["after"]["requested_packages"]
 
 
 def test_only_base_provided_packages_is_no_change(host, ostree_module):
     tools = Tools({STATUS: (0, fixture_text(PLAIN), ""), "rpm-ostree install --idempotent --unchanged-exit-77 nano": PROVIDED})
     result = ostree_module(module, {"name": ["nano"]}, tools)
-    assert result["changed"] is False and result["skipped"] == {"nano": "nano-8.1-1.fc41.x86_64"}
+    assert result["changed"] is False and result["provided_by_base"] == {"nano": "nano-8.1-1.fc41.x86_64"}
 
 
 def test_check_mode_asks_with_dry_run_and_changes_nothing(host, ostree_module):
@@ -90,7 +90,7 @@ def test_check_mode_asks_with_dry_run_and_changes_nothing(host, ostree_module):
     )
     result = ostree_module(module, {"name": ["htop", "nano"], "_ansible_check_mode": True}, tools)
     assert (
-        result["changed"] is True and result["installed"] == ["htop"] and result["skipped"] == {"nano": "nano-8.1-1.fc41.x86_64"}
+        result["changed"] is True and result["installed"] == ["htop"] and result["provided_by_base"] == {"nano": "nano-8.1-1.fc41.x86_64"}
     )
     assert all("--dry-run" in call for call in tools.calls[1:])
     assert result["reboot_reasons"] == ["layering-changed"]

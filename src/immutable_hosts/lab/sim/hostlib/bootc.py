@@ -247,10 +247,17 @@ def _check(name: str, entry: dict[str, Any], current: str | None) -> int:
 
 
 def cmd_switch(args: list[str]) -> int:
-    pos = [a for a in args if not a.startswith("--")]
+    # clap takes `--transport VALUE` as well as `--transport=VALUE`.
+    transport, pos, rest = "registry", [], iter(args)
+    for arg in rest:
+        if arg == "--transport":
+            transport = next(rest, "")
+        elif arg.startswith("--transport="):
+            transport = arg.split("=", 1)[1]
+        elif not arg.startswith("--"):
+            pos.append(arg)
     if len(pos) != 1:
         raise SimError("the following required arguments were not provided: <TARGET>")
-    transport = next((a.split("=", 1)[1] for a in args if a.startswith("--transport=")), "registry")
     target = pos[0]
     prefix = "ostree-image-signed" if "--enforce-container-sigpolicy" in args else "ostree-unverified-image"
     imgref = (

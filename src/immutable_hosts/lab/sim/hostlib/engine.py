@@ -48,8 +48,9 @@ def is_layered_origin(groups: dict[str, dict[str, str]]) -> bool:
 
 
 def normalise_origin(groups: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
-    """Write refspec vs baserefspec the way rpm-ostree does; drop empty groups."""
-    out = {k: {kk: vv for kk, vv in v.items() if vv} for k, v in groups.items()}
+    """Write refspec vs baserefspec the way rpm-ostree does; drop empty groups. A new deployment never inherits
+    ``[libostree-transient]`` (the pin): libostree strips transient state from the origin it deploys."""
+    out = {k: {kk: vv for kk, vv in v.items() if vv} for k, v in groups.items() if k != "libostree-transient"}
     o = out.setdefault("origin", {})
     ref = o.pop("refspec", None) or o.pop("baserefspec", None)
     if ref:

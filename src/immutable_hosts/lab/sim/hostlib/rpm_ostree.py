@@ -193,7 +193,11 @@ def title_of(argv: list[str]) -> str:
     return " ".join(argv)
 
 
-def print_diff(old_csum: str, new_csum: str) -> None:
+def print_diff(merge_csum: str, new_csum: str) -> None:
+    """The package diff rpm-ostree prints after a deployment: the booted deployment against the new one (the previous
+    pending deployment may be gone by now, replaced by the new one)."""
+    booted = sc.booted_deployment(sc.list_deployments())
+    old_csum = booted.checksum if booted is not None else merge_csum
     old = en.base_pkgs(en.base_checksum(old_csum))
     new = en.base_pkgs(en.base_checksum(new_csum))
     for name, nevra in _layered_pkgs(new_csum).items():
@@ -759,7 +763,7 @@ def set_default(target: Deployment) -> None:
 def cmd_cleanup(argv: list[str]) -> int:
     opts = parse(argv[1:], {"-p", "--pending", "-r", "--rollback", "-b", "--base", "-m", "--repomd"}, set())
     opts.flags = {"--rollback" if f == "--reboot" else f for f in opts.flags}
-    if not opts.has("--pending", "--rollback", "-b", "--base", "--repomd"):
+    if not opts.has("--pending", "--rollback", "-b", "--base", "--booted", "--repomd"):
         raise SimError("cleanup: At least one cleanup option must be specified")
     osname, deps = osname_deps(opts)
     booted = sc.booted_deployment(sc.list_deployments())
@@ -776,7 +780,7 @@ def cmd_cleanup(argv: list[str]) -> int:
         if any(d.staged and d.name in drop for d in deps):
             en.clear_staged()
         en.undeploy_names(drop)
-        if opts.has("-b", "--base"):
+        if opts.has("-b", "--base", "--booted"):  # -b is --base here (the global alias table maps it to --booted)
             sc.admin("cleanup")
         if not drop:
             out("Deployments unchanged.")
@@ -918,6 +922,11 @@ def cmd_override(argv: list[str]) -> int:
         groups = copy_origin(merge)
         base = en.base_checksum(merge.checksum)
         {"remove": override_remove, "replace": override_replace, "reset": override_reset}[sub](groups, base, opts)
+        # override takes --install/--uninstall like upgrade, rebase and deploy (SUPPORTS_PKG_INSTALLS): same transaction.
+        if opts.all("--uninstall"):
+            apply_uninstall(groups, opts.all("--uninstall"), opts)
+        if opts.all("--install"):
+            apply_install(groups, base, opts.all("--install"), opts, sc.is_container_ref(en.origin_ref(merge)))
         if opts.has("--dry-run"):
             out("Exiting because of '--dry-run' option")
             return 0
