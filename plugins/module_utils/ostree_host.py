@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Optional
 
 from ansible_collections.immutable.hosts.plugins.module_utils import host, ostree, rpm_ostree
+from ansible_collections.immutable.hosts.plugins.module_utils.facts import DEPLOYMENT_FACT_KEYS
 from ansible_collections.immutable.hosts.plugins.module_utils.runner import BusyTimeout, Runner, RunnerError
 
 COMMON_ARGUMENT_SPEC = dict(
@@ -152,7 +153,9 @@ class RpmOstreeHost:
                 self.kargs_of(merge, ask=False)
                 self._kargs[(merge["checksum"], merge["serial"])] = merge_kargs
         reboot = self.reboot_state(predicted_reasons if changed else None)
-        deployment = rpm_ostree.pick(self.status, "merge")
+        merge = rpm_ostree.pick(self.status, "merge")
+        # The same shape as ansible_facts.ostree.deployments, without the bulky commit metadata.
+        deployment = {key: merge[key] for key in DEPLOYMENT_FACT_KEYS if key in merge} if merge else None
         self.module.exit_json(
             changed=changed,
             diff=diff,
