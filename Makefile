@@ -144,7 +144,7 @@ summary:
 demo: venv
 	@echo "make demo will: boot lab hosts (immutable-hosts lab up), converge them with playbooks/site.yml,"
 	@echo "show a drift check (--check --diff) and the fleet drift report, then take the lab down."
-	@echo "The lab and the playbooks are not built yet (issues 3 and 7): nothing was run." >&2
+	@echo "The lab exists; the roles and playbooks it would run are not built yet (issue 7): nothing was run." >&2
 	@exit 1
 
 clean:
