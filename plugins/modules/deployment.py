@@ -17,6 +17,9 @@ description:
     transaction.
   - Reads C(rpm-ostree status --json) once. It waits on a busy daemon and respects a registered update driver
     (see O(bypass_driver)).
+extends_documentation_fragment:
+  - immutable.hosts.attributes
+  - immutable.hosts.rpm_ostree
 author:
   - immutable.hosts contributors (@immutable-hosts)
 options:
@@ -60,27 +63,7 @@ options:
     description: Stage the upgrade locked (C(--lock-finalization)), so a plain reboot does not apply it.
     type: bool
     default: false
-  wait_timeout:
-    description: Seconds to wait while another rpm-ostree transaction runs before failing with its name.
-    type: int
-    default: 600
-  bypass_driver:
-    description: Act even though an update driver such as Zincati is registered and active.
-    type: bool
-    default: false
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: full
-  platform:
-    description: Target OS/families that can be operated against.
-    support: full
-    platforms: posix
 notes:
-  - Requires C(become=true).
   - C(rpm-ostree upgrade --check) is documented upstream as possibly unreliable; its exit code 77 (nothing new) is
     what this module reads.
 seealso:

@@ -19,6 +19,9 @@ description:
     (two with O(state=latest)), however many refs are listed.
   - All missing, outdated and wrong-origin refs go into one C(flatpak install) call (C(--or-update),
     C(--reinstall) for refs installed from another remote); all removals into one C(flatpak uninstall) call.
+extends_documentation_fragment:
+  - immutable.hosts.attributes
+  - immutable.hosts.flatpak
 author:
   - immutable.hosts contributors (@immutable-hosts)
 options:
@@ -62,32 +65,6 @@ options:
         went away.
     type: bool
     default: false
-  scope:
-    description:
-      - V(system) for the system-wide installation, V(user) for the per-user one of the user the module runs as
-        (or of O(user)). Defaults to V(user) when O(user) is set, else V(system).
-    type: str
-    choices: [system, user]
-  user:
-    description:
-      - Manage this user's per-user installation. flatpak runs as that user through C(runuser -u USER --), with
-        C(HOME), C(USER) and C(LOGNAME) from the passwd entry and C(XDG_RUNTIME_DIR=/run/user/UID) plus its session
-        bus when they exist. Needs root (C(become=true)).
-    type: str
-  installation:
-    description: A custom system-wide installation by name (C(/etc/flatpak/installations.d/*.conf)).
-    type: str
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: full
-  platform:
-    description: Target OS/families that can be operated against.
-    support: full
-    platforms: posix
 notes:
   - A disabled or unknown remote fails before anything is installed, naming the remote (Fedora ships C(flathub)
     disabled; enable it with M(immutable.hosts.flatpak_remote)).

@@ -16,6 +16,9 @@ description:
     one atomic write of the keyfile, in the format flatpak writes, owned by the installation's user. Entries this
     module has no option for (other D-Bus policies, C([Policy ...]) groups) are kept in V(merge) mode.
   - Runs no flatpak process at all, so a converged host costs none.
+extends_documentation_fragment:
+  - immutable.hosts.attributes
+  - immutable.hosts.flatpak
 author:
   - immutable.hosts contributors (@immutable-hosts)
 options:
@@ -115,31 +118,6 @@ options:
     type: list
     elements: str
     default: []
-  scope:
-    description:
-      - V(system) for the system-wide installation, V(user) for the per-user one of the user the module runs as
-        (or of O(user)). Defaults to V(user) when O(user) is set, else V(system).
-    type: str
-    choices: [system, user]
-  user:
-    description:
-      - Manage this user's overrides, in C(~USER/.local/share/flatpak/overrides); the file is written owned by the
-        user. Needs root (C(become=true)).
-    type: str
-  installation:
-    description: A custom system-wide installation by name (C(/etc/flatpak/installations.d/*.conf)).
-    type: str
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: full
-  platform:
-    description: Target OS/families that can be operated against.
-    support: full
-    platforms: posix
 notes:
   - The installation directory is C($FLATPAK_SYSTEM_DIR) or C(/var/lib/flatpak); for a user C($FLATPAK_USER_DIR),
     C($XDG_DATA_HOME/flatpak) or C(~/.local/share/flatpak) (for O(user), always the latter); for a custom installation

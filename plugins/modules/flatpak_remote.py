@@ -19,6 +19,9 @@ description:
     by fingerprint. A converged host costs one flatpak process.
   - A failed C(remote-add) (wrong GPG key, unreachable URL) leaves no half-added remote behind; flatpak itself
     would keep it.
+extends_documentation_fragment:
+  - immutable.hosts.attributes
+  - immutable.hosts.flatpak
 author:
   - immutable.hosts contributors (@immutable-hosts)
 options:
@@ -81,29 +84,6 @@ options:
     description: Whether the remote is enabled. Fedora ships C(flathub) disabled.
     type: bool
     default: true
-  scope:
-    description:
-      - V(system) for the system-wide installation, V(user) for the per-user one of the user the module runs as
-        (or of O(user)). Defaults to V(user) when O(user) is set, else V(system).
-    type: str
-    choices: [system, user]
-  user:
-    description: Manage this user's per-user installation, running flatpak as that user.
-    type: str
-  installation:
-    description: A custom system-wide installation by name (C(/etc/flatpak/installations.d/*.conf)).
-    type: str
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: full
-  platform:
-    description: Target OS/families that can be operated against.
-    support: full
-    platforms: posix
 notes:
   - O(scope), O(user) and O(installation) pick the installation, as in M(immutable.hosts.flatpak).
   - With O(user), flatpak runs as that user through C(runuser -u USER --), with C(HOME), C(USER) and C(LOGNAME)

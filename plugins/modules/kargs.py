@@ -16,6 +16,9 @@ description:
     deployment's arguments; applies every change in a single C(rpm-ostree kargs) call with C(--replace),
     C(--delete-if-present) and C(--append-if-missing). A converged host sees no mutating command.
   - The C(ostree=) argument belongs to OSTree and is never touched.
+extends_documentation_fragment:
+  - immutable.hosts.attributes
+  - immutable.hosts.rpm_ostree
 author:
   - immutable.hosts contributors (@immutable-hosts)
 options:
@@ -34,31 +37,7 @@ options:
     type: str
     choices: [present, absent, exact]
     default: present
-  wait_timeout:
-    description:
-      - Seconds to wait while another rpm-ostree transaction runs (GNOME Software, the automatic update timer),
-        polling the status, before failing with the busy transaction's name.
-    type: int
-    default: 600
-  bypass_driver:
-    description:
-      - Act even though an update driver such as Zincati is registered and active. Without it the module fails
-        before changing anything.
-    type: bool
-    default: false
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: full
-  platform:
-    description: Target OS/families that can be operated against.
-    support: full
-    platforms: posix
 notes:
-  - Requires C(become=true); rpm-ostree authorises changes through polkit.
   - The new arguments take effect at the next boot; RV(reboot_required) says so.
 seealso:
   - module: immutable.hosts.ostree_facts

@@ -23,6 +23,8 @@ description:
   - O(state=absent) stops the service, removes the file and reloads.
   - The diff is a unified diff of the file. Check mode runs the same reads and the same validation, and changes
     nothing.
+extends_documentation_fragment:
+  - immutable.hosts.attributes
 author:
   - immutable.hosts contributors (@immutable-hosts)
 options:
@@ -122,17 +124,6 @@ options:
   install:
     description: The C([Install]) section (C(wanted_by), C(required_by), C(upheld_by), C(alias), C(also), C(default_instance)).
     type: dict
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: full
-  platform:
-    description: Target OS/families that can be operated against.
-    support: full
-    platforms: posix
 notes:
   - Requires C(become=true) for system units and for another user's units; a user may manage their own units
     without it.

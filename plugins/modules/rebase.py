@@ -18,6 +18,9 @@ description:
     command (never "Old and new refs are equal"). Layered packages stay layered across the rebase.
   - Image signatures are checked by default (O(signature=signed)). Images whose signature policy ships inside the
     image (Universal Blue and others) need two steps; see O(bootstrap_unverified).
+extends_documentation_fragment:
+  - immutable.hosts.attributes
+  - immutable.hosts.rpm_ostree
 author:
   - immutable.hosts contributors (@immutable-hosts)
 options:
@@ -65,25 +68,6 @@ options:
     type: str
     choices: [auto, rpm-ostree, bootc]
     default: auto
-  wait_timeout:
-    description: Seconds to wait while another rpm-ostree transaction runs before failing with its name.
-    type: int
-    default: 600
-  bypass_driver:
-    description: Act even though an update driver such as Zincati is registered and active.
-    type: bool
-    default: false
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: full
-  platform:
-    description: Target OS/families that can be operated against.
-    support: full
-    platforms: posix
 notes:
   - Requires C(become=true). The new deployment boots at the next reboot; RV(reboot_required) says so.
 seealso:

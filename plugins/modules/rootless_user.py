@@ -19,6 +19,8 @@ description:
   - Linger. With O(linger=true), C(loginctl enable-linger) starts the user's systemd instance at boot, so units keep
     running without a login session. The state is read from C(/var/lib/systemd/linger/NAME).
   - A converged host sees no command at all.
+extends_documentation_fragment:
+  - immutable.hosts.attributes
 author:
   - immutable.hosts contributors (@immutable-hosts)
 options:
@@ -52,17 +54,6 @@ options:
     type: str
     choices: [present, absent]
     default: present
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: full
-  platform:
-    description: Target OS/families that can be operated against.
-    support: full
-    platforms: posix
 notes:
   - Requires C(become=true).
   - Enabling linger starts the user's instance asynchronously; M(immutable.hosts.quadlet) waits for it.

@@ -22,6 +22,9 @@ description:
   - A package the base image already provides is reported in RV(provided_by_base) and not requested, unless
     O(allow_inactive=true). Finding that out costs rpm-ostree's own depsolve answer, so it happens only when there
     are packages to install.
+extends_documentation_fragment:
+  - immutable.hosts.attributes
+  - immutable.hosts.rpm_ostree
 author:
   - immutable.hosts contributors (@immutable-hosts)
 options:
@@ -66,27 +69,7 @@ options:
         removals and overrides need a reboot, so they are refused with this option.
     type: bool
     default: false
-  wait_timeout:
-    description: Seconds to wait while another rpm-ostree transaction runs before failing with its name.
-    type: int
-    default: 600
-  bypass_driver:
-    description: Act even though an update driver such as Zincati is registered and active.
-    type: bool
-    default: false
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: full
-  platform:
-    description: Target OS/families that can be operated against.
-    support: full
-    platforms: posix
 notes:
-  - Requires C(become=true).
   - In check mode, when packages would be installed, rpm-ostree is asked with C(--dry-run) which of them the base
     already provides, so the prediction matches what a real run does.
 seealso:

@@ -17,6 +17,8 @@ description:
     timer is off).
   - The diff is a unified diff of the file, plus the timer's state. A converged host sees no mutating command and no
     rpm-ostree call at all.
+extends_documentation_fragment:
+  - immutable.hosts.attributes
 author:
   - immutable.hosts contributors (@immutable-hosts)
 options:
@@ -40,17 +42,6 @@ options:
     description: The daemon configuration file.
     type: path
     default: /etc/rpm-ostreed.conf
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: full
-  platform:
-    description: Target OS/families that can be operated against.
-    support: full
-    platforms: posix
 notes:
   - Requires C(become=true).
   - For a deterministic run over a fleet, set V(none) or disable the timer first, so no update is staged beneath the
