@@ -94,7 +94,7 @@ def json_safe(value, depth=0):
     if isinstance(value, str):
         return str(value)
     if isinstance(value, bytes):
-        return to_text(value, errors="surrogate_or_replace")
+        return value.decode("utf-8", "replace")
     if isinstance(value, dict):
         return {to_text(key): json_safe(item, depth + 1) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
@@ -206,11 +206,21 @@ class CallbackModule(CallbackBase):
 
     @staticmethod
     def module_args(result, data):
+        """The arguments the module ran with (``invocation``); else the task's untemplated ones, completed by what
+        the result says (``dest``, ``path``, ``name``), as loop items may carry no ``invocation``."""
         invocation = data.get("invocation")
         if isinstance(invocation, dict) and isinstance(invocation.get("module_args"), dict):
             return invocation["module_args"]
-        args = getattr(result.task, "args", None)
-        return args if isinstance(args, dict) else {}
+        task_args = getattr(result.task, "args", None)
+        task_args = task_args if isinstance(task_args, dict) else {}
+        args = {}
+        for key, value in task_args.items():
+            if not (isinstance(value, str) and ("{{" in value or "{%" in value)):
+                args[key] = value
+        for key in IDENTITY_KEYS + SCOPE_KEYS:
+            if key not in args and isinstance(data.get(key), str):
+                args[key] = data[key]
+        return args
 
     def record_change(self, result, data, item=None):
         action = result.task.action

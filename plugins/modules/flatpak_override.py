@@ -219,10 +219,11 @@ def write_atomically(module, path, text, owner):
     fd, temp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=directory)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
-    os.chmod(temp, 0o644)
+    module.atomic_move(temp, path, keep_dest_attrs=False)
+    # atomic_move gives a new file the module's own user and the umask's mode: set what the file must have after it.
+    os.chmod(path, 0o644)
     if owner:
-        os.chown(temp, *owner)
-    module.atomic_move(temp, path)
+        os.chown(path, *owner)
 
 
 def converge(host):

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from immutable_hosts import __version__
+from immutable_hosts import __version__, adopt, drift
 from immutable_hosts.lab import cli as lab_cli
 
 
@@ -18,6 +18,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version="immutable-hosts %s" % __version__)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     lab_cli.register(commands)
+    drift.register(commands)
+    adopt.register(commands)
     return parser
 
 

@@ -217,8 +217,8 @@ class Image:
         """
         if not self.image_dir.exists():
             return
-        mounts = Path("/proc/self/mounts").read_text()
-        keep = keep | {self.key} | {e.name for e in self.image_dir.iterdir() if f"{e / 'rootfs'}" in mounts}
+        in_use = lower_dirs_in_use()
+        keep = keep | {self.key} | {e.name for e in self.image_dir.iterdir() if (e / "rootfs").resolve() in in_use}
         for entry in self.image_dir.iterdir():
             key = entry.name.removeprefix("trixie-").removesuffix(".tar.zst").removeprefix("build-")
             if entry.name == "debs" or key in keep:
@@ -235,6 +235,19 @@ def write(rootfs: Path, relative: str, text: str, mode: int = 0o644) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     path.chmod(mode)
+
+
+def lower_dirs_in_use() -> set[Path]:
+    """Every overlay lower dir mounted on the machine, resolved: labs may name the same image through a symlink."""
+    found = set()
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        fields = line.split()
+        if len(fields) < 4 or fields[2] != "overlay":
+            continue
+        for option in fields[3].split(","):
+            if option.startswith("lowerdir="):
+                found.update(Path(d).resolve() for d in option.removeprefix("lowerdir=").split(":"))
+    return found
 
 
 def configure_rootfs(rootfs: Path) -> None:
@@ -254,6 +267,9 @@ def configure_rootfs(rootfs: Path) -> None:
         link.unlink(missing_ok=True)
         link.symlink_to("/dev/null")
     chroot(rootfs, "systemctl", "set-default", "multi-user.target")
+    # A Fedora host reaches network-online.target at boot (NetworkManager-wait-online); Podman's user Quadlet
+    # services wait for it, so the lab host reaches it too (its veth is configured before multi-user.target).
+    chroot(rootfs, "systemctl", "add-wants", "multi-user.target", "network-online.target")
     for cache in ("var/cache/apt/archives", "var/lib/apt/lists"):
         for entry in (rootfs / cache).glob("*"):
             if entry.is_file():

@@ -90,7 +90,9 @@ def test_check_mode_asks_with_dry_run_and_changes_nothing(host, ostree_module):
     )
     result = ostree_module(module, {"name": ["htop", "nano"], "_ansible_check_mode": True}, tools)
     assert (
-        result["changed"] is True and result["installed"] == ["htop"] and result["provided_by_base"] == {"nano": "nano-8.1-1.fc41.x86_64"}
+        result["changed"] is True
+        and result["installed"] == ["htop"]
+        and result["provided_by_base"] == {"nano": "nano-8.1-1.fc41.x86_64"}
     )
     assert all("--dry-run" in call for call in tools.calls[1:])
     assert result["reboot_reasons"] == ["layering-changed"]

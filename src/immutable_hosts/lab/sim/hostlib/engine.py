@@ -336,6 +336,10 @@ def deploy(
         groups.setdefault("origin", {})["override-commit"] = override_commit
     csum = build_layered_commit(groups, base) if is_layered_origin(groups) else base
     before = sc.list_deployments()
+    if kargs is None and before:
+        # Changes stack on deployments[0]: the new deployment keeps its kernel arguments (plain `ostree admin
+        # deploy` would take the booted deployment's instead).
+        kargs = sc.kargs_of(before[0]) or None
     with tempfile.NamedTemporaryFile("w", suffix=".origin", delete=False, dir=sc.run_dir()) as fh:
         fh.write(sc.write_keyfile(groups))
     karg_args = (

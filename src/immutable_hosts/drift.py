@@ -1,0 +1,530 @@
+"""``immutable-hosts drift``: run the drift playbook in check+diff mode and report the fleet's drift.
+
+The ``immutable.hosts.drift`` callback records every change a check-mode run would make, with its diff, per host
+(``drift.json``); this command runs the playbook with it, shows progress per host, renders ``drift.md`` and a
+self-contained ``drift.html`` from the document, prints a summary table and exits 0 (no drift), 2 (drift) or
+1 (error, failed or unreachable hosts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import difflib
+import html
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+FORMAT = "immutable.hosts.drift/1"
+CALLBACK = "immutable.hosts.drift"
+EXIT_IN_SYNC, EXIT_ERROR, EXIT_DRIFT = 0, 1, 2
+CHECKOUT = Path(__file__).resolve().parents[2]
+STATUS_LABELS = {"in_sync": "in sync", "drifted": "drifted", "failed": "failed", "unreachable": "unreachable"}
+
+
+class DriftError(Exception):
+    """Something a person has to fix before the drift check can run; the message says what."""
+
+
+# --- the collection and the playbook --------------------------------------------------------------------------------
+
+
+def collection_in(root: Path) -> Path | None:
+    candidate = root / "ansible_collections" / "immutable" / "hosts"
+    return candidate if (candidate / "plugins" / "callback" / "drift.py").is_file() else None
+
+
+def is_checkout(root: Path) -> bool:
+    return (root / "galaxy.yml").is_file() and (root / "plugins" / "callback" / "drift.py").is_file()
+
+
+@contextlib.contextmanager
+def collection_path() -> Iterator[tuple[str, Path]]:
+    """Yields (ANSIBLE_COLLECTIONS_PATH value, collection root). Uses a collection Ansible already finds through
+    ``ANSIBLE_COLLECTIONS_PATH``; else, running from a checkout, lays the checkout out as a collection tree in a
+    temp dir (tools/collection_tree.py); else the default collection paths."""
+    configured = [Path(p).expanduser() for p in os.environ.get("ANSIBLE_COLLECTIONS_PATH", "").split(os.pathsep) if p]
+    for root in configured:
+        found = collection_in(root)
+        if found:
+            yield os.environ["ANSIBLE_COLLECTIONS_PATH"], found
+            return
+    if is_checkout(CHECKOUT) and (CHECKOUT / "tools" / "collection_tree.py").is_file():
+        with tempfile.TemporaryDirectory(prefix="immutable-hosts-collection-") as temp:
+            done = subprocess.run(
+                [sys.executable, str(CHECKOUT / "tools" / "collection_tree.py"), temp], capture_output=True, text=True
+            )
+            if done.returncode != 0:
+                raise DriftError(f"could not lay out the collection from {CHECKOUT}: {done.stderr.strip()}")
+            yield os.pathsep.join([temp, *map(str, configured)]), Path(temp) / "ansible_collections" / "immutable" / "hosts"
+        return
+    defaults = [Path("~/.ansible/collections").expanduser(), Path("/usr/share/ansible/collections")]
+    for root in defaults:
+        found = collection_in(root)
+        if found:
+            yield os.pathsep.join(map(str, [*configured, *defaults])), found
+            return
+    raise DriftError(
+        "the immutable.hosts collection is not installed (ansible-galaxy collection install immutable.hosts) "
+        "and this is not a checkout of it"
+    )
+
+
+def ansible_tool(name: str) -> str:
+    local = Path(sys.executable).parent / name
+    if local.exists():
+        return str(local)
+    found = shutil.which(name)
+    if not found:
+        raise DriftError(f"{name} not found; install ansible-core")
+    return found
+
+
+def playbook_argv(args: argparse.Namespace, playbook: Path) -> list[str]:
+    argv = [ansible_tool("ansible-playbook"), "-i", str(args.inventory), "--check", "--diff"]
+    if args.limit:
+        argv += ["--limit", args.limit]
+    for extra in args.extra_vars or []:
+        argv += ["--extra-vars", extra]
+    return [*argv, str(playbook)]
+
+
+def callback_env(collections: str, report: Path, events: Path) -> dict[str, str]:
+    enabled = [c for c in os.environ.get("ANSIBLE_CALLBACKS_ENABLED", "").split(",") if c.strip()]
+    return {
+        **os.environ,
+        "ANSIBLE_COLLECTIONS_PATH": collections,
+        "ANSIBLE_CALLBACKS_ENABLED": ",".join(dict.fromkeys([*enabled, CALLBACK])),
+        "IMMUTABLE_HOSTS_DRIFT_REPORT": str(report),
+        "IMMUTABLE_HOSTS_DRIFT_EVENTS": str(events),
+        "ANSIBLE_RETRY_FILES_ENABLED": "0",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_FORCE_COLOR": "0",
+    }
+
+
+# --- progress per host ----------------------------------------------------------------------------------------------
+
+
+class HostProgress:
+    """Per-host counters from the callback's event lines (tasks done, would change, failed, state)."""
+
+    def __init__(self) -> None:
+        self.hosts: dict[str, dict[str, Any]] = {}
+        self.offset = 0
+
+    def feed(self, events: Path) -> None:
+        try:
+            with events.open("rb") as handle:
+                handle.seek(self.offset)
+                chunk = handle.read()
+        except FileNotFoundError:
+            return
+        complete = chunk[: chunk.rfind(b"\n") + 1]
+        self.offset += len(complete)
+        for line in complete.decode("utf-8", "replace").splitlines():
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            host = self.hosts.setdefault(event["host"], {"tasks": 0, "changed": 0, "failed": 0, "state": "running", "task": ""})
+            host["tasks"] += 1
+            host["task"] = event.get("task", "")
+            host["changed"] += 1 if event.get("changed") else 0
+            if event.get("status") == "failed":
+                host["failed"] += 1
+            if event.get("status") == "unreachable":
+                host["state"] = "unreachable"
+
+    def table(self, title: str = "drift check") -> Any:
+        from rich.table import Table
+
+        table = Table(title=title, title_justify="left", expand=False)
+        for column in ("host", "tasks", "would change", "failed", "last task"):
+            table.add_column(column)
+        for name in sorted(self.hosts):
+            host = self.hosts[name]
+            style = "red" if host["state"] == "unreachable" or host["failed"] else ("yellow" if host["changed"] else "")
+            table.add_row(
+                name, str(host["tasks"]), str(host["changed"]), str(host["failed"]), host["task"][:60], style=style or None
+            )
+        if not self.hosts:
+            table.add_row("(waiting for the first results)", "", "", "", "")
+        return table
+
+
+def run_with_progress(argv: list[str], env: dict[str, str], events: Path, log: Path, console: Any) -> int:
+    from rich.live import Live
+
+    progress = HostProgress()
+    with log.open("w", encoding="utf-8") as out:
+        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            with Live(progress.table(), console=console, refresh_per_second=4, transient=not console.is_terminal) as live:
+                while process.poll() is None:
+                    time.sleep(0.25)
+                    progress.feed(events)
+                    live.update(progress.table())
+                progress.feed(events)
+                live.update(progress.table())
+        except BaseException:
+            if process.poll() is None:
+                process.terminate()
+                process.wait(timeout=30)
+            raise
+    return process.returncode
+
+
+# --- the report document --------------------------------------------------------------------------------------------
+
+
+def load_report(path: Path) -> dict[str, Any]:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DriftError(f"no drift report at {path}: the playbook ended before the callback wrote it") from None
+    except json.JSONDecodeError as error:
+        raise DriftError(f"{path} is not JSON: {error}") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT or not isinstance(document.get("hosts"), dict):
+        raise DriftError(f"{path} is not an {FORMAT} document")
+    return document
+
+
+def exit_code(document: dict[str, Any], ansible_rc: int = 0) -> int:
+    """1 on an Ansible error (any rc but 0, 2 failed hosts, 4 unreachable hosts), failed or unreachable hosts, or
+    no host at all; else 2 when any host drifted; else 0."""
+    hosts = document["hosts"]
+    if ansible_rc not in (0, 2, 4) or not hosts:
+        return EXIT_ERROR
+    if any(host["status"] in ("failed", "unreachable") for host in hosts.values()):
+        return EXIT_ERROR
+    if any(host["changes"] for host in hosts.values()):
+        return EXIT_DRIFT
+    return EXIT_IN_SYNC
+
+
+def resources(document: dict[str, Any]) -> list[str]:
+    names = {change["resource"] for host in document["hosts"].values() for change in host["changes"]}
+    return sorted(names)
+
+
+def host_resources(host: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {}
+    for change in host["changes"]:
+        found.setdefault(change["resource"], []).append(change)
+    return found
+
+
+def as_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+
+
+def diff_lines(entry: dict[str, Any]) -> list[str]:
+    """A unified diff of one diff entry: text as it is, data as indented JSON."""
+    if "before" not in entry and "after" not in entry:
+        return str(entry.get("prepared", "")).splitlines()
+    before, after = as_text(entry.get("before", "")), as_text(entry.get("after", ""))
+    lines = difflib.unified_diff(
+        before.splitlines(),
+        after.splitlines(),
+        fromfile=str(entry.get("before_header") or "before"),
+        tofile=str(entry.get("after_header") or "after"),
+        lineterm="",
+        n=3,
+    )
+    return list(lines)
+
+
+def change_diff(change: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    for entry in change.get("diff") or []:
+        lines += diff_lines(entry)
+    return lines
+
+
+def summary_rows(document: dict[str, Any]) -> list[tuple[str, str, int, str]]:
+    rows = []
+    for name, host in sorted(document["hosts"].items()):
+        detail = ", ".join(sorted(host_resources(host)))
+        if host["status"] == "unreachable":
+            detail = (host.get("unreachable") or {}).get("msg", "")
+        elif host["status"] == "failed":
+            detail = "; ".join(f"{f['task']}: {f['msg']}" for f in host["failures"] if not f.get("ignored"))
+        rows.append((name, STATUS_LABELS.get(host["status"], host["status"]), len(host["changes"]), detail))
+    return rows
+
+
+# --- Markdown --------------------------------------------------------------------------------------------------------
+
+
+def md_cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(document: dict[str, Any]) -> str:
+    summary = document["summary"]
+    out = [
+        "# Fleet drift report",
+        "",
+        f"Generated {document.get('generated', '')} by ansible-core {document.get('ansible_version', '')}"
+        f"{' in check mode' if document.get('check_mode') else ''}; playbooks: {', '.join(document.get('playbooks') or [])}.",
+        "",
+        f"**{summary['hosts']} hosts**: {summary['in_sync']} in sync, {summary['drifted']} drifted, "
+        f"{summary['failed']} failed, {summary['unreachable']} unreachable; {summary['changes']} changes pending.",
+        "",
+        "| host | status | changes | resources / reason |",
+        "|---|---|---:|---|",
+    ]
+    out += [f"| {md_cell(n)} | {md_cell(s)} | {c} | {md_cell(d)} |" for n, s, c, d in summary_rows(document)]
+    names = resources(document)
+    if names:
+        out += ["", "## Hosts &times; resources", "", "| host | " + " | ".join(md_cell(r) for r in names) + " |"]
+        out.append("|---|" + "---|" * len(names))
+        for name, host in sorted(document["hosts"].items()):
+            found = host_resources(host)
+            cells = [("drift" if r in found else "") for r in names]
+            out.append(f"| {md_cell(name)} | " + " | ".join(cells) + " |")
+    for name, host in sorted(document["hosts"].items()):
+        out += ["", f"## {name}: {STATUS_LABELS.get(host['status'], host['status'])}", ""]
+        if host.get("unreachable"):
+            out.append(f"Unreachable: {host['unreachable'].get('msg', '')}")
+        for failure in host["failures"]:
+            out.append(f"- failed{' (ignored)' if failure.get('ignored') else ''}: **{failure['task']}**: {failure['msg']}")
+        for change in host["changes"]:
+            out += ["", f"### {change['resource']}", "", f"Task *{change['task']}* (`{change['action']}`)"]
+            lines = change_diff(change)
+            if lines:
+                out += ["", "```diff", *lines, "```"]
+        for unchecked in host.get("unchecked") or []:
+            out.append(f"- not checked: **{unchecked['task']}**: {unchecked['msg']}")
+        if host["status"] == "in_sync":
+            out.append("No drift.")
+    return "\n".join(out) + "\n"
+
+
+# --- HTML ------------------------------------------------------------------------------------------------------------
+
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#1d1f21}
+h1{font-size:1.6em;margin-bottom:.2em} h2{margin-top:1.6em;border-bottom:1px solid #ddd}
+.meta{color:#666} .cards{display:flex;gap:1em;margin:1em 0;flex-wrap:wrap}
+.card{border:1px solid #ddd;border-radius:6px;padding:.6em 1em;min-width:7em}
+.card b{display:block;font-size:1.8em}
+table{border-collapse:collapse;margin:.6em 0} th,td{border:1px solid #ddd;padding:.3em .6em;text-align:left;vertical-align:top}
+th{background:#f4f4f4} td.n{text-align:right}
+.in_sync{color:#1a7f37} .drifted{color:#9a6700} .failed,.unreachable{color:#cf222e}
+td.cell-drift{background:#fff8c5;text-align:center} td.cell-drift a{color:#9a6700;font-weight:600;text-decoration:none}
+td.cell-ok{color:#aaa;text-align:center}
+details{border:1px solid #ddd;border-radius:6px;margin:.5em 0;padding:.3em .8em} summary{cursor:pointer;font-weight:600}
+pre{background:#f6f8fa;padding:.6em;overflow:auto;font:12px/1.4 ui-monospace,monospace}
+.add{color:#1a7f37} .del{color:#cf222e} .hunk{color:#8250df} code{font:12px ui-monospace,monospace}
+"""
+
+
+def esc(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def anchor(*parts: str) -> str:
+    text = "-".join(parts)
+    return "d-" + "".join(ch if ch.isalnum() else "-" for ch in text)
+
+
+def html_diff(lines: list[str]) -> str:
+    rendered = []
+    for line in lines:
+        css = ""
+        if line.startswith(("+++", "---")):
+            css = "hunk"
+        elif line.startswith("+"):
+            css = "add"
+        elif line.startswith("-"):
+            css = "del"
+        elif line.startswith("@@"):
+            css = "hunk"
+        rendered.append(f'<span class="{css}">{esc(line)}</span>' if css else esc(line))
+    return "<pre>" + "\n".join(rendered) + "</pre>"
+
+
+def render_html(document: dict[str, Any]) -> str:
+    summary = document["summary"]
+    names = resources(document)
+    hosts = sorted(document["hosts"].items())
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        "<title>Fleet drift report</title>",
+        f"<style>{CSS}</style></head><body>",
+        "<h1>Fleet drift report</h1>",
+        f'<p class="meta">Generated {esc(document.get("generated", ""))} by ansible-core '
+        f"{esc(document.get('ansible_version', ''))}{' in check mode' if document.get('check_mode') else ''}; "
+        f"playbooks: {esc(', '.join(document.get('playbooks') or []))}</p>",
+        '<section id="overview"><div class="cards">',
+    ]
+    for key, label in (("hosts", "hosts"), ("in_sync", "in sync"), ("drifted", "drifted"), ("failed", "failed")):
+        out.append(f'<div class="card {esc(key)}"><b>{summary[key]}</b>{esc(label)}</div>')
+    out.append(f'<div class="card unreachable"><b>{summary["unreachable"]}</b>unreachable</div>')
+    out.append(f'<div class="card"><b>{summary["changes"]}</b>changes pending</div></div>')
+    out.append(
+        '<table id="fleet"><thead><tr><th>host</th><th>status</th><th>changes</th><th>resources / reason</th></tr></thead><tbody>'
+    )
+    for name, status, count, detail in summary_rows(document):
+        host_status = document["hosts"][name]["status"]
+        out.append(
+            f'<tr data-host="{esc(name)}"><td><a href="#{anchor(name)}">{esc(name)}</a></td>'
+            f'<td class="{esc(host_status)}">{esc(status)}</td><td class="n">{count}</td><td>{esc(detail)}</td></tr>'
+        )
+    out.append("</tbody></table></section>")
+    out.append("<h2>Hosts &times; resources</h2>")
+    if names:
+        out.append(
+            '<table id="matrix"><thead><tr><th>host</th>' + "".join(f"<th>{esc(r)}</th>" for r in names) + "</tr></thead><tbody>"
+        )
+        for name, host in hosts:
+            found = host_resources(host)
+            cells = []
+            for resource in names:
+                if resource in found:
+                    cells.append(
+                        f'<td class="cell-drift" data-resource="{esc(resource)}">'
+                        f'<a href="#{anchor(name, resource)}">drift ({len(found[resource])})</a></td>'
+                    )
+                else:
+                    cells.append('<td class="cell-ok">·</td>')
+            out.append(f'<tr><th class="{esc(host["status"])}">{esc(name)}</th>{"".join(cells)}</tr>')
+        out.append("</tbody></table>")
+    else:
+        out.append("<p>No resource drifted.</p>")
+    out.append('<section id="hosts">')
+    for name, host in hosts:
+        label = STATUS_LABELS.get(host["status"], host["status"])
+        out.append(f'<h2 id="{anchor(name)}">{esc(name)} <span class="{esc(host["status"])}">{esc(label)}</span></h2>')
+        if host.get("unreachable"):
+            out.append(f'<p class="unreachable">Unreachable: {esc(host["unreachable"].get("msg", ""))}</p>')
+        for failure in host["failures"]:
+            ignored = " (ignored)" if failure.get("ignored") else ""
+            out.append(f'<p class="failed">Failed{ignored}: <b>{esc(failure["task"])}</b>: {esc(failure["msg"])}</p>')
+        for resource, changes in host_resources(host).items():
+            for change in changes:
+                out.append(
+                    f'<details id="{anchor(name, resource)}" class="change"><summary>{esc(resource)}</summary>'
+                    f"<p>Task <b>{esc(change['task'])}</b> <code>{esc(change['action'])}</code>"
+                    f"{' at ' + esc(change['path']) if change.get('path') else ''}</p>"
+                )
+                lines = change_diff(change)
+                out.append(html_diff(lines) if lines else "<p>(no diff returned)</p>")
+                out.append("</details>")
+        for unchecked in host.get("unchecked") or []:
+            out.append(f"<p>Not checked: <b>{esc(unchecked['task'])}</b>: {esc(unchecked['msg'])}</p>")
+        if host["status"] == "in_sync":
+            out.append('<p class="in_sync">No drift.</p>')
+    out.append("</section></body></html>")
+    return "\n".join(out) + "\n"
+
+
+def write_reports(document: dict[str, Any], report_dir: Path) -> dict[str, Path]:
+    paths = {"json": report_dir / "drift.json", "md": report_dir / "drift.md", "html": report_dir / "drift.html"}
+    if not paths["json"].exists():
+        paths["json"].write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    paths["md"].write_text(render_markdown(document), encoding="utf-8")
+    paths["html"].write_text(render_html(document), encoding="utf-8")
+    return paths
+
+
+def summary_table(document: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    table = Table(title="Fleet drift", title_justify="left")
+    for column in ("host", "status", "changes", "resources / reason"):
+        table.add_column(column, overflow="fold")
+    styles = {"in sync": "green", "drifted": "yellow", "failed": "red", "unreachable": "red"}
+    for name, status, count, detail in summary_rows(document):
+        table.add_row(name, f"[{styles.get(status, '')}]{status}[/]" if status in styles else status, str(count), detail)
+    return table
+
+
+# --- the command ---------------------------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    err = Console(stderr=True, soft_wrap=True)
+    out = Console()
+    inventory = Path(args.inventory)
+    if not inventory.exists() and "," not in args.inventory:
+        err.print(f"[red]drift: inventory {inventory} does not exist[/]")
+        return EXIT_ERROR
+    report_dir = Path(args.report_dir).resolve()
+    report_dir.mkdir(parents=True, exist_ok=True)
+    report = report_dir / "drift.json"
+    report.unlink(missing_ok=True)
+    try:
+        with collection_path() as (collections, collection):
+            playbook = Path(args.playbook) if args.playbook else collection / "playbooks" / "drift.yml"
+            if not playbook.is_file():
+                raise DriftError(f"playbook {playbook} not found (give one with --playbook)")
+            argv = playbook_argv(args, playbook.resolve())
+            log = report_dir / "ansible.log"
+            with tempfile.TemporaryDirectory(prefix="immutable-hosts-drift-") as temp:
+                events = Path(temp) / "events.jsonl"
+                rc = run_with_progress(argv, callback_env(collections, report, events), events, log, err)
+        document = load_report(report)
+    except DriftError as error:
+        err.print(f"[red]drift: {error}[/]")
+        log = report_dir / "ansible.log"
+        if log.exists():
+            tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-20:]
+            err.print("\n".join(tail), markup=False, highlight=False)
+        return EXIT_ERROR
+    paths = write_reports(document, report_dir)
+    out.print(summary_table(document))
+    code = exit_code(document, rc)
+    if rc not in (0, 2, 4):
+        err.print(f"[red]drift: ansible-playbook exited {rc}; see {report_dir / 'ansible.log'}[/]")
+    elif not document["hosts"]:
+        err.print("[red]drift: no host matched the inventory and limit[/]")
+    verdict = {EXIT_IN_SYNC: "no drift", EXIT_DRIFT: "drift found", EXIT_ERROR: "errors or unreachable hosts"}[code]
+    out.print(f"{verdict}. Reports: {paths['html']}  {paths['md']}  {paths['json']}  (log: {report_dir / 'ansible.log'})")
+    return code
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "drift",
+        help="run the drift playbook in check+diff mode and report drift per host",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-i", "--inventory", required=True, help="inventory file or directory")
+    parser.add_argument("-l", "--limit", help="hosts or groups to check (ansible-playbook --limit)")
+    parser.add_argument(
+        "--report-dir", default="drift-report", help="where drift.json, drift.md and drift.html go (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--playbook", help="the playbook to run in check+diff mode (default: the collection's playbooks/drift.yml)"
+    )
+    parser.add_argument("-e", "--extra-vars", action="append", help="passed to ansible-playbook --extra-vars (repeatable)")
+    parser.set_defaults(func=run)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="immutable-hosts")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["drift", *(argv if argv is not None else sys.argv[1:])])
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
