@@ -231,3 +231,29 @@ def test_bootc_host_switches_with_bootc(lab, lab_session, lab_hosts):
     first, second = converge_twice(lab, host, "immutable.hosts.rebase", target)
     assert first.result["backend"] == "bootc" and second.result["step"] == "none"
     assert [argv[1] for argv in first.result["commands"] if argv[0].endswith("bootc")][:2] == ["status", "switch"]
+
+
+BAD_INPUTS = [
+    ("immutable.hosts.kargs", {"args": ["ostree=/x"]}, "managed by OSTree"),
+    ("immutable.hosts.rpm_ostree_packages", {"name": ["htop;reboot"]}, "not valid"),
+    ("immutable.hosts.rpm_ostree_packages", {"override_reset": ["all", "firefox"]}, "'all'"),
+    ("immutable.hosts.rebase", {"image": "quay.io/Fedora/x:42"}, "invalid repository"),
+    ("immutable.hosts.rebase", {"ref": "fedora:fedora//42"}, "invalid ref"),
+    ("immutable.hosts.deployment", {"rollback": True, "upgrade": "stage"}, "contradict"),
+    ("immutable.hosts.update_policy", {"policy": "sometimes"}, "value of policy must be one of"),
+]
+
+
+def test_bad_input_changes_nothing_on_the_host(lab, lab_session, lab_hosts):
+    (host,) = lab_hosts("silverblue-4")
+    tasks = "".join(
+        f"    - name: bad {index}\n      {module}: {json.dumps(args)}\n      ignore_errors: true\n"
+        for index, (module, args, _message) in enumerate(BAD_INPUTS)
+    )
+    before = snapshot(lab_session.access(host))
+    run = lab.playbook_text(play(tasks, host), hosts=[host])
+    for index, (module, _args, message) in enumerate(BAD_INPUTS):
+        result = run.task(f"bad {index}", host)
+        assert result.status == "failed" and message in result.result["msg"], (module, result.result)
+        assert not [argv for argv in result.result.get("commands", []) if argv[1:2] != ["status"]], "nothing but a read ran"
+    assert_unchanged(before, snapshot(lab_session.access(host)))

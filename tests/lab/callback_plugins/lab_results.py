@@ -46,7 +46,10 @@ class CallbackModule(CallbackBase):
             "task": task.get_name(),
             "action": task.action,
             "changed": bool(data.get("changed", False)),
-            "diff": data.get("diff"),
+            # A loop's diffs are in its items' results.
+            "diff": data.get("diff")
+            if "diff" in data
+            else ([item["diff"] for item in data.get("results", []) if "diff" in item] or None),
             "result": data,
         }
 

@@ -120,10 +120,20 @@ def test_cleanup_of_nothing_is_no_change(host, ostree_module):
     [
         {},
         {"rollback": True, "upgrade": "stage"},
+        {"rollback": True, "upgrade": "download_only"},
         {"rollback": True, "cleanup": ["rollback"]},
         {"lock_finalization": True, "upgrade": "check"},
+        {"lock_finalization": True, "rollback": True},
+        {"lock_finalization": True},
         {"cleanup": ["everything"]},
+        {"cleanup": ["pending", "all"]},
         {"upgrade": "now"},
+        {"upgrade": "stage", "wait_timeout": -1},
+        {"pin": ["booted"], "wait_timeout": "soon"},
+        {"rollback": "perhaps"},
+        {"pin": "booted", "unpin": "booted", "bogus": 1},
+        {"upgrade": ["stage"]},
+        {"cleanup": "pending; reboot"},
     ],
 )
 def test_bad_input_fails_before_anything_runs(host, ostree_module, args):

@@ -63,7 +63,27 @@ def test_check_mode_reports_the_diff_and_writes_nothing(run):
     assert "LockLayering=true" in result["diff"][0]["after"] and tools.calls == [IS_ENABLED]
 
 
-@pytest.mark.parametrize("args", [{}, {"policy": "sometimes"}, {"idle_exit_timeout": -1}, {"lock_layering": "perhaps"}])
+@pytest.mark.parametrize(
+    "args",
+    [
+        {},
+        {"policy": "sometimes"},
+        {"policy": "off"},
+        {"policy": "ex-stage"},
+        {"policy": "Stage"},
+        {"policy": ""},
+        {"policy": "stage\nLockLayering=true"},
+        {"idle_exit_timeout": -1},
+        {"idle_exit_timeout": "never"},
+        {"idle_exit_timeout": 1.5},
+        {"lock_layering": "perhaps"},
+        {"timer_enabled": "sometimes"},
+        {"policy": ["stage"]},
+        {"policy": "stage", "unknown_option": True},
+        {"path": None},
+        {"policy": "none", "timer": True},
+    ],
+)
 def test_bad_input(run, args):
     tools = Tools({})
     result = run(args, tools)
