@@ -1,0 +1,123 @@
+"""`make demo`: boot three lab hosts, converge them, show no drift, drift them by hand, show the drift, converge again.
+
+Steps (each printed as it starts, with its wall time):
+  1. `immutable-hosts lab up` for one silverblue, one kinoite and one apple-silicon host;
+  2. copy the demo's desired state (tools/demo/group_vars) next to the lab inventory;
+  3. `ansible-playbook playbooks/site.yml`, including the reboot;
+  4. `immutable-hosts drift`: no drift;
+  5. drift by hand: install an extra Flatpak, layer a package with rpm-ostree, edit a Quadlet unit;
+  6. `immutable-hosts drift` again: the drift is shown; then site.yml converges it away;
+  7. print where the HTML report is. The lab stays up; `immutable-hosts lab down` takes it down.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DESIRED = ROOT / "tools" / "demo" / "group_vars"
+BUILD = ROOT / "build"
+REPORTS = BUILD / "demo"
+PROFILES = ("silverblue", "kinoite", "apple-silicon")
+DRIFT_BY_HAND = [
+    (
+        "silverblue-1",
+        "install an extra Flatpak",
+        ["flatpak", "install", "-y", "--system", "--noninteractive", "flathub", "org.example.Chat"],
+    ),
+    ("kinoite-1", "layer a package by hand", ["rpm-ostree", "install", "vim-enhanced"]),
+    (
+        "apple-silicon-1",
+        "edit a unit",
+        [
+            "sed",
+            "-i",
+            "s/^Description=.*/Description=edited by hand/",
+            "/home/core/.config/containers/systemd/heartbeat.container",
+        ],
+    ),
+]
+
+
+def step(title: str) -> float:
+    print(f"\n=== {title}", flush=True)
+    return time.monotonic()
+
+
+def done(started: float) -> None:
+    print(f"    ({time.monotonic() - started:.1f}s)", flush=True)
+
+
+def run(argv: list[str], env: dict[str, str], ok: tuple[int, ...] = (0,)) -> int:
+    print("$ " + " ".join(argv), flush=True)
+    rc = subprocess.run(argv, env=env, cwd=ROOT).returncode
+    if rc not in ok:
+        raise SystemExit(f"demo: {argv[0]} exited {rc}")
+    return rc
+
+
+def tool(name: str) -> str:
+    local = Path(sys.executable).parent / name
+    return str(local) if local.exists() else name
+
+
+def drift(inventory: Path, report_dir: Path, env: dict[str, str], expect: int) -> int:
+    """`immutable-hosts drift`: exit 0 means no drift, 2 drift; anything but ``expect`` stops the demo."""
+    return run([tool("immutable-hosts"), "drift", "-i", str(inventory), "--report-dir", str(report_dir)], env, ok=(expect,))
+
+
+def main() -> int:
+    total = time.monotonic()
+    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(BUILD), "ANSIBLE_FORKS": "10", "ANSIBLE_PIPELINING": "1"}
+    lab = [tool("immutable-hosts"), "lab"]
+
+    started = step("1. boot the lab: one silverblue, one kinoite and one apple-silicon host")
+    for profile in PROFILES:
+        run([*lab, "up", "--profile", profile, "--hosts", "1"], env)
+    inventory = Path(subprocess.run([*lab, "inventory"], env=env, capture_output=True, text=True, check=True).stdout.strip())
+    done(started)
+
+    started = step("2. the desired state: group_vars per profile next to the lab inventory")
+    shutil.copytree(DESIRED, inventory.parent / "group_vars", dirs_exist_ok=True)
+    run([sys.executable, str(ROOT / "tools" / "collection_tree.py"), str(BUILD)], env)
+    for path in sorted((inventory.parent / "group_vars").glob("*.yml")):
+        print(f"    {path}")
+    done(started)
+
+    started = step("3. converge: playbooks/site.yml (rebase, packages, kargs, one reboot, Flatpaks, rootless Podman)")
+    run([tool("ansible-playbook"), "-i", str(inventory), "playbooks/site.yml"], env)
+    done(started)
+
+    started = step("4. drift check on the converged fleet")
+    drift(inventory, REPORTS / "converged", env, expect=0)
+    print("    no drift")
+    done(started)
+
+    started = step("5. drift by hand")
+    for host, what, argv in DRIFT_BY_HAND:
+        print(f"    {host}: {what}")
+        run([*lab, "exec", host, "--", *argv], env)
+    done(started)
+
+    started = step("6. drift check again, then converge")
+    drift(inventory, REPORTS / "drifted", env, expect=2)
+    print("    drift found: the report names each host and resource")
+    run([tool("ansible-playbook"), "-i", str(inventory), "playbooks/site.yml"], env)
+    done(started)
+
+    print(f"\n=== done in {time.monotonic() - total:.0f}s")
+    print(f"HTML report of the drift: {REPORTS / 'drifted' / 'drift.html'}")
+    print("The lab is still up. With the venv active (. .venv/bin/activate), from the checkout:")
+    print('  ansible-playbook -i "$(immutable-hosts lab inventory)" playbooks/site.yml')
+    print('  immutable-hosts drift -i "$(immutable-hosts lab inventory)"')
+    print("Take it down with: immutable-hosts lab down")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
