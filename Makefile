@@ -62,7 +62,7 @@ test: deps venv
 	@$(MAKE) --no-print-directory lint units cli compile-py39 tree sanity docs collection lab-tests molecule
 	@$(MAKE) --no-print-directory summary
 
-lint: $(STAMP)
+lint: $(STAMP) tree
 	@echo "== ruff"
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check --diff plugins tests src tools
