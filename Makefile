@@ -2,6 +2,7 @@
 #   make demo   run the main job (site.yml) on lab hosts
 #   make test   every check: lint, unit tests on two ansible-core versions, sanity, collection build
 #   make venv   create or refresh the virtual environments
+#   make bench  the fleet benchmark against the anchor collections (BENCH_HOSTS=50 for 50 hosts)
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
@@ -26,7 +27,7 @@ VENV221  := $(ROOT)/.venv-core221
 STAMP    := $(VENV)/.installed
 STAMP221 := $(VENV221)/.installed
 
-.PHONY: help deps venv test demo lint units cli lab-tests molecule units-219 units-221 compile-py39 tree sanity docs collection summary clean
+.PHONY: help deps venv test demo bench lint units cli lab-tests molecule units-219 units-221 compile-py39 tree sanity docs collection summary clean
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -152,6 +153,11 @@ summary:
 
 demo: deps venv tree
 	@$(VENV)/bin/python tools/demo.py
+
+# Fleet benchmark, ours against the anchor collections (never part of make test): BENCH_HOSTS=50 make bench
+BENCH_HOSTS ?= 10
+bench: deps venv
+	@$(VENV)/bin/python bench/run.py --hosts $(BENCH_HOSTS)
 
 clean:
 	rm -rf $(BUILD)
