@@ -20,6 +20,7 @@ SUITE = "trixie"
 MIRROR = "http://deb.debian.org/debian"
 CORE_UID = 1000
 COMPLETE_STAMP = ".lab-image-complete"
+DEBOOTSTRAP_ATTEMPTS = 3
 
 BASE_PACKAGES = [
     "systemd",
@@ -157,20 +158,7 @@ class Image:
         rootfs.mkdir(parents=True)
         debs = self.image_dir / "debs"
         debs.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [
-                "debootstrap",
-                "--variant=minbase",
-                f"--cache-dir={debs}",
-                f"--include={','.join(self.packages)}",
-                SUITE,
-                str(rootfs),
-                MIRROR,
-            ],
-            check=True,
-            stdout=(build / "debootstrap.log").open("w"),
-            stderr=subprocess.STDOUT,
-        )
+        self._debootstrap(rootfs, debs, build / "debootstrap.log", report)
         report("configuring image")
         configure_rootfs(rootfs)
         for module in (sim, oci_content):
@@ -183,6 +171,23 @@ class Image:
         remove_tree(self.rootfs)
         rootfs.rename(self.rootfs)
         remove_tree(build)
+
+    def _debootstrap(self, rootfs: Path, debs: Path, log: Path, report: Callable[[str], None]) -> None:
+        """debootstrap from the mirror; a failed download (seen here as a stalled InRelease) is tried again, with the
+        packages already fetched kept in the cache."""
+        argv = ["debootstrap", "--variant=minbase", f"--cache-dir={debs}", f"--include={','.join(self.packages)}"]
+        for attempt in range(1, DEBOOTSTRAP_ATTEMPTS + 1):
+            with log.open("w") as out:
+                done = subprocess.run([*argv, SUITE, str(rootfs), MIRROR], stdout=out, stderr=subprocess.STDOUT, check=False)
+            if done.returncode == 0:
+                return
+            if attempt < DEBOOTSTRAP_ATTEMPTS:
+                report(f"debootstrap failed (attempt {attempt}); trying again")
+                remove_tree(rootfs)
+                rootfs.mkdir(parents=True)
+                time.sleep(5 * attempt)
+        tail = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-15:])
+        raise RuntimeError(f"debootstrap failed {DEBOOTSTRAP_ATTEMPTS} times; the end of {log}:\n{tail}")
 
     def _pack(self, rootfs: Path) -> None:
         partial = self.tarball.with_suffix(".partial")
