@@ -176,7 +176,7 @@ class Host:
             check=True, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
         )  # fmt: skip
         deadline = time.monotonic() + 10
-        while not pid_file.exists():
+        while not (pid_file.exists() and pid_file.read_text().strip()):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{self.name}: supervisor did not start; see {self.dir / 'supervisor.log'}")
             time.sleep(0.02)
@@ -294,6 +294,13 @@ def remove_cgroup(path: Path) -> None:
         path.parent.rmdir()
 
 
+def write_whole(path: Path, text: str) -> None:
+    """Write a state file other processes read while it changes: all of it, then renamed into place."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
 def join_cgroup(path: Path) -> None:
     path.mkdir(parents=True, exist_ok=True)
     (path / "cgroup.procs").write_text(f"{os.getpid()}\n")
@@ -358,7 +365,8 @@ class Supervisor:
         signal.signal(signal.SIGINT, self.on_term)
         for cgroup in self.cgroups:
             join_cgroup(cgroup)
-        (self.host_dir / "supervisor.pid").write_text(f"{os.getpid()}\n")
+        # The parent polls for this file and must never read it half written.
+        write_whole(self.host_dir / "supervisor.pid", f"{os.getpid()}\n")
         rc = 0
         while True:
             boots_file = self.host_dir / "boots"
@@ -372,10 +380,10 @@ class Supervisor:
                 )
             try:
                 ref = ProcessRef.of(self.child.pid)
-                (self.host_dir / "nspawn.pid").write_text(json.dumps(ref.to_json()) + "\n")
+                write_whole(self.host_dir / "nspawn.pid", json.dumps(ref.to_json()) + "\n")
             except ProcessLookupError:
                 pass  # exited already; wait() below collects its status
-            boots_file.write_text(f"{boots}\n")
+            write_whole(boots_file, f"{boots}\n")
             rc = self.child.wait()
             log.close()
             self.kill_leftovers()
