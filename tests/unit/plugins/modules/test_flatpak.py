@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.immutable.hosts.plugins.module_utils import flatpak_host
-from ansible_collections.immutable.hosts.plugins.modules import flatpak as module
+from ansible_collections.immutable.hosts.plugins.module_utils import flatpak_module as module
 from ansible_collections.immutable.hosts.tests.unit.plugins.modules.helpers import FIXTURES, Tools, call_module
 
 LIST = "flatpak list --system --columns=application:f,branch:f,arch:f,origin:f,ref:f,active:f,runtime:f,installation:f,options:f"

@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from ansible_collections.immutable.hosts.plugins.module_utils import flatpak, flatpak_host
-from ansible_collections.immutable.hosts.plugins.modules import flatpak_override as module
+from ansible_collections.immutable.hosts.plugins.module_utils import flatpak_override_module as module
 from ansible_collections.immutable.hosts.tests.unit.plugins.modules.helpers import FIXTURES, Tools, call_module
 
 

@@ -14,10 +14,10 @@ import subprocess
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.immutable.hosts.plugins.module_utils import flatpak_host
+from ansible_collections.immutable.hosts.plugins.module_utils import flatpak_host, flatpak_module
+from ansible_collections.immutable.hosts.plugins.module_utils import flatpak_override_module as flatpak_override
+from ansible_collections.immutable.hosts.plugins.module_utils import flatpak_remote_module as flatpak_remote
 from ansible_collections.immutable.hosts.plugins.module_utils.runner import Runner
-from ansible_collections.immutable.hosts.plugins.modules import flatpak as flatpak_module
-from ansible_collections.immutable.hosts.plugins.modules import flatpak_override, flatpak_remote
 
 TOOLS = ("flatpak", "ostree", "gpg")
 pytestmark = pytest.mark.skipif(

@@ -9,8 +9,8 @@ import pwd
 
 import pytest
 
+from ansible_collections.immutable.hosts.plugins.module_utils import quadlet_module as module
 from ansible_collections.immutable.hosts.plugins.module_utils.runner import Runner
-from ansible_collections.immutable.hosts.plugins.modules import quadlet as module
 from ansible_collections.immutable.hosts.tests.unit.plugins.modules.helpers import Tools, call_module
 
 GENERATOR = "/usr/libexec/podman/quadlet"
