@@ -20,7 +20,8 @@ description:
     Markdown and HTML.
   - It is an aggregate callback, so the normal stdout callback keeps printing. Enable it with
     C(ANSIBLE_CALLBACKS_ENABLED=immutable.hosts.drift) or C(callbacks_enabled) in C(ansible.cfg).
-  - Loop results are recorded per item. Results of tasks with C(no_log) keep their C(changed) flag but no diff.
+  - Loop results are recorded per item, and so are the calls of M(immutable.hosts.batch), each under the module it ran.
+    Results of tasks with C(no_log) keep their C(changed) flag but no diff.
 requirements:
   - Enabled in C(callbacks_enabled) (C(ANSIBLE_CALLBACKS_ENABLED)).
 options:
@@ -224,8 +225,11 @@ class CallbackModule(CallbackBase):
 
     def record_change(self, result, data, item=None):
         action = result.task.action
+        if short_action(action) == "batch" and isinstance(data.get("module"), str):
+            action = data["module"]  # one call of immutable.hosts.batch: the module it ran
         args = self.module_args(result, data)
         entry = self.describe(result)
+        entry["action"] = to_text(action)
         entry["resource"] = resource_name(action, args, item)
         if item is not None:
             entry["item"] = json_safe(item)

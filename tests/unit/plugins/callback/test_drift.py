@@ -229,6 +229,46 @@ def test_loop_items_failed_host_and_unchecked_tasks(plugin, tmp_path):
     assert document["summary"]["failed"] == 1 and document["summary"]["drifted"] == 1
 
 
+def test_batch_calls_are_recorded_under_the_module_each_ran(plugin, tmp_path):
+    host = Host("web-1")
+    task = make_task("Flatpak remotes, apps and overrides (system)", "immutable.hosts.batch")
+    remote_args = {"name": "flathub", "url": "https://dl.flathub.org/repo/", "user": None}
+    plugin.v2_runner_on_ok(
+        callback_result(
+            host,
+            task,
+            {
+                "changed": True,
+                "diff": [{"before_header": "flatpak org.example.Chat", "before": {}, "after": {"refs": ["x"]}}],
+                "results": [
+                    {
+                        "changed": False,
+                        "module": "immutable.hosts.flatpak_remote",
+                        "item": "flatpak_remote flathub",
+                        "invocation": {"module_args": remote_args},
+                    },
+                    {
+                        "changed": True,
+                        "module": "immutable.hosts.flatpak",
+                        "item": "flatpak org.example.Chat",
+                        "invocation": {"module_args": {"name": ["org.example.Chat"], "remote": "flathub"}},
+                        "diff": {"before": {"refs": {}}, "after": {"refs": {"app/org.example.Chat/x86_64/stable": {}}}},
+                        "commands": [["flatpak", "install", "--system", "flathub", "org.example.Chat"]],
+                    },
+                ],
+            },
+        )
+    )
+    report = finish(plugin, tmp_path, AggregateStats())["hosts"]["web-1"]
+    assert len(report["changes"]) == 1
+    change = report["changes"][0]
+    assert change["action"] == "immutable.hosts.flatpak"
+    assert change["task"] == "Flatpak remotes, apps and overrides (system)"
+    assert change["resource"] == "flatpak apps"  # as for a flatpak task of its own
+    assert change["diff"] == [{"before": {"refs": {}}, "after": {"refs": {"app/org.example.Chat/x86_64/stable": {}}}}]
+    assert change["commands"] == [["flatpak", "install", "--system", "flathub", "org.example.Chat"]]
+
+
 def test_json_safe_and_resource_names():
     assert drift.json_safe({1: b"\xff", "s": {3, 1}, "t": (1, [2]), "o": object}) == {
         "1": "\ufffd",
