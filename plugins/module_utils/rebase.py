@@ -132,10 +132,12 @@ def plan_rebase(merge: dict, desired: Origin, policy_text: Optional[str] = None,
     return {"changed": step != "blocked", "target": target, "step": step, "before": before, "after": after, "message": message}
 
 
-def rpm_ostree_argv(target: Origin, bypass_driver: bool = False, reboot: bool = False) -> list:
+def rpm_ostree_argv(target: Origin, bypass_driver: bool = False, reboot: bool = False, install: Optional[list] = None) -> list:
+    """``rpm-ostree rebase``; packages in ``install`` are layered in the same transaction (``--install=PKG``)."""
     argv = ["rebase"]
     argv += ["--bypass-driver"] if bypass_driver else []
     argv += ["--reboot"] if reboot else []
+    argv += ["--install=" + name for name in install or []]
     return argv + [target.canonical]
 
 

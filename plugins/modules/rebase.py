@@ -61,6 +61,17 @@ options:
       - Without it, such a run fails and says so, instead of rebasing unverified.
     type: bool
     default: false
+  install:
+    description:
+      - Packages to layer in the same rpm-ostree transaction as the rebase (C(rpm-ostree rebase --install=PKG)), so
+        rebasing and layering cost one transaction and one new deployment instead of two.
+      - Used only when a rebase happens; names already requested on the deployment the rebase stacks on are left out.
+        A name the new base already provides is dropped and the rebase is tried again without it (see
+        RV(provided_by_base)). Keeping the layered set converged is M(immutable.hosts.rpm_ostree_packages)'s job.
+      - Package names only, not local RPM files. Not available with the bootc backend.
+    type: list
+    elements: str
+    default: []
   backend:
     description:
       - V(auto) uses rpm-ostree when present, else bootc. V(bootc) requires an image and refuses a deployment bootc
@@ -130,6 +141,17 @@ deployment:
   description: The deployment new changes stack on (the pending one after a change).
   returned: success
   type: dict
+installed:
+  description: The packages of O(install) requested together with the rebase (predicted in check mode).
+  returned: success
+  type: list
+  elements: str
+  sample: [htop, zsh]
+provided_by_base:
+  description: Packages of O(install) the new base already provides, so they were not requested, with the providing NEVRA.
+  returned: success
+  type: dict
+  sample: {zsh: zsh-5.9-15.fc42.x86_64}
 commands:
   description: The commands run, as argument lists.
   returned: always
@@ -137,7 +159,8 @@ commands:
   elements: list
   sample: [[/usr/bin/rpm-ostree, status, --json], [/usr/bin/rpm-ostree, rebase, "fedora:fedora/42/x86_64/silverblue"]]
 diff:
-  description: The origin (and image digest) of the next boot before and after.
+  description:
+    - The origin (and image digest) of the next boot before and after; with O(install), also the requested packages.
   returned: success
   type: dict
   sample: {before: {origin: "fedora:fedora/41/x86_64/silverblue"}, after: {origin: "fedora:fedora/42/x86_64/silverblue"}}
@@ -145,9 +168,10 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.immutable.hosts.plugins.module_utils import bootc, host, rebase
+from ansible_collections.immutable.hosts.plugins.module_utils import bootc, host, layering, rebase
 from ansible_collections.immutable.hosts.plugins.module_utils.imageref import same_origin
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree_host import COMMON_ARGUMENT_SPEC, OstreeHostError, run_module
+from ansible_collections.immutable.hosts.plugins.module_utils.runner import CommandFailed
 
 POLICY_JSON = "etc/containers/policy.json"
 
@@ -216,6 +240,8 @@ def converge(rpm_host):
             "signature=unverified: the image is not verified; prefer signed, or bootstrap_unverified for images that ship their own policy"
         )
     backend = choose_backend(rpm_host, params["backend"])
+    if backend == "bootc" and params["install"]:
+        raise OstreeHostError("install layers packages with rpm-ostree; bootc switch cannot (use backend=rpm-ostree)")
     if backend == "bootc":
         converge_bootc(rpm_host, target_spec)
         return
@@ -225,21 +251,47 @@ def converge(rpm_host):
     plan = rebase.plan_rebase(merge, target_spec, policy_text=policy, bootstrap_unverified=params["bootstrap_unverified"])
     if plan["message"] and plan["step"] in ("blocked", "rebase"):
         rpm_host.fail(plan["message"])
+    requested = list(merge.get("requested_packages") or [])
+    install = [name for name in params["install"] if name not in requested] if plan["changed"] else []
+    provided = {}
     if plan["changed"]:
         rpm_host.wait_idle()
         rpm_host.refuse_driver()
         if not module.check_mode:
-            rpm_host.run(rebase.rpm_ostree_argv(plan["target"], bypass_driver=params["bypass_driver"]), ok_rcs=(0,))
+            install, provided = rebase_with_packages(rpm_host, plan["target"], install, params["bypass_driver"])
     if plan["message"] and plan["step"] == "bootstrap":
         module.warn(plan["message"])
+    diff = {"before": dict(plan["before"]), "after": dict(plan["after"])}
+    if params["install"]:
+        diff["before"]["requested_packages"] = sorted(requested)
+        diff["after"]["requested_packages"] = sorted(requested + install)
     rpm_host.exit(
         plan["changed"],
-        {"before": plan["before"], "after": plan["after"]},
-        predicted_reasons=["origin-changed"],
+        diff,
+        predicted_reasons=["origin-changed"] + (["layering-changed"] if install else []),
         origin=plan["after"]["origin"],
         step=plan["step"],
         backend="rpm-ostree",
+        installed=install,
+        provided_by_base=provided,
     )
+
+
+def rebase_with_packages(rpm_host, target, install, bypass_driver):
+    """One transaction: the rebase with ``--install`` for each package.  When the new base already provides some of
+    them, rpm-ostree refuses the whole transaction (nothing changed); drop those and try once more."""
+    provided = {}
+    while True:
+        argv = rebase.rpm_ostree_argv(target, bypass_driver=bypass_driver, install=install)
+        try:
+            rpm_host.run(argv, ok_rcs=(0,))
+            return install, provided
+        except CommandFailed as exc:
+            refused = layering.provided_by_base(exc.result.stderr)
+            if not refused or set(refused) - set(install):
+                raise
+            provided.update(refused)
+            install = [name for name in install if name not in refused]
 
 
 def main():
@@ -255,6 +307,7 @@ def main():
         ),
         bootstrap_unverified=dict(type="bool", default=False),
         backend=dict(type="str", choices=["auto", "rpm-ostree", "bootc"], default="auto"),
+        install=dict(type="list", elements="str", default=[]),
     )
     argument_spec.update(COMMON_ARGUMENT_SPEC)
     module = AnsibleModule(
@@ -270,6 +323,10 @@ def main():
         module.fail_json(
             msg="signature, signature_remote and transport apply to images; an ostree ref is verified by its remote's GPG settings"
         )
+    try:
+        layering.validate_names(module.params["install"], "install")
+    except layering.InvalidPackage as exc:
+        module.fail_json(msg=str(exc))
     run_module(module, converge)
 
 

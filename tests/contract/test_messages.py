@@ -156,3 +156,17 @@ def test_not_booted_and_unknown(make_host) -> None:
     assert (rc, err) == (1, "error: Cannot specify both --json and --jsonpath\n")
     rc, out, _ = rc_out(host, "status", "--jsonpath=$.deployments[0].booted")
     assert rc == 0 and out.split() == ["[", "true", "]"]
+
+
+def test_rebase_installs_in_the_same_transaction(make_host) -> None:
+    host: Host = make_host()
+    before = [d["id"] for d in host.status()["deployments"]]
+    # firefox is in the base: the whole rebase is refused and leaves no deployment
+    rc, _, err = rc_out(host, "rebase", "--install=htop", "--install=firefox", "fedora/42/x86_64/silverblue")
+    assert rc == 1 and err.startswith('error: "firefox" is already provided by: firefox-')
+    assert [d["id"] for d in host.status()["deployments"]] == before
+    rc, out, _ = rc_out(host, "rebase", "--install=htop", "--install=tmux", "fedora/42/x86_64/silverblue")
+    assert rc == 0 and out.rstrip().endswith(QUEUED)
+    new = host.status()["deployments"][0]
+    assert new["origin"] == "fedora:fedora/42/x86_64/silverblue"
+    assert new["requested-packages"] == ["htop", "tmux"] and len(host.status()["deployments"]) == len(before) + 1

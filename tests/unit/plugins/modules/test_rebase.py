@@ -127,3 +127,71 @@ def test_bad_input_fails_before_anything_runs(host, ostree_module, args):
     tools = Tools({})
     result = ostree_module(module, args, tools)
     assert result["failed"] is True and tools.calls == []
+
+
+def silverblue_with(requested: list) -> str:
+    doc = json.loads(fixture_text("rpm-ostree-status-plain-silverblue.json"))
+    doc["deployments"][0]["requested-packages"] = requested
+    doc["deployments"][0]["packages"] = requested
+    return json.dumps(doc)
+
+
+REBASE_42 = "fedora:fedora/42/x86_64/silverblue"
+QUEUED = (0, 'Changes queued for next boot. Run "systemctl reboot" to start a reboot\n', "")
+
+
+def test_install_layers_missing_packages_in_the_rebase_transaction(host, ostree_module):
+    tools = Tools(
+        {
+            STATUS: [(0, silverblue_with(["htop"]), ""), (0, rebased_status(), "")],
+            "rpm-ostree rebase --install=zsh --install=fish " + REBASE_42: QUEUED,
+        }
+    )
+    result = ostree_module(module, {"ref": "fedora/42/x86_64/silverblue", "install": ["htop", "zsh", "fish"]}, tools)
+    assert result["changed"] is True and result["installed"] == ["zsh", "fish"] and result["provided_by_base"] == {}
+    assert tools.calls == [STATUS, "rpm-ostree rebase --install=zsh --install=fish " + REBASE_42, STATUS]
+    assert result["diff"]["before"]["requested_packages"] == ["htop"]
+    assert result["diff"]["after"]["requested_packages"] == ["fish", "htop", "zsh"]
+
+
+def test_install_in_check_mode_is_predicted_and_nothing_runs(host, ostree_module):
+    tools = Tools({STATUS: (0, silverblue_with([]), "")})
+    args = {"ref": "fedora/42/x86_64/silverblue", "install": ["zsh"], "_ansible_check_mode": True}
+    result = ostree_module(module, args, tools)
+    assert result["changed"] is True and tools.calls == [STATUS]
+    assert result["installed"] == ["zsh"] and result["diff"]["after"]["requested_packages"] == ["zsh"]
+    assert result["reboot_reasons"] == ["origin-changed", "layering-changed"]
+
+
+def test_a_package_the_new_base_provides_is_dropped_and_the_rebase_retried(host, ostree_module):
+    refused = (
+        1,
+        "",
+        'error: "zsh" is already provided by: zsh-5.9-15.fc42.x86_64. Use --allow-inactive to explicitly require it.\n',
+    )
+    tools = Tools(
+        {
+            STATUS: [(0, silverblue_with([]), ""), (0, rebased_status(), "")],
+            "rpm-ostree rebase --install=zsh --install=fish " + REBASE_42: refused,
+            "rpm-ostree rebase --install=fish " + REBASE_42: QUEUED,
+        }
+    )
+    result = ostree_module(module, {"ref": "fedora/42/x86_64/silverblue", "install": ["zsh", "fish"]}, tools)
+    assert result["changed"] is True and result["installed"] == ["fish"]
+    assert result["provided_by_base"] == {"zsh": "zsh-5.9-15.fc42.x86_64"}
+    assert tools.calls.count("rpm-ostree rebase --install=fish " + REBASE_42) == 1
+
+
+def test_install_without_a_rebase_runs_nothing(host, ostree_module):
+    tools = Tools({STATUS: (0, fixture_text("rpm-ostree-status-container-origin.json"), "")})
+    result = ostree_module(module, {"image": "docker://" + SB41, "install": ["zsh"]}, tools)
+    assert result["changed"] is False and result["installed"] == [] and tools.calls == [STATUS]
+
+
+def test_install_refuses_local_files_and_the_bootc_backend(host, ostree_module):
+    tools = Tools({})
+    result = ostree_module(module, {"ref": "fedora/42/x86_64/silverblue", "install": ["/tmp/x.rpm"]}, tools)
+    assert result["failed"] is True and "not local RPMs" in result["msg"] and tools.calls == []
+    tools = Tools({}, present=("bootc",))
+    result = ostree_module(module, {"image": SB41, "install": ["zsh"]}, tools)
+    assert result["failed"] is True and "bootc switch cannot" in result["msg"] and tools.calls == []

@@ -645,6 +645,12 @@ def cmd_rebase(argv: list[str]) -> int:
         if opts.get("--custom-origin-url"):
             o["custom-url"] = opts.get("--custom-origin-url") or ""
             o["custom-description"] = opts.get("--custom-origin-description") or ""
+        # rebase takes --install/--uninstall (SUPPORTS_PKG_INSTALLS): the requests are checked against the new base,
+        # in the same transaction, so a refused one leaves no deployment behind.
+        if opts.all("--install"):
+            apply_install(groups, new_base, opts.all("--install"), opts, sc.is_container_ref(target))
+        if opts.all("--uninstall"):
+            apply_uninstall(groups, opts.all("--uninstall"), opts)
         if opts.has("--download-only"):
             out("Update downloaded.")
             return 0
