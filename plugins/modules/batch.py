@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: batch
 short_description: Run several immutable.hosts Flatpak, Quadlet and rootless-user calls on a host in one go
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Runs a list of calls of M(immutable.hosts.flatpak_remote), M(immutable.hosts.flatpak),
     M(immutable.hosts.flatpak_override), M(immutable.hosts.rootless_user) and M(immutable.hosts.quadlet) in one Python

@@ -72,6 +72,13 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+check_mode:
+  description:
+    - Whether the module ran in check mode. A play or block with C(check_mode=true) runs its tasks in check mode
+      without setting C(ansible_check_mode) (only C(--check) does), so a role reads it here.
+  returned: always
+  type: bool
+  sample: false
 ansible_facts:
   description: Facts added to the host.
   returned: always
@@ -275,7 +282,7 @@ def main():
         result = gather(runner, module.params["status_retries"])
     except (RunnerError, ValueError) as exc:
         module.fail_json(msg="cannot read the OSTree state: %s" % exc, commands=runner.commands)
-    module.exit_json(changed=False, ansible_facts={"ostree": result}, commands=runner.commands)
+    module.exit_json(changed=False, ansible_facts={"ostree": result}, commands=runner.commands, check_mode=module.check_mode)
 
 
 if __name__ == "__main__":

@@ -142,9 +142,9 @@ def test_injected_drift_is_reported_then_converged(fleet: Path, ansible: Lab) ->
     for host in HOSTS:
         assert_unchanged(before[host], snapshot(access(fleet, host)))
 
-    assert changed_names(run, "silverblue-1") == ["Flatpak apps (system)"]
+    assert changed_names(run, "silverblue-1") == ["Flatpak remotes, apps and overrides (system)"]
     assert changed_names(run, "kinoite-1") == ["Layer packages and remove base packages on the pending deployment"]
-    assert changed_names(run, "apple-silicon-1") == ["Quadlet units of rootless users"]
+    assert changed_names(run, "apple-silicon-1") == ["Quadlet units of rootless users (after their secrets)"]
     flatpak_diff = json.dumps(run.diffs("silverblue-1"))
     assert "org.example.Chat" in flatpak_diff
     assert "vim-enhanced" in json.dumps(run.diffs("kinoite-1"))

@@ -132,6 +132,8 @@ def test_check_mode_reads_the_same(tmp_path, monkeypatch, capsys):
     normal = run_module(monkeypatch, capsys, tmp_path, tools)
     checked = run_module(monkeypatch, capsys, tmp_path, tools, {"_ansible_check_mode": True})
     assert checked["changed"] is False and checked["ansible_facts"] == normal["ansible_facts"]
+    # the roles tell a play's check_mode: true (which ansible_check_mode misses) from this
+    assert checked["check_mode"] is True and normal["check_mode"] is False
 
 
 def test_negative_retries_are_rejected(tmp_path, monkeypatch, capsys):
