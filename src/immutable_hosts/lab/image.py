@@ -54,9 +54,14 @@ MASKED_UNITS = [
 
 CONTAINERS_CONF = """\
 # Lab host: nspawn has no pids controller and a read-only /proc/sys (lab-feasibility section 4).
+# keyring = false: every lab host shares one kernel, and uid 1000 is the same kernel user on all of them, so the
+# per-user key quota (kernel.keys.maxkeys/maxbytes) that crun's per-container session keyrings draw on is shared by
+# the whole fleet; with 100 hosts it runs out ("create keyring: Disk quota exceeded"). A real host has a kernel of
+# its own.
 [containers]
 pids_limit = 0
 default_sysctls = []
+keyring = false
 """
 
 SSHD_CONF = """\
