@@ -56,13 +56,10 @@ class CallModule:
     def __init__(self, outer, params, label):
         self.params = params
         self.check_mode = outer.check_mode
-        self._diff = getattr(outer, "_diff", False)
         self._outer = outer
         self._label = label
-        self.warnings = []
 
     def warn(self, warning):
-        self.warnings.append(warning)
         self._outer.warn("%s: %s" % (self._label, warning))
 
     def atomic_move(self, src, dest, unsafe_writes=False, keep_dest_attrs=True):
@@ -132,9 +129,7 @@ def with_headers(diff, label):
 def run(outer, calls):
     """Run the calls in order; stop at the first that fails.  Returns the batch's result (``failed`` set when one did)."""
     prepared = prepare(calls)
-    no_log_values = set()
-    for _short, _body, _params, hidden, _label in prepared:
-        no_log_values |= hidden
+    no_log_values = set().union(*(hidden for _short, _body, _params, hidden, _label in prepared))
     results = []
     failed = None
     for short, body, params, hidden, label in prepared:
