@@ -22,6 +22,7 @@ from ansible_collections.immutable.hosts.plugins.module_utils.imageref import (
     ImageReference,
     InvalidReference,
 )
+from ansible_collections.immutable.hosts.plugins.module_utils.text import split_lines
 
 
 class BootcParseError(ValueError):
@@ -79,7 +80,7 @@ def _split_key(text: str) -> tuple:
 
 def _lines(text: str) -> list:
     result = []
-    for raw in text.splitlines():
+    for raw in split_lines(text):
         stripped = raw.rstrip()
         if not stripped.strip() or stripped.lstrip().startswith("#") or stripped.strip() in ("---", "..."):
             continue

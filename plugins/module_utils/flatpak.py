@@ -19,6 +19,8 @@ import re
 import struct
 from typing import Optional
 
+from ansible_collections.immutable.hosts.plugins.module_utils.text import BREAKS_AND_CONTROLS, bad_character, split_lines
+
 LIST_COLUMNS = ("application", "branch", "arch", "origin", "ref", "active", "runtime", "installation", "options")
 REMOTE_COLUMNS = ("name", "url", "title", "comment", "priority", "filter", "collection", "options")
 UPDATE_COLUMNS = ("application", "branch", "arch", "origin", "ref", "commit")
@@ -51,7 +53,7 @@ _LAST_ELEMENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*\Z")
 _BRANCH_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*\Z")
 _ARCH_RE = re.compile(r"^[A-Za-z0-9_]+\Z")
 _REMOTE_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*\Z")
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_RE = BREAKS_AND_CONTROLS
 
 
 class FlatpakError(ValueError):
@@ -101,8 +103,12 @@ def validate_remote_name(name) -> str:
 def validate_text(value, what: str) -> Optional[str]:
     if value is None:
         return None
-    if not isinstance(value, str) or _CONTROL_RE.search(value):
-        raise FlatpakError("%s must be one line of text without control characters" % what)
+    if not isinstance(value, str):
+        raise FlatpakError("%s must be one line of text, got %r" % (what, value))
+    if _CONTROL_RE.search(value):
+        raise FlatpakError(
+            "%s must be one line of text without control characters; it contains %s" % (what, bad_character(value))
+        )
     return value
 
 
@@ -159,7 +165,7 @@ def parse_refs(specs: list, default_arch: str) -> list:
 
 def _rows(text: str, columns: tuple) -> list:
     rows = []
-    for line in (text or "").splitlines():
+    for line in split_lines(text):
         if not line.strip():
             continue
         fields = line.split("\t")
@@ -236,13 +242,39 @@ def parse_updates(text: str) -> list:
 # --- keyfiles ---------------------------------------------------------------------------------------------------------
 
 _GROUP_RE = re.compile(r"^\[(?P<name>[^\]]+)\]\s*$")
+_UNESCAPES = {"s": " ", "n": "\n", "t": "\t", "r": "\r", "\\": "\\"}
+
+
+def keyfile_unescape(value: str) -> str:
+    """A keyfile value as ``g_key_file_get_string`` reads it: ``\\s``, ``\\n``, ``\\t``, ``\\r`` and ``\\\\`` unescaped
+    (an unknown escape is kept as written)."""
+    if "\\" not in value:
+        return value
+    out, index = [], 0
+    while index < len(value):
+        char = value[index]
+        if char == "\\" and index + 1 < len(value) and value[index + 1] in _UNESCAPES:
+            out.append(_UNESCAPES[value[index + 1]])
+            index += 2
+            continue
+        out.append(char)
+        index += 1
+    return "".join(out)
+
+
+def keyfile_escape(value: str) -> str:
+    """A value as ``g_key_file_set_string`` writes it: backslashes doubled, a leading blank as ``\\s``."""
+    value = value.replace("\\", "\\\\")
+    return "\\s" + value[1:] if value.startswith(" ") else value
 
 
 def parse_keyfile(text: str) -> dict:
-    """A GLib keyfile into {group: {key: value}}, in file order; comments and blank lines are dropped."""
+    """A GLib keyfile into {group: {key: value}}, in file order, values unescaped; comments and blank lines are dropped.
+
+    Lines end at ``\\n`` only, as GLib reads them."""
     groups: dict = {}
     current = None
-    for raw in (text or "").splitlines():
+    for raw in split_lines(text):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -253,7 +285,7 @@ def parse_keyfile(text: str) -> dict:
         if current is None or "=" not in line:
             raise FlatpakError("not a keyfile line: %r" % raw)
         key, value = line.split("=", 1)
-        current[key.strip()] = value.strip()
+        current[key.strip()] = keyfile_unescape(value.strip())
     return groups
 
 
@@ -262,7 +294,8 @@ def render_keyfile(groups: dict) -> str:
     for group, values in groups.items():
         if not values:
             continue
-        blocks.append("\n".join(["[%s]" % group] + ["%s=%s" % item for item in values.items()]))
+        lines = ["[%s]" % group] + ["%s=%s" % (key, keyfile_escape(value)) for key, value in values.items()]
+        blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n" if blocks else ""
 
 
@@ -346,7 +379,7 @@ def is_armored(text) -> bool:
 
 
 def dearmor(text: str) -> bytes:
-    lines = text.strip().splitlines()
+    lines = split_lines(text.strip())
     if not lines or lines[0].strip() != _ARMOR_BEGIN:
         raise FlatpakError("not an ASCII-armoured OpenPGP public key block (it must begin with %s)" % _ARMOR_BEGIN)
     body, in_body = [], False
@@ -855,7 +888,10 @@ def validate_override(params: dict) -> dict:
         if not _ENV_NAME_RE.match(str(name)):
             raise FlatpakError("environment: %r is not a valid variable name" % (name,))
         if value is None or _CONTROL_RE.search(str(value)):
-            raise FlatpakError("environment: the value of %s must be a string without control characters" % name)
+            found = " (it contains %s)" % bad_character(str(value)) if value is not None else ""
+            raise FlatpakError(
+                "environment: the value of %s must be a string without line breaks or control characters%s" % (name, found)
+            )
     result["environment"] = {str(k): str(v) for k, v in environment.items()}
     unset = _validate_list("unset_environment", params.get("unset_environment"))
     for name in unset:

@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass
 from typing import Optional, Union
 
+from ansible_collections.immutable.hosts.plugins.module_utils.text import check_value
+
 SIGVERIFY_UNVERIFIED = "unverified"
 SIGVERIFY_SIGNED = "signed"
 SIGVERIFY_REMOTE = "remote"
@@ -177,6 +179,9 @@ _CONTAINER_SCHEMES = (
 def _check_text(value: object, what: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidReference("%s is empty; give a value such as %s" % (what, _EXAMPLES.get(what, "a reference")))
+    check_value(value, what, InvalidReference)
+    if value.startswith("-"):
+        raise InvalidReference("%s %r starts with '-', which a command would read as an option" % (what, value))
     if value != value.strip() or _FORBIDDEN_CHARS.search(value):
         raise InvalidReference("%s %r contains whitespace, quotes or shell metacharacters" % (what, value))
     return value

@@ -4,6 +4,13 @@
 """Kernel arguments: validate what the user asks for, plan the one ``rpm-ostree kargs`` call that gets there.
 
 The comparison is on the pending deployment's arguments; ``ostree=`` belongs to OSTree and is never touched.
+Arguments follow the kernel's own command-line rules (lib/cmdline.c): blanks separate them except inside double
+quotes, which are the only quoting there is, and an argument is compared as written, quotes included.
+
+``rpm-ostree kargs --replace=KEY=OLD=NEW`` splits at the first ``=`` after the key, so an old value that holds
+``=`` itself (``root=UUID=1111``) cannot be replaced that way; such a change deletes the old argument and appends
+the new one, in the same call.
+
 Pure functions, standard library only, Python 3.9+.
 """
 
@@ -12,9 +19,11 @@ from __future__ import annotations
 import re
 from typing import Optional
 
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree import split_kargs
+from ansible_collections.immutable.hosts.plugins.module_utils.text import bad_character
+
 STATES = ("present", "absent", "exact")
 _KEY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*\Z")
-_BAD_CHARS_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class InvalidKarg(ValueError):
@@ -32,10 +41,16 @@ def validate(args: list) -> list:
     for arg in args:
         if not isinstance(arg, str) or not arg:
             raise InvalidKarg("kernel arguments are non-empty strings, got %r" % (arg,))
-        if _BAD_CHARS_RE.search(arg):
-            raise InvalidKarg("kernel argument %r contains a newline, NUL or other control character" % arg)
-        if " " in arg or "\t" in arg:
-            raise InvalidKarg("kernel argument %r contains whitespace; give each argument as its own list item" % arg)
+        found = bad_character(arg, allow=" ")
+        if found:
+            raise InvalidKarg("kernel argument %r contains %s, a line break or control character" % (arg, found))
+        if arg.count('"') % 2:
+            raise InvalidKarg('kernel argument %r has an unbalanced double quote; quote a value as key="a b"' % arg)
+        if split_kargs(arg) != [arg]:
+            raise InvalidKarg(
+                "kernel argument %r contains a blank outside double quotes; give each argument as its own list item, "
+                'and quote a value with blanks as key="a b"' % arg
+            )
         key = key_of(arg)
         if not _KEY_RE.match(key):
             raise InvalidKarg("kernel argument %r has an invalid key %r" % (arg, key))
@@ -71,7 +86,8 @@ def plan_kargs(current: list, args: list, state: str) -> dict:
             key = key_of(arg)
             same_key = [have for have in after if key_of(have) == key]
             wanted_for_key = [want for want in args if key_of(want) == key]
-            if "=" in arg and len(same_key) == 1 and len(wanted_for_key) == 1 and "=" in same_key[0]:
+            replaceable = len(same_key) == 1 and "=" in same_key[0] and "=" not in same_key[0].split("=", 1)[1]
+            if "=" in arg and len(same_key) == 1 and len(wanted_for_key) == 1 and replaceable:
                 old = same_key[0]
                 replace.append("%s=%s=%s" % (key, old.split("=", 1)[1], arg.split("=", 1)[1]))
                 after[after.index(old)] = arg

@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from typing import Optional
 
+from ansible_collections.immutable.hosts.plugins.module_utils.text import split_lines
+
 _GROUP_RE = re.compile(r"^\s*\[(?P<name>[^\]]+)\]\s*$")
 
 
@@ -36,7 +38,7 @@ def _group_span(lines: list, group: str) -> Optional[tuple]:
 
 def set_values(text: str, group: str, values: dict) -> str:
     """``text`` with ``values`` ({key: value}) set in ``group``; a value of None leaves that key alone."""
-    lines = (text or "").splitlines()
+    lines = split_lines(text)
     for key, value in values.items():
         if value is None:
             continue

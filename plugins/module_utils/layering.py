@@ -17,6 +17,8 @@ import re
 import struct
 from typing import Optional
 
+from ansible_collections.immutable.hosts.plugins.module_utils.text import check_value
+
 STATES = ("present", "absent", "exact")
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_+][A-Za-z0-9_.+\-]*(?:\([A-Za-z0-9_.+\-/:]+\))?")
@@ -38,6 +40,7 @@ def validate_names(names: list, what: str = "package", allow_local: bool = False
     for name in names:
         if not isinstance(name, str) or not name.strip():
             raise InvalidPackage("%s names must be non-empty strings, got %r" % (what, name))
+        check_value(name, what, InvalidPackage)
         if is_local(name):
             if not allow_local:
                 raise InvalidPackage("%s takes package names, not local RPMs like %r" % (what, name))
@@ -55,6 +58,8 @@ def validate_names(names: list, what: str = "package", allow_local: bool = False
 
 def validate_local(specs: list, what: str) -> list:
     for spec in specs:
+        if isinstance(spec, str):
+            check_value(spec, what, InvalidPackage)
         if not isinstance(spec, str) or not is_local(spec) or re.search(r"[\s\x00;&|`$<>'\"]", spec):
             raise InvalidPackage("%s entries are local RPM paths or http(s)/file URLs ending in .rpm; %r is not" % (what, spec))
         if spec.endswith(".src.rpm"):

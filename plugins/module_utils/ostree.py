@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
 from typing import Any, Optional
 
 from ansible_collections.immutable.hosts.plugins.module_utils.imageref import origin_to_dict
+from ansible_collections.immutable.hosts.plugins.module_utils.text import split_lines
 
 _ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
 _HEADER_RE = re.compile(
@@ -57,7 +57,7 @@ def parse_admin_status(text: str) -> list:
     """Parse the text of ``ostree admin status`` into deployments in boot order."""
     deployments = []
     current = None
-    for raw in _ANSI_RE.sub("", text or "").splitlines():
+    for raw in split_lines(_ANSI_RE.sub("", text or "")):
         line = raw.rstrip()
         if not line.strip() or line.strip() == "No deployments.":
             continue
@@ -158,7 +158,7 @@ def parse_keyfile(text: str) -> dict:
     """A GLib keyfile as {group: {key: value}} (values are raw strings; comments and blank lines dropped)."""
     groups: dict = {}
     current = None
-    for number, raw in enumerate((text or "").splitlines(), 1):
+    for number, raw in enumerate(split_lines(text), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -216,20 +216,35 @@ def parse_rpm_ostreed_conf(text: Optional[str]) -> dict:
 # --- boot entries and kernel arguments --------------------------------------------------------------------------
 
 
+# The kernel's isspace(): the blanks that separate arguments outside double quotes (lib/cmdline.c next_arg).
+_KERNEL_BLANKS = " \t\n\v\f\r"
+
+
 def split_kargs(cmdline: Optional[str]) -> list:
-    """Kernel arguments in order; double quotes group a value with spaces, as the kernel parses them."""
-    if not cmdline:
-        return []
-    try:
-        return shlex.split(cmdline.strip(), posix=True)
-    except ValueError:
-        return cmdline.split()
+    """Kernel arguments in order, split as the kernel splits its command line: at blanks outside double quotes.
+
+    Double quotes are the only quoting the kernel knows (no single quotes, no backslash escapes); each argument is
+    kept as written, quotes included, which is also how OSTree stores it.
+    """
+    args, current, quoted = [], [], False
+    for char in cmdline or "":
+        if char in _KERNEL_BLANKS and not quoted:
+            if current:
+                args.append("".join(current))
+                current = []
+            continue
+        if char == '"':
+            quoted = not quoted
+        current.append(char)
+    if current:
+        args.append("".join(current))
+    return args
 
 
 def parse_bls_entry(text: str) -> dict:
     """A Boot Loader Specification entry: ``title``, ``version``, ``linux``, ``initrd``, ``options``."""
     entry: dict = {}
-    for raw in (text or "").splitlines():
+    for raw in split_lines(text):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue

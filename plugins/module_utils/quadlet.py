@@ -17,6 +17,16 @@ import difflib
 import re
 from typing import Optional
 
+from ansible_collections.immutable.hosts.plugins.module_utils.text import (
+    BREAKS_AND_CONTROLS_BUT_TAB,
+    bad_character,
+    split_lines,
+    split_lines_keepends,
+)
+from ansible_collections.immutable.hosts.plugins.module_utils.text import (
+    check_content as check_text_content,
+)
+
 
 def words(text: str) -> frozenset:
     return frozenset(text.split())
@@ -259,7 +269,7 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:@\-]*\Z")
 _SNAKE_RE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*\Z")
 _SYSTEMD_KEY_RE = re.compile(r"^[A-Z][A-Za-z0-9]*\Z")
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*\Z")
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_CONTROL_RE = BREAKS_AND_CONTROLS_BUT_TAB
 _NEEDS_QUOTES_RE = re.compile(r"[\s\"'\\]")
 _SECTION_RE = re.compile(r"^\[(?P<name>[^\[\]]+)\]\s*\Z")
 _GENERATOR_PREFIX_RE = re.compile(r"^quadlet-generator\[\d+\]: ")
@@ -393,7 +403,10 @@ def _scalar(section: str, key: str, value) -> str:
     if not isinstance(value, str):
         raise InvalidQuadlet("%s= in [%s] takes a string, number or boolean, got %r" % (key, section, value))
     if _CONTROL_RE.search(value):
-        raise InvalidQuadlet("%s= in [%s] contains a newline or other control character: %r" % (key, section, value))
+        raise InvalidQuadlet(
+            "%s= in [%s] contains %s, a line break or control character: %r"
+            % (key, section, bad_character(value, allow="\t"), value)
+        )
     if value != value.strip():
         raise InvalidQuadlet("%s= in [%s] has leading or trailing blanks, which systemd drops: %r" % (key, section, value))
     if value.endswith("\\"):
@@ -414,7 +427,10 @@ def _pair(section: str, key: str, name, value) -> str:
         raise InvalidQuadlet("%s= in [%s]: the value of %s must be a string or number, got %r" % (key, section, name, value))
     value = str(value)
     if _CONTROL_RE.search(value):
-        raise InvalidQuadlet("%s= in [%s]: the value of %s contains a newline or other control character" % (key, section, name))
+        raise InvalidQuadlet(
+            "%s= in [%s]: the value of %s contains %s, a line break or control character"
+            % (key, section, name, bad_character(value, allow="\t"))
+        )
     return quote_word("%s=%s" % (name, value))
 
 
@@ -424,7 +440,10 @@ def _list_item(section: str, key: str, item) -> str:
     if key not in WORD_SPLIT_KEYS:
         return _scalar(section, key, item)
     if isinstance(item, str) and _CONTROL_RE.search(item):
-        raise InvalidQuadlet("%s= in [%s] contains a newline or other control character: %r" % (key, section, item))
+        raise InvalidQuadlet(
+            "%s= in [%s] contains %s, a line break or control character: %r"
+            % (key, section, bad_character(item, allow="\t"), item)
+        )
     text = ("true" if item else "false") if isinstance(item, bool) else str(item)
     return quote_word(text)
 
@@ -528,7 +547,7 @@ def parse_unit(text: str) -> dict:
     sections: dict = {}
     current = None
     pending = ""
-    for number, raw in enumerate((text or "").splitlines(), 1):
+    for number, raw in enumerate(split_lines(text), 1):
         line = pending + raw.strip() if pending else raw.strip()
         if not pending and (not line or line[0] in "#;"):
             continue
@@ -554,8 +573,7 @@ def check_content(kind: str, text: str) -> dict:
     """Raw unit text, checked: it parses, has the kind's section, and uses podman 5.4 keys only."""
     if not isinstance(text, str) or not text.strip():
         raise InvalidQuadlet("content is empty")
-    if "\x00" in text:
-        raise InvalidQuadlet("content contains a NUL byte")
+    check_text_content(text, "content", InvalidQuadlet)
     sections = parse_unit(text)
     own = SECTION_NAMES[kind]
     if own not in sections:
@@ -618,7 +636,7 @@ def parse_dryrun(stdout: str, stderr: str, rc: int) -> dict:
     units: dict = {}
     current = None
     body: list = []
-    for line in (stdout or "").splitlines():
+    for line in split_lines(stdout):
         match = _DRYRUN_HEADER_RE.match(line)
         if match:
             if current is not None:
@@ -629,7 +647,7 @@ def parse_dryrun(stdout: str, stderr: str, rc: int) -> dict:
     if current is not None:
         units[current] = "\n".join(body).strip("\n") + "\n"
     errors, warnings = [], []
-    for line in (stderr or "").splitlines():
+    for line in split_lines(stderr):
         message = _GENERATOR_PREFIX_RE.sub("", line).strip()
         if not message or message.startswith("Loading source unit file"):
             continue
@@ -656,7 +674,7 @@ SHOW_PROPERTIES = ("LoadState", "ActiveState", "SubState", "NeedDaemonReload")
 def parse_systemctl_show(text: str) -> dict:
     """``systemctl show --property=...`` output (``Key=value`` lines) as a dict."""
     result = {}
-    for line in (text or "").splitlines():
+    for line in split_lines(text):
         if "=" in line:
             key, value = line.split("=", 1)
             result[key.strip()] = value.strip()
@@ -724,8 +742,8 @@ def unified_diff(plan: dict) -> str:
     diff = plan["diff"]
     return "".join(
         difflib.unified_diff(
-            diff["before"].splitlines(True),
-            diff["after"].splitlines(True),
+            split_lines_keepends(diff["before"]),
+            split_lines_keepends(diff["after"]),
             fromfile=diff["before_header"],
             tofile=diff["after_header"],
         )

@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from typing import Optional
 
+from ansible_collections.immutable.hosts.plugins.module_utils.text import split_lines
+
 DEFAULT_COUNT = 65536
 # shadow's defaults when /etc/login.defs says nothing (useradd(8), login.defs(5)).
 DEFAULT_LIMITS = {"min": 100000, "max": 600100000}
@@ -60,7 +62,7 @@ def parse_subid(text: Optional[str]) -> list:
     """/etc/subuid or /etc/subgid as ``[{"owner", "start", "count", "line"}]``; comments and blank lines are skipped,
     a malformed line raises (shadow would refuse it too)."""
     entries = []
-    for number, raw in enumerate((text or "").splitlines(), 1):
+    for number, raw in enumerate(split_lines(text), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -81,7 +83,7 @@ def parse_subid(text: Optional[str]) -> list:
 def parse_login_defs(text: Optional[str]) -> dict:
     """SUB_UID_MIN/MAX and SUB_GID_MIN/MAX from /etc/login.defs, as ``{"uid": {"min", "max"}, "gid": {...}}``."""
     values = {}
-    for raw in (text or "").splitlines():
+    for raw in split_lines(text):
         parts = raw.split()
         if len(parts) >= 2 and not parts[0].startswith("#") and parts[1].isdigit():
             values[parts[0]] = int(parts[1])
@@ -96,7 +98,7 @@ def parse_login_defs(text: Optional[str]) -> dict:
 
 def parse_loginctl_linger(text: str) -> Optional[bool]:
     """``loginctl show-user NAME --property=Linger`` (or the full show-user output) → the Linger value."""
-    for line in (text or "").splitlines():
+    for line in split_lines(text):
         if line.startswith("Linger="):
             return line.split("=", 1)[1].strip() == "yes"
     return None
@@ -170,7 +172,7 @@ def edit_subid(text: Optional[str], name: str, uid: Optional[int], plan: dict) -
     """The file with the plan applied: removed entries' lines dropped, new ranges appended as ``NAME:START:COUNT``."""
     owners = {name} | ({str(uid)} if uid is not None else set())
     lines = []
-    for raw in (text or "").splitlines():
+    for raw in split_lines(text):
         match = _ENTRY_RE.match(raw.strip())
         if plan["remove"] and match and match.group("owner") in owners:
             continue

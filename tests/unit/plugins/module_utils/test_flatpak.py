@@ -445,6 +445,19 @@ def test_override_exact_from_nothing_writes_what_flatpak_writes():
     )
 
 
+def test_override_values_are_escaped_as_glib_writes_them():
+    """flatpak 1.14.10 ``override --env='FOO=C:\\new' --env='BAR= lead'`` writes ``FOO=C:\\\\new`` and ``BAR=\\slead``;
+    unescaped, a backslash-n would be read back as a newline."""
+    plan = flatpak.plan_override(
+        flatpak.parse_override(""), options(environment={"FOO": "C:\\new", "BAR": " lead"}), "merge", "present"
+    )
+    assert "FOO=C:\\\\new\n" in plan["text"] and "BAR=\\slead\n" in plan["text"]
+    written = flatpak.parse_override(plan["text"])
+    assert written["environment"] == {"BAR": " lead", "FOO": "C:\\new"}
+    again = flatpak.plan_override(written, options(environment={"FOO": "C:\\new", "BAR": " lead"}), "merge", "present")
+    assert again["changed"] is False
+
+
 @pytest.mark.parametrize(
     "given",
     [

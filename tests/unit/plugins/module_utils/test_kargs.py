@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.immutable.hosts.plugins.module_utils.kargs import InvalidKarg, plan_kargs
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree import split_kargs
 
 BASE = ["root=UUID=6f3b", "rw", "rhgb", "quiet", "ostree=/ostree/boot.1/fedora/abc/0"]
 
@@ -19,7 +20,20 @@ BASE = ["root=UUID=6f3b", "rw", "rhgb", "quiet", "ostree=/ostree/boot.1/fedora/a
             ["--append-if-missing=mitigations=off"],
             ["root=UUID=6f3b", "rw", "rhgb", "quiet", "mitigations=off"],
         ),
-        (["root=UUID=aaaa"], "present", ["--replace=root=UUID=6f3b=UUID=aaaa"], ["root=UUID=aaaa", "rw", "rhgb", "quiet"]),
+        # ostree splits --replace=KEY=OLD=NEW at the first "=" of the value, so an old value with "=" is deleted
+        # and the new one appended, in the same call.
+        (
+            ["root=UUID=aaaa"],
+            "present",
+            ["--delete-if-present=root=UUID=6f3b", "--append-if-missing=root=UUID=aaaa"],
+            ["rw", "rhgb", "quiet", "root=UUID=aaaa"],
+        ),
+        (
+            ["rhgb=1"],
+            "present",
+            ["--delete-if-present=rhgb", "--append-if-missing=rhgb=1"],
+            ["root=UUID=6f3b", "rw", "quiet", "rhgb=1"],
+        ),
         (["quiet", "rhgb"], "absent", ["--delete-if-present=quiet", "--delete-if-present=rhgb"], ["root=UUID=6f3b", "rw"]),
         (["root"], "absent", ["--delete-if-present=root=UUID=6f3b"], ["rw", "rhgb", "quiet"]),
         (["root=UUID=other"], "absent", [], ["root=UUID=6f3b", "rw", "rhgb", "quiet"]),
@@ -68,7 +82,34 @@ def test_second_run_after_applying_is_converged():
     assert first["changed"] and not second["changed"]
 
 
+def test_the_kernel_quoting_rules_decide_what_is_one_argument():
+    """Only double quotes group; single quotes and backslashes are ordinary characters (lib/cmdline.c)."""
+    line = """root=UUID=6f3b rw dyndbg="file drm* +p" note=it's path=C:\\x 'a b'"""
+    current = split_kargs(line)
+    assert current == ["root=UUID=6f3b", "rw", 'dyndbg="file drm* +p"', "note=it's", "path=C:\\x", "'a", "b'"]
+    wanted = ['dyndbg="file drm* +p"', "note=it's", "path=C:\\x"]
+    assert plan_kargs(current, wanted, "present")["changed"] is False
+    first = plan_kargs(["rw"], wanted, "present")
+    assert first["argv"] == ["--append-if-missing=" + arg for arg in wanted]
+    assert plan_kargs(first["after"], wanted, "present")["changed"] is False
+
+
+def test_replacing_a_value_that_holds_an_equals_sign_converges_on_the_contract():
+    """root=UUID=1111 -> root=UUID=2222 with rpm-ostree's own splitting, applied twice."""
+    plan = plan_kargs(["root=UUID=1111", "rw"], ["root=UUID=2222"], "present")
+    assert plan["argv"] == ["--delete-if-present=root=UUID=1111", "--append-if-missing=root=UUID=2222"]
+    assert plan["after"] == ["rw", "root=UUID=2222"]
+    assert plan_kargs(plan["after"], ["root=UUID=2222"], "present")["changed"] is False
+    simple = plan_kargs(["mitigations=auto", "rw"], ["mitigations=off,nosmt"], "present")
+    assert simple["argv"] == ["--replace=mitigations=auto=off,nosmt"] and simple["after"] == ["mitigations=off,nosmt", "rw"]
+
+
 BAD = [
+    ["foo='a b'"],
+    ['foo="a b'],
+    ["a\u2028b"],
+    ["a\x85b"],
+    ["a\x0bb"],
     [""],
     [None],
     [5],

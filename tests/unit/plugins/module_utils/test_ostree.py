@@ -195,7 +195,7 @@ def test_bls_entry_and_boot_link():
         "rhgb",
         "quiet",
         "ostree=/ostree/boot.1/fedora/7c3e/0",
-        "acpi_osi=Windows 2020",
+        '"acpi_osi=Windows 2020"',
     ]
     assert ostree.ostree_boot_path(entry["kargs"]) == "/ostree/boot.1/fedora/7c3e/0"
     assert ostree.deployment_from_link(f"/ostree/deploy/fedora/deploy/{A}.0") == ("fedora", A, 0)

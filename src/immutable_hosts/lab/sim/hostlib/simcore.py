@@ -435,12 +435,18 @@ def bls_entries() -> list[Path]:
     return sorted(rpath("boot/loader/entries").glob("ostree-*.conf"))
 
 
+def ostree_kargs(options: str) -> list[str]:
+    """An ``options`` line as libostree tokenizes it (split_kernel_args): at spaces outside double quotes, quotes kept."""
+    tokens = re.findall(r'(?:[^ "]|"[^"]*(?:"|$))+', options)
+    return [token for token in tokens if token]
+
+
 def kargs_of(dep: Deployment) -> list[str]:
     for entry in bls_entries():
         for line in entry.read_text().splitlines():
             if not line.startswith("options "):
                 continue
-            opts = line.split(None, 1)[1].split()
+            opts = ostree_kargs(line.split(None, 1)[1])
             target = next((o.split("=", 1)[1] for o in opts if o.startswith("ostree=")), "")
             link = rpath(target)
             if link.is_symlink() and Path(os.readlink(link)).name == dep.name:
