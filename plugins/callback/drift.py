@@ -337,12 +337,26 @@ class CallbackModule(CallbackBase):
         directory = os.path.dirname(path)
         if not os.path.isdir(directory):
             os.makedirs(directory)
+        # Diffs carry what hosts hold (environment values of overrides and units): the report is its reader's alone,
+        # written whole (synced, renamed, directory synced) so a reader never sees half of it.
         fd, temp = tempfile.mkstemp(prefix=".drift.", suffix=".json", dir=directory)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, indent=2, sort_keys=False)
-            handle.write("\n")
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                os.fchmod(handle.fileno(), 0o600)
+                json.dump(document, handle, indent=2, sort_keys=False)
+                handle.write("\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, path)
+        except BaseException:
+            if os.path.exists(temp):
+                os.unlink(temp)
+            raise
+        directory_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(directory_fd)
+        finally:
+            os.close(directory_fd)
         return path
 
     def v2_playbook_on_stats(self, stats):

@@ -15,8 +15,9 @@ import os
 import pwd
 from typing import Optional
 
-from ansible_collections.immutable.hosts.plugins.module_utils import flatpak
+from ansible_collections.immutable.hosts.plugins.module_utils import flatpak, safe_files
 from ansible_collections.immutable.hosts.plugins.module_utils.runner import Runner, RunnerError
+from ansible_collections.immutable.hosts.plugins.module_utils.safe_files import UnsafePath
 
 COMMON_ARGUMENT_SPEC = dict(
     scope=dict(type="str", choices=["system", "user"]),
@@ -155,6 +156,26 @@ class FlatpakHost:
             return self.passwd.pw_uid, self.passwd.pw_gid
         return None
 
+    def open_directory(self, relative: str, create: bool = False):
+        """A directory of the installation (``overrides``, ``repo``), opened so that root never follows a link
+        another user planted: another user's installation below that user's home, checked component by component
+        and owned by that user; the system's, root's.  None when it does not exist and ``create`` is false."""
+        path = os.path.join(self.directory(), relative)
+        owner = self.owner()
+        if owner is None:
+            return safe_files.open_directory(path, create={} if create else None)
+        home = self.passwd.pw_dir
+        modes = {os.path.join(home, ".local"): 0o700} if create else None
+        return safe_files.open_directory(path, owner[0], owner[1], home=home, create=modes)
+
+    def read_file(self, relative: str) -> Optional[bytes]:
+        """A file of the installation (``repo/config``), read through :meth:`open_directory`; None when missing."""
+        directory = self.open_directory(os.path.dirname(relative))
+        if directory is None:
+            return None
+        with directory:
+            return directory.read_bytes(os.path.basename(relative))
+
     # --- reporting -------------------------------------------------------------------------------------------
 
     def exit(self, changed: bool, diff: dict, **extra) -> None:
@@ -162,22 +183,6 @@ class FlatpakHost:
 
     def fail(self, msg: str, **extra) -> None:
         self.module.fail_json(msg=msg, commands=self.runner.commands, **extra)
-
-
-def read_text(path: str) -> Optional[str]:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
-
-
-def read_bytes(path: str) -> Optional[bytes]:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
 
 
 def run_module(module, body) -> None:
@@ -188,5 +193,5 @@ def run_module(module, body) -> None:
         module.fail_json(msg=str(exc), commands=[])
     try:
         body(host)
-    except (FlatpakHostError, RunnerError, ValueError, OSError) as exc:
+    except (FlatpakHostError, RunnerError, ValueError, OSError, UnsafePath) as exc:
         host.fail(str(exc))

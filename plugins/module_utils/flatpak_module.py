@@ -12,7 +12,7 @@ from __future__ import annotations
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.immutable.hosts.plugins.module_utils import flatpak
-from ansible_collections.immutable.hosts.plugins.module_utils.flatpak_host import COMMON_ARGUMENT_SPEC, read_text, run_module
+from ansible_collections.immutable.hosts.plugins.module_utils.flatpak_host import COMMON_ARGUMENT_SPEC, run_module
 from ansible_collections.immutable.hosts.plugins.module_utils.runner import CommandFailed
 
 
@@ -72,7 +72,7 @@ def converge(host):
             host.run(uninstall)
     if params["uninstall_unused"]:
         after = [ref for ref in installed if ref["ref"] in plan["after"]["refs"]]
-        pinned = flatpak.pinned_patterns(read_text(host.directory() + "/repo/config") or "")
+        pinned = flatpak.pinned_patterns((host.read_file("repo/config") or b"").decode("utf-8", "replace"))
         keep = [ref["ref"] for ref in installed if any(flatpak.matches(w, ref, None) for w in wants)]
         candidates = flatpak.unused_runtimes(after, pinned, keep)
         if candidates and host.module.check_mode:

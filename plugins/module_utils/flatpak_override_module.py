@@ -10,12 +10,11 @@ process for several calls at once.  Standard library plus ``ansible.module_utils
 from __future__ import annotations
 
 import os
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.immutable.hosts.plugins.module_utils import flatpak
-from ansible_collections.immutable.hosts.plugins.module_utils.flatpak_host import COMMON_ARGUMENT_SPEC, read_text, run_module
+from ansible_collections.immutable.hosts.plugins.module_utils.flatpak_host import COMMON_ARGUMENT_SPEC, run_module
 
 
 def validate(params):
@@ -35,43 +34,27 @@ def validate(params):
     return options
 
 
-def make_dirs(path, owner):
-    missing = []
-    while not os.path.isdir(path):
-        missing.append(path)
-        path = os.path.dirname(path)
-    for directory in reversed(missing):
-        os.mkdir(directory, 0o755)
-        if owner:
-            os.chown(directory, *owner)
-
-
-def write_atomically(module, path, text, owner):
-    directory = os.path.dirname(path)
-    make_dirs(directory, owner)
-    fd, temp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=directory)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    module.atomic_move(temp, path, keep_dest_attrs=False)
-    # atomic_move gives a new file the module's own user and the umask's mode: set what the file must have after it.
-    os.chmod(path, 0o644)
-    if owner:
-        os.chown(path, *owner)
-
-
 def converge(host):
     params = host.module.params
     options = validate(params)
     path = flatpak.override_path(host.directory(), params["app"])
-    text = read_text(path)
-    current = flatpak.parse_override(text or "")
-    plan = flatpak.plan_override(current, options, params["mode"], params["state"])
-    if plan["changed"] and not host.module.check_mode:
-        if plan["remove_file"]:
-            if text is not None:
-                os.unlink(path)
-        else:
-            write_atomically(host.module, path, plan["text"], host.owner())
+    name = os.path.basename(path)
+    directory = host.open_directory("overrides")
+    try:
+        text = directory.read_text(name) if directory is not None else None
+        current = flatpak.parse_override(text or "")
+        plan = flatpak.plan_override(current, options, params["mode"], params["state"])
+        if plan["changed"] and not host.module.check_mode:
+            if plan["remove_file"]:
+                if directory is not None:
+                    directory.remove(name)
+            else:
+                if directory is None:
+                    directory = host.open_directory("overrides", create=True)
+                directory.write(name, plan["text"], 0o644)
+    finally:
+        if directory is not None:
+            directory.close()
     host.exit(plan["changed"], {"before": plan["before"], "after": plan["after"]}, path=path, override=plan["after"])
 
 

@@ -16,11 +16,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.urls import open_url
 
 from ansible_collections.immutable.hosts.plugins.module_utils import flatpak
-from ansible_collections.immutable.hosts.plugins.module_utils.flatpak_host import (
-    COMMON_ARGUMENT_SPEC,
-    read_bytes,
-    run_module,
-)
+from ansible_collections.immutable.hosts.plugins.module_utils.flatpak_host import COMMON_ARGUMENT_SPEC, run_module
 from ansible_collections.immutable.hosts.plugins.module_utils.runner import CommandFailed
 
 MAX_READ = 1024 * 1024
@@ -105,10 +101,12 @@ def validate(params):
 
 
 def temp_file(data, suffix):
+    """A private file of root's (mkstemp: new, 0600, in a sticky /tmp) made readable for flatpak running as another
+    user: the mode is set on the descriptor, and the data is a public key or a .flatpakrepo."""
     fd, path = tempfile.mkstemp(prefix="immutable-hosts-flatpak-", suffix=suffix)
     with os.fdopen(fd, "wb") as handle:
+        os.fchmod(handle.fileno(), 0o644)
         handle.write(data)
-    os.chmod(path, 0o644)  # flatpak may run as another user
     return path
 
 
@@ -121,7 +119,7 @@ def converge(host):
     current = remotes.get(name)
     keyring = None
     if current is not None:
-        data = read_bytes(os.path.join(host.directory(), "repo", "%s.trustedkeys.gpg" % name))
+        data = host.read_file("repo/%s.trustedkeys.gpg" % name)
         keyring = flatpak.key_fingerprints(data) if data else []
     if current is None and params["state"] == "present" and not desired["url"]:
         raise ValueError("remote %s does not exist; adding it needs url or flatpakrepo_url" % name)

@@ -448,6 +448,23 @@ def _list_item(section: str, key: str, item) -> str:
     return quote_word(text)
 
 
+# systemd's unit specifiers (systemd.unit(5)); any other "%X" makes systemd refuse to load the generated service.
+SPECIFIERS = frozenset("aAbBCdDEfgGhHiIjJlLmMnNopPqsStTuUvVwWyY%")
+_SPECIFIER_RE = re.compile(r"%(.?)", re.S)
+
+
+def check_specifiers(section: str, key: str, value: str) -> str:
+    """systemd expands ``%h``, ``%U``... in the values of the generated service; a ``%`` that starts no specifier
+    would make it refuse the unit, so it is refused here, with the way to write a literal one."""
+    for match in _SPECIFIER_RE.finditer(value):
+        if match.group(1) not in SPECIFIERS:
+            raise InvalidQuadlet(
+                "%s= in [%s]: %r has a %% that starts no systemd specifier (%%h, %%U, ...); write %%%% for a literal %%"
+                % (key, section, value)
+            )
+    return value
+
+
 def render_values(section: str, key: str, value) -> list:
     """The right-hand sides of ``key``'s lines, in order (a list renders as repeated keys)."""
     if value is None:
@@ -456,13 +473,14 @@ def render_values(section: str, key: str, value) -> list:
     if isinstance(value, dict):
         if not pairs:
             raise InvalidQuadlet("%s= in [%s] takes a string or a list, not a mapping" % (key, section))
-        return [_pair(section, key, name, value[name]) for name in sorted(value, key=str)]
-    if isinstance(value, (list, tuple)):
+        result = [_pair(section, key, name, value[name]) for name in sorted(value, key=str)]
+    elif isinstance(value, (list, tuple)):
         result = [_list_item(section, key, item) for item in value]
         if key == "Exec":  # only the last Exec= counts: the arguments go on one line
-            return [" ".join(result)] if result else []
-        return result
-    return [_scalar(section, key, value)]
+            result = [" ".join(result)] if result else []
+    else:
+        result = [_scalar(section, key, value)]
+    return [check_specifiers(section, key, rhs) for rhs in result]
 
 
 # --- rendering ------------------------------------------------------------------------------------------------------
@@ -582,6 +600,8 @@ def check_content(kind: str, text: str) -> dict:
         if other != kind and SECTION_NAMES[other] in sections:
             raise InvalidQuadlet("content of a %s unit has a [%s] section" % (kind, SECTION_NAMES[other]))
     for section, items in sections.items():
+        for key, value in items:
+            check_specifiers(section, key, value)
         allowed = SECTION_KEYS.get(section)
         if allowed is None:
             continue
@@ -668,7 +688,7 @@ def generator_verdict(result: dict, unit_file: str, service: str) -> Optional[st
 
 # --- systemd state ----------------------------------------------------------------------------------------------------
 
-SHOW_PROPERTIES = ("LoadState", "ActiveState", "SubState", "NeedDaemonReload")
+SHOW_PROPERTIES = ("LoadState", "ActiveState", "SubState", "NeedDaemonReload", "FragmentPath", "SourcePath")
 
 
 def parse_systemctl_show(text: str) -> dict:

@@ -13,13 +13,13 @@ import os
 import pwd
 import re
 import shutil
-import stat
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.immutable.hosts.plugins.module_utils import quadlet, rootless
+from ansible_collections.immutable.hosts.plugins.module_utils import quadlet, rootless, safe_files
 from ansible_collections.immutable.hosts.plugins.module_utils.runner import Runner, RunnerError
+from ansible_collections.immutable.hosts.plugins.module_utils.safe_files import UnsafePath
 
 SYSTEM_QUADLET_DIR = "/etc/containers/systemd"
 GENERATOR_PATHS = (
@@ -86,13 +86,13 @@ class Target:
     def lingering(self):
         return os.path.exists(rootless.linger_path(self.user, LINGER_DIR))
 
-
-def read_text(path):
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
+    def open_directory(self, create=False):
+        """The unit directory, opened so that root never follows a link the user planted (None when missing and
+        ``create`` is false).  ~/.config is created 0700, the rest 0755, all owned by the user."""
+        if self.scope == "system":
+            return safe_files.open_directory(self.directory, create={} if create else None)
+        modes = {os.path.join(self.home, ".config"): 0o700}
+        return safe_files.open_directory(self.directory, self.uid, self.gid, home=self.home, create=modes if create else None)
 
 
 def desired_text(params, target):
@@ -129,16 +129,25 @@ def find_generator(runner):
 MISSING_SIBLING_RE = re.compile(r"(?:quadlet \w+ unit \S+ does not exist|requested Quadlet unit \S+ was not found)")
 
 
-def validate_with_generator(runner, generator, target, unit_file, service, text):
-    """Run the generator in dry-run mode on a copy of the unit directory holding the candidate; None when accepted,
-    else the generator's message.  Sibling units are copied so references such as Network=app.network resolve."""
+def validate_with_generator(runner, generator, directory, target, unit_file, service, text):
+    """Run the generator in dry-run mode on a private copy of the unit directory holding the candidate; None when
+    accepted, else the generator's message.  Sibling units are copied so references such as Network=app.network
+    resolve; they are read through the directory's descriptor, and a sibling that is a link or not the owner's is
+    left out (with a warning) rather than read as root."""
     workdir = tempfile.mkdtemp(prefix="quadlet-validate-")
+    skipped = []
     try:
-        if os.path.isdir(target.directory):
-            for entry in sorted(os.listdir(target.directory)):
-                source = os.path.join(target.directory, entry)
-                if entry != unit_file and entry.rsplit(".", 1)[-1] in quadlet.KINDS and os.path.isfile(source):
-                    shutil.copyfile(source, os.path.join(workdir, entry))
+        for entry in directory.names() if directory is not None else []:
+            if entry == unit_file or entry.rsplit(".", 1)[-1] not in quadlet.KINDS or entry.startswith("."):
+                continue
+            try:
+                sibling = directory.read_text(entry)
+            except UnsafePath as exc:
+                skipped.append(str(exc))
+                continue
+            if sibling is not None:
+                with open(os.path.join(workdir, entry), "w", encoding="utf-8") as handle:
+                    handle.write(sibling)
         with open(os.path.join(workdir, unit_file), "w", encoding="utf-8") as handle:
             handle.write(text)
         result = runner.run(
@@ -151,46 +160,17 @@ def validate_with_generator(runner, generator, target, unit_file, service, text)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     parsed = quadlet.parse_dryrun(result.stdout, result.stderr, result.rc)
-    warnings = [warning for warning in parsed["warnings"] if unit_file in warning]
+    warnings = ["sibling unit not used for validation: %s" % reason for reason in skipped]
+    warnings += [warning for warning in parsed["warnings"] if unit_file in warning]
     return quadlet.generator_verdict(parsed, unit_file, service), warnings
 
 
-def attributes_differ(path, target):
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
+def attributes_differ(directory, unit_file, target):
+    before = directory.attributes(unit_file) if directory is not None else None
+    if before is None:
         return None
-    before = {"owner": info.st_uid, "group": info.st_gid, "mode": "%04o" % stat.S_IMODE(info.st_mode)}
     after = {"owner": target.uid, "group": target.gid, "mode": "%04o" % FILE_MODE}
     return (before, after) if before != after else None
-
-
-def ensure_directory(target):
-    """Create the unit directory (and, for a user, ~/.config and ~/.config/containers) owned by the unit's owner."""
-    missing = []
-    directory = target.directory
-    stop = target.home if target.scope == "user" else "/"
-    while not os.path.isdir(directory) and directory not in (stop, "/"):
-        missing.append(directory)
-        directory = os.path.dirname(directory)
-    for directory in reversed(missing):
-        os.mkdir(directory, 0o700 if directory.endswith("/.config") else 0o755)
-        if target.scope == "user":
-            os.chown(directory, target.uid, target.gid)
-
-
-def write_unit(module, target, path, text):
-    ensure_directory(target)
-    fd, temp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=os.path.dirname(path))
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    module.atomic_move(temp, path, keep_dest_attrs=False)
-    set_attributes(path, target)
-
-
-def set_attributes(path, target):
-    os.chown(path, target.uid, target.gid)
-    os.chmod(path, FILE_MODE)
 
 
 def ensure_manager(module, runner, target):
@@ -224,16 +204,20 @@ class PartlyApplied(Failure):
     """A failure after the host was already changed (the unit written, the manager reloaded)."""
 
 
-def apply(module, runner, target, plan, path, desired, service, state):
+def apply(runner, target, plan, unit_file, desired, service, state):
     done = []
+    directory = None
     try:
         for action in plan["actions"]:
+            if action in ("write", "attributes", "remove") and directory is None:
+                directory = target.open_directory(create=action == "write")
             if action == "write":
-                write_unit(module, target, path, desired)
+                directory.write(unit_file, desired, FILE_MODE)
             elif action == "attributes":
-                set_attributes(path, target)
+                directory.set_attributes(unit_file, FILE_MODE)
             elif action == "remove":
-                os.unlink(path)
+                if directory is not None:
+                    directory.remove(unit_file)
             elif action == "daemon-reload":
                 argv, env = target.systemctl(["daemon-reload"])
                 runner.run(argv, env=env)
@@ -245,62 +229,94 @@ def apply(module, runner, target, plan, path, desired, service, state):
                 argv, env = target.systemctl([action, service])
                 runner.run(argv, env=env)
             done.append(action)
-    except (OSError, RunnerError) as exc:
+    except (OSError, RunnerError, UnsafePath) as exc:
         if done:
             raise PartlyApplied("%s failed after %s: %s" % (action, ", ".join(done), exc)) from None
         raise
+    finally:
+        if directory is not None:
+            directory.close()
+
+
+def validate(params):
+    """Everything that can be checked before the host is touched: the name, the user, the unit's text.
+    Returns (name, target, desired text or None)."""
+    name = quadlet.validate_name(params["name"], params["kind"])
+    target = Target(params["user"])
+    desired = desired_text(params, target) if params["state"] == "present" else None
+    return name, target, desired
+
+
+def shadowed_unit(state, path):
+    """The unit file that already provides the generated service's name, when it is not this Quadlet unit."""
+    state = state or {}
+    if state.get("LoadState") == "masked":
+        return "a mask (%s)" % (state.get("FragmentPath") or "/dev/null")
+    if state.get("LoadState") == "loaded" and state.get("FragmentPath") and state.get("SourcePath") != path:
+        return state.get("SourcePath") or state["FragmentPath"]
+    return None
 
 
 def converge(module, runner):
     params = module.params
     kind = params["kind"]
-    name = quadlet.validate_name(params["name"], kind)
-    target = Target(params["user"])
+    name, target, desired = validate(params)
     unit_file = quadlet.file_name(name, kind)
     path = os.path.join(target.directory, unit_file)
     present = params["state"] == "present"
-    desired = desired_text(params, target) if present else None
     started = params["started"]
     if started is None and present:
         started = kind != "build"
-    current = read_text(path)
-    service = quadlet.service_name(name, kind, sections_of(desired if present else current))
-    result = {
-        "name": name,
-        "unit": unit_file,
-        "path": path,
-        "service": service,
-        "scope": target.scope,
-        "user": target.user,
-        "quadlet_dir": target.directory,
-        "validated": False,
-        "generator": None,
-    }
+    directory = target.open_directory(create=False)
+    try:
+        current = directory.read_text(unit_file) if directory is not None else None
+        service = quadlet.service_name(name, kind, sections_of(desired if present else current))
+        result = {
+            "name": name,
+            "unit": unit_file,
+            "path": path,
+            "service": service,
+            "scope": target.scope,
+            "user": target.user,
+            "quadlet_dir": target.directory,
+            "validated": False,
+            "generator": None,
+        }
 
-    # The generator sees the candidate before anything on the host is touched, the user's manager included.
-    if present and current != desired and params["validate"]:
-        generator = find_generator(runner)
-        if generator:
-            message, warnings = validate_with_generator(runner, generator, target, unit_file, service, desired)
-            result.update(validated=True, generator=generator)
-            if message and module.check_mode and MISSING_SIBLING_RE.search(message):
-                # In check mode earlier tasks wrote nothing, so a unit this one refers to (a pod, a network) may be
-                # missing only because this run did not create it yet: say so rather than fail the prediction.
-                module.warn("cannot fully validate %s in check mode: %s" % (unit_file, message))
-                result["validated"] = False
-            elif message:
-                raise Failure("the Quadlet generator %s rejected %s: %s" % (generator, unit_file, message))
-            for warning in warnings:
-                module.warn(warning)
+        # The generator sees the candidate before anything on the host is touched, the user's manager included.
+        if present and current != desired and params["validate"]:
+            generator = find_generator(runner)
+            if generator:
+                message, warnings = validate_with_generator(runner, generator, directory, target, unit_file, service, desired)
+                result.update(validated=True, generator=generator)
+                if message and module.check_mode and MISSING_SIBLING_RE.search(message):
+                    # In check mode earlier tasks wrote nothing, so a unit this one refers to (a pod, a network) may be
+                    # missing only because this run did not create it yet: say so rather than fail the prediction.
+                    module.warn("cannot fully validate %s in check mode: %s" % (unit_file, message))
+                    result["validated"] = False
+                elif message:
+                    raise Failure("the Quadlet generator %s rejected %s: %s" % (generator, unit_file, message))
+                for warning in warnings:
+                    module.warn(warning)
 
-    attributes = attributes_differ(path, target) if present and current is not None else None
+        attributes = attributes_differ(directory, unit_file, target) if present and current is not None else None
+    finally:
+        if directory is not None:
+            directory.close()
     state = None
     if (current is not None or present) and ensure_manager(module, runner, target):
         state = read_service_state(runner, target, service)
+    other = shadowed_unit(state, path) if present else None
+    if other:
+        raise Failure(
+            "%s would generate %s, which %s already provides for the %s instance; a Quadlet unit never shadows "
+            "another unit: choose another name, or set ServiceName= (service_name) in the %s options"
+            % (unit_file, service, other, target.scope, kind)
+        )
     plan = quadlet.plan_quadlet(current, desired, state, started, params["restart_on_change"], bool(attributes), path)
 
     if not module.check_mode:
-        apply(module, runner, target, plan, path, desired, service, state)
+        apply(runner, target, plan, unit_file, desired, service, state)
 
     diff = [plan["diff"]]
     if attributes and "write" not in plan["actions"]:
@@ -349,7 +365,7 @@ def execute(module):
             changed=True,
             commands=runner.commands,
         )
-    except (Failure, quadlet.InvalidQuadlet, rootless.InvalidRootless) as exc:
+    except (Failure, quadlet.InvalidQuadlet, rootless.InvalidRootless, UnsafePath) as exc:
         module.fail_json(msg=str(exc), commands=runner.commands)
     except (OSError, RunnerError) as exc:
         module.fail_json(msg="cannot manage the Quadlet unit %s: %s" % (module.params["name"], exc), commands=runner.commands)

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import os
 import pwd
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.immutable.hosts.plugins.module_utils import rootless
+from ansible_collections.immutable.hosts.plugins.module_utils import rootless, safe_files
 from ansible_collections.immutable.hosts.plugins.module_utils.runner import Runner, RunnerError
 
 # Host paths, replaced in tests.
@@ -40,16 +39,6 @@ def read_text(path):
             return handle.read()
     except FileNotFoundError:
         return None
-
-
-def write_atomically(module, path, text):
-    fd, temp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=os.path.dirname(path) or ".")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    existed = os.path.exists(path)
-    module.atomic_move(temp, path)
-    if not existed:
-        os.chmod(path, 0o644)
 
 
 def find_user(name):
@@ -121,7 +110,7 @@ def converge(module, runner):
             runner.run(["usermod"] + adding + [name])
         for kind, path in (("uid", SUBUID), ("gid", SUBGID)):
             if plans[kind]["remove"] or (plans[kind]["add"] and not use_usermod):
-                write_atomically(module, path, rootless.edit_subid(texts[kind], name, uid, plans[kind]))
+                safe_files.replace_file(path, rootless.edit_subid(texts[kind], name, uid, plans[kind]))
         if linger_action:
             runner.run(["loginctl", linger_action, name])
 
@@ -164,7 +153,7 @@ def execute(module):
     runner = make_runner()
     try:
         result = converge(module, runner)
-    except (Failure, rootless.InvalidRootless) as exc:
+    except (Failure, rootless.InvalidRootless, safe_files.UnsafePath) as exc:
         module.fail_json(msg=str(exc), commands=runner.commands)
     except (OSError, RunnerError) as exc:
         module.fail_json(

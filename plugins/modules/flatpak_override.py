@@ -123,6 +123,12 @@ notes:
     C($XDG_DATA_HOME/flatpak) or C(~/.local/share/flatpak) (for O(user), always the latter); for a custom installation
     the C(Path) of its C(installations.d) entry.
   - The app does not have to be installed; flatpak applies the override when it is.
+  - When root manages another user's override, every directory below the user's home is opened without following
+    symbolic links and must belong to the user; a link (such as C(~/.local/share/flatpak) pointing at the system
+    installation) or a foreign owner fails the task with a message naming it, and nothing is read or written. The
+    file is written as a new file owned by the user, synced and renamed into place.
+  - Values are written with GLib's keyfile escapes (a backslash doubled, a leading blank as C(\\s)), as flatpak
+    itself writes them; values with line breaks or control characters are refused.
 seealso:
   - module: immutable.hosts.flatpak
 """

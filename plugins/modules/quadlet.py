@@ -136,6 +136,19 @@ notes:
   - Secrets belong in Podman secrets referenced by name (C(secret)); environment values appear in the diff.
     Use the task's C(no_log) when a value must not be shown.
   - Keys that only podman newer than 5.4 knows are refused; pass their command-line flags through C(podman_args).
+  - When root manages another user's unit, every directory below the user's home is opened without following
+    symbolic links and must belong to the user, and the unit file must be a regular file of the user's; a link or
+    a foreign owner anywhere on the way fails the task with a message naming it, and nothing is read or written.
+    The file is written as a new file owned by the user (owner and mode set on its descriptor), synced and renamed
+    into place, so a power cut leaves the old unit or the new one. A sibling unit that is a link is left out of the
+    generator's validation, with a warning.
+  - A unit whose generated service name is already provided by another unit (C(name=sshd) next to
+    C(sshd.service), or a Quadlet unit of the same name in another directory) is refused rather than shadowing it;
+    so is a masked service name.
+  - Values reach systemd as written: it expands its specifiers in them (C(%h) is the home directory, C(%U) the
+    uid, as in C(volume: "%h/data:/data")), and, in the command line Quadlet generates, environment variables
+    written C(${NAME}) (or C($NAME) as a word of its own). Write C(%%) for a literal C(%) and C($$) for a literal
+    C($). A C(%) that starts no specifier is refused, since systemd would refuse the generated service.
 seealso:
   - module: immutable.hosts.rootless_user
   - name: podman-systemd.unit(5)

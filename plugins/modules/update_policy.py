@@ -99,12 +99,9 @@ diff:
   elements: dict
 """
 
-import os
-import tempfile
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.immutable.hosts.plugins.module_utils import keyfile_edit, ostree
+from ansible_collections.immutable.hosts.plugins.module_utils import keyfile_edit, ostree, safe_files
 from ansible_collections.immutable.hosts.plugins.module_utils.runner import Runner, RunnerError
 
 TIMER = "rpm-ostreed-automatic.timer"
@@ -121,16 +118,6 @@ def read(path):
             return handle.read()
     except FileNotFoundError:
         return ""
-
-
-def write_atomically(module, path, text):
-    directory = os.path.dirname(path) or "."
-    fd, temp = tempfile.mkstemp(prefix=".rpm-ostreed.conf.", dir=directory)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    if not os.path.exists(path):
-        os.chmod(temp, 0o644)
-    module.atomic_move(temp, path)
 
 
 def timer_state(runner):
@@ -178,11 +165,11 @@ def main():
         timer_changed = timer_before is not None and timer_before != timer_after
         if not module.check_mode:
             if file_changed:
-                write_atomically(module, path, after)
+                safe_files.replace_file(path, after)
                 runner.run(["rpm-ostree", "reload"])
             if timer_changed:
                 runner.run(["systemctl", "enable" if timer_after else "disable", "--now", TIMER])
-    except (OSError, RunnerError, ValueError) as exc:
+    except (OSError, RunnerError, ValueError, safe_files.UnsafePath) as exc:
         module.fail_json(msg="cannot set the update policy: %s" % exc, commands=runner.commands)
     diff = [{"before": before, "after": after, "before_header": path, "after_header": path}]
     if timer_changed:

@@ -14,6 +14,7 @@ import difflib
 import html
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -267,8 +268,30 @@ def summary_rows(document: dict[str, Any]) -> list[tuple[str, str, int, str]]:
 # --- Markdown --------------------------------------------------------------------------------------------------------
 
 
-def md_cell(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+# The characters Markdown (CommonMark and GitHub's tables) reads as syntax inside a line; a backslash before any
+# ASCII punctuation makes it literal.  (#, +, - and . only matter at the start of a line, where host data never is.)
+MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&])")
+
+
+def md_text(text: Any) -> str:
+    """Host data as literal Markdown text: every syntax character escaped, line breaks folded to spaces."""
+    return MD_SPECIAL.sub(r"\\\1", " ".join(str(text).split("\n"))).replace("\r", " ")
+
+
+md_cell = md_text
+
+
+def md_code(text: Any) -> str:
+    """Inline code that no backtick inside ``text`` can close early."""
+    text = " ".join(str(text).split("\n"))
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    return f"{fence} {text} {fence}"
+
+
+def md_fence(lines: list[str]) -> str:
+    """A fence longer than any run of backticks in the block, so a diff line of three backticks stays inside it."""
+    longest = max((len(run) for line in lines for run in re.findall("`+", line)), default=0)
+    return "`" * max(3, longest + 1)
 
 
 def render_markdown(document: dict[str, Any]) -> str:
@@ -295,18 +318,25 @@ def render_markdown(document: dict[str, Any]) -> str:
             cells = [("drift" if r in found else "") for r in names]
             out.append(f"| {md_cell(name)} | " + " | ".join(cells) + " |")
     for name, host in sorted(document["hosts"].items()):
-        out += ["", f"## {name}: {STATUS_LABELS.get(host['status'], host['status'])}", ""]
+        out += ["", f"## {md_text(name)}: {STATUS_LABELS.get(host['status'], host['status'])}", ""]
         if host.get("unreachable"):
-            out.append(f"Unreachable: {host['unreachable'].get('msg', '')}")
+            out.append(f"Unreachable: {md_text(host['unreachable'].get('msg', ''))}")
         for failure in host["failures"]:
-            out.append(f"- failed{' (ignored)' if failure.get('ignored') else ''}: **{failure['task']}**: {failure['msg']}")
+            ignored = " (ignored)" if failure.get("ignored") else ""
+            out.append(f"- failed{ignored}: **{md_text(failure['task'])}**: {md_text(failure['msg'])}")
         for change in host["changes"]:
-            out += ["", f"### {change['resource']}", "", f"Task *{change['task']}* (`{change['action']}`)"]
-            lines = change_diff(change)
+            out += [
+                "",
+                f"### {md_text(change['resource'])}",
+                "",
+                f"Task *{md_text(change['task'])}* ({md_code(change['action'])})",
+            ]
+            lines = [" ".join(line.split("\r")) for line in change_diff(change)]
             if lines:
-                out += ["", "```diff", *lines, "```"]
+                fence = md_fence(lines)
+                out += ["", fence + "diff", *lines, fence]
         for unchecked in host.get("unchecked") or []:
-            out.append(f"- not checked: **{unchecked['task']}**: {unchecked['msg']}")
+            out.append(f"- not checked: **{md_text(unchecked['task'])}**: {md_text(unchecked['msg'])}")
         if host["status"] == "in_sync":
             out.append("No drift.")
     return "\n".join(out) + "\n"
@@ -433,12 +463,33 @@ def render_html(document: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write a report whole and for its owner only (diffs carry values from the hosts): a new 0600 file, synced,
+    renamed over the old one, the directory synced."""
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            os.fchmod(handle.fileno(), 0o600)
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
 def write_reports(document: dict[str, Any], report_dir: Path) -> dict[str, Path]:
     paths = {"json": report_dir / "drift.json", "md": report_dir / "drift.md", "html": report_dir / "drift.html"}
     if not paths["json"].exists():
-        paths["json"].write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    paths["md"].write_text(render_markdown(document), encoding="utf-8")
-    paths["html"].write_text(render_html(document), encoding="utf-8")
+        write_private(paths["json"], json.dumps(document, indent=2) + "\n")
+    write_private(paths["md"], render_markdown(document))
+    write_private(paths["html"], render_html(document))
     return paths
 
 

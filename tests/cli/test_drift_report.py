@@ -76,9 +76,9 @@ def test_exit_codes(document):
 def test_markdown(document):
     text = drift.render_markdown(document)
     assert "**4 hosts**: 1 in sync, 2 drifted, 0 failed, 1 unreachable; 3 changes pending." in text
-    assert "| silverblue-1 | drifted | 2 | copy /etc/motd <managed>, layered packages |" in text
+    assert "| silverblue-1 | drifted | 2 | copy /etc/motd \\<managed\\>, layered packages |" in text
     assert "| bootc-1 | unreachable | 0 | Failed to connect to the host via ssh: Connection refused |" in text
-    assert "| host | copy /etc/motd <managed> | flatpak_remote flathub | layered packages |" in text
+    assert "| host | copy /etc/motd \\<managed\\> | flatpak\\_remote flathub | layered packages |" in text
     assert "| silverblue-1 | drift |  | drift |" in text
     assert "| silverblue-2 |  |  |  |" in text
     # data diffs as indented JSON, text diffs as they are
@@ -117,6 +117,32 @@ def test_html_is_self_contained_well_formed_and_escaped(document):
     text = "".join(parsed.text)
     assert "Unreachable: Failed to connect to the host via ssh" in text
     assert '-    "tmux"' in text
+
+
+def test_host_data_cannot_break_out_of_the_markdown(document):
+    """A host name, task or diff line from a host is text: a line of three backticks stays inside its block, a
+    table cell stays a cell, and markup stays literal."""
+    hostile = copy.deepcopy(document)
+    host = hostile["hosts"].pop("silverblue-1")
+    host["changes"][0]["task"] = "evil | <img src=x onerror=alert(1)> *bold*"
+    host["changes"][0]["diff"] = [{"before": "a\n", "after": "```\n# Injected heading\n[link](http://x)\n"}]
+    hostile["hosts"]["web|`x`"] = host
+    text = drift.render_markdown(hostile)
+    assert "| web\\|\\`x\\` | drifted |" in text
+    assert "evil \\| \\<img src=x onerror=alert(1)\\> \\*bold\\*" in text
+    block = text[text.index("````diff") :]
+    assert block.index("+```") < block.index("\n````\n"), "the fence must be longer than the backticks inside"
+    assert "\n# Injected heading" not in text
+
+
+def test_reports_are_private_to_their_reader(document, tmp_path):
+    """Diffs carry values from the hosts (environment variables): no report is readable by others."""
+    paths = drift.write_reports(document, tmp_path)
+    assert {path.name: path.stat().st_mode & 0o777 for path in paths.values()} == {
+        "drift.json": 0o600,
+        "drift.md": 0o600,
+        "drift.html": 0o600,
+    }
 
 
 def test_write_reports_and_summary_table(document, tmp_path):

@@ -105,7 +105,10 @@ def plugin(tmp_path, monkeypatch):
 
 def finish(callback, tmp_path: Path, stats: AggregateStats) -> dict:
     callback.v2_playbook_on_stats(stats)
-    return json.loads((tmp_path / "out" / "drift.json").read_text())
+    report = tmp_path / "out" / "drift.json"
+    # Diffs carry values from the hosts: the report is its reader's alone, and no temporary file is left behind.
+    assert report.stat().st_mode & 0o777 == 0o600 and sorted(p.name for p in report.parent.iterdir()) == ["drift.json"]
+    return json.loads(report.read_text())
 
 
 def test_changes_failures_unreachable_and_the_document(plugin, tmp_path):

@@ -388,3 +388,16 @@ def test_plan_diff_is_the_file():
     assert "-Image=a\n+Image=b\n" in quadlet.unified_diff(plan)
     created = quadlet.plan_quadlet(None, "X=1\n", None, True, True, path="/u/w.container")
     assert created["diff"]["before"] == "" and created["diff"]["before_header"] == "/u/w.container (absent)"
+
+
+def test_systemd_specifiers_pass_and_a_stray_percent_is_refused():
+    """Quadlet copies values into ExecStart as written (podman 5.4 -dryrun: ``-v %h/data:/data --env FOO=a%hb``),
+    where systemd expands its specifiers; an unknown one would make systemd refuse the service."""
+    text = quadlet.render_unit(
+        "container", {"container": {"image": "a.io/b:c", "volume": ["%h/data:/data"], "label": {"p": "100%%"}}}
+    )
+    assert "Volume=%h/data:/data\n" in text and "Label=p=100%%\n" in text
+    with pytest.raises(quadlet.InvalidQuadlet, match="write %% for a literal %"):
+        quadlet.render_unit("container", {"container": {"image": "a.io/b:c", "environment": {"CPU": "50%"}}})
+    with pytest.raises(quadlet.InvalidQuadlet, match="starts no systemd specifier"):
+        quadlet.check_content("container", "[Container]\nImage=a.io/b:c\nEnvironment=A=5%Z\n")

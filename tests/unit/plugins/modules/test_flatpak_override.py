@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pwd
 import shutil
 
 import pytest
@@ -98,3 +100,69 @@ def test_bad_input_fails_before_anything_is_written(run, args):
     result = run(args)
     assert result["failed"] is True, result
     assert run.file.read_text() == before and sorted(p.name for p in run.file.parent.iterdir()) == ["org.test.Hello"]
+
+
+# --- another user's installation: root acts in that user's home ----------------------------------------------
+
+ALICE_UID = 4242
+
+
+@pytest.fixture
+def alice(tmp_path, monkeypatch, capsys):
+    if os.geteuid() != 0:
+        pytest.skip("writes files owned by another user: needs root")
+    home = tmp_path / "home/alice"
+    home.mkdir(parents=True)
+    os.chown(home, ALICE_UID, ALICE_UID)
+    entry = pwd.struct_passwd(("alice", "x", ALICE_UID, ALICE_UID, "", str(home), "/bin/bash"))
+    real_getpwnam = pwd.getpwnam
+    monkeypatch.setattr(flatpak_host.pwd, "getpwnam", lambda name: entry if name == "alice" else real_getpwnam(name))
+    system = tmp_path / "var/lib/flatpak"
+    (system / "overrides").mkdir(parents=True)
+    monkeypatch.setenv("FLATPAK_SYSTEM_DIR", str(system))
+    fake = Tools({}, present=("flatpak", "runuser"))
+
+    def run(args):
+        monkeypatch.setattr(flatpak_host, "make_runner", fake.runner)
+        return call_module(module, dict(args, user="alice", scope="user"), capsys)
+
+    run.home = home
+    run.system = system
+    return run
+
+
+def test_another_users_override_is_written_as_that_user(alice):
+    result = alice({"app": "org.test.Hello", "filesystems": ["xdg-download"]})
+    path = alice.home / ".local/share/flatpak/overrides/org.test.Hello"
+    assert result["changed"] is True and result["path"] == str(path)
+    assert path.read_text() == "[Context]\nfilesystems=xdg-download;\n"
+    assert (path.stat().st_uid, path.stat().st_mode & 0o777) == (ALICE_UID, 0o644)
+    assert (alice.home / ".local").stat().st_uid == ALICE_UID and (alice.home / ".local").stat().st_mode & 0o777 == 0o700
+    assert alice({"app": "org.test.Hello", "filesystems": ["xdg-download"]})["changed"] is False
+
+
+def test_a_user_installation_linked_to_the_system_one_is_refused(alice):
+    """~/.local/share/flatpak -> /var/lib/flatpak made the user's override a system override owned by the user."""
+    (alice.home / ".local/share").mkdir(parents=True)
+    for part in (".local", ".local/share"):
+        os.chown(alice.home / part, ALICE_UID, ALICE_UID)
+    os.symlink(alice.system, alice.home / ".local/share/flatpak")
+    for check in (True, False):
+        result = alice({"app": "org.test.Hello", "filesystems": ["host"], "_ansible_check_mode": check})
+        assert result["failed"] is True and "flatpak is a symbolic link" in result["msg"]
+    assert list((alice.system / "overrides").iterdir()) == []
+
+
+def test_an_override_linked_to_a_root_only_file_is_never_read(alice, tmp_path):
+    secret = tmp_path / "shadow"
+    secret.write_text("[Environment]\nROOT_PASSWORD_HASH=very-secret-hash\n")
+    secret.chmod(0o600)
+    overrides = alice.home / ".local/share/flatpak/overrides"
+    overrides.mkdir(parents=True)
+    path = overrides
+    while path != alice.home:
+        os.chown(path, ALICE_UID, ALICE_UID)
+        path = path.parent
+    os.symlink(secret, overrides / "org.test.Hello")
+    result = alice({"app": "org.test.Hello", "state": "absent", "_ansible_check_mode": True})
+    assert result["failed"] is True and "is a symbolic link" in result["msg"] and "very-secret-hash" not in str(result)

@@ -16,7 +16,7 @@ from ansible_collections.immutable.hosts.tests.unit.plugins.modules.helpers impo
 GENERATOR = "/usr/libexec/podman/quadlet"
 UID = 1000
 AS_CORE = "runuser -u core -- env XDG_RUNTIME_DIR=/run/user/1000 DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/1000/bus "
-SHOW = "systemctl --user show --property=LoadState,ActiveState,SubState,NeedDaemonReload web.service"
+SHOW = "systemctl --user show --property=LoadState,ActiveState,SubState,NeedDaemonReload,FragmentPath,SourcePath web.service"
 USER_SHOW = AS_CORE + SHOW
 RELOAD = AS_CORE + "systemctl --user daemon-reload"
 DRYRUN = "quadlet -dryrun -user"
@@ -25,9 +25,9 @@ WEB_TEXT = (
     "# Managed by Ansible (immutable.hosts.quadlet): changes made here are overwritten.\n"
     "[Container]\nExec=/bin/sleep 1000\nImage=localhost/bb:latest\nNetwork=none\n"
 )
-ACTIVE = (0, "LoadState=loaded\nActiveState=active\nSubState=running\nNeedDaemonReload=no\n", "")
-INACTIVE = (0, "LoadState=loaded\nActiveState=inactive\nSubState=dead\nNeedDaemonReload=no\n", "")
-NOT_FOUND = (0, "LoadState=not-found\nActiveState=inactive\nSubState=dead\nNeedDaemonReload=no\n", "")
+GENERATED = "FragmentPath=/run/user/1000/systemd/generator/web.service\nSourcePath=%s\n"
+ACTIVE_STATE = "LoadState=loaded\nActiveState=active\nSubState=running\nNeedDaemonReload=no\n" + GENERATED
+NOT_FOUND = (0, "LoadState=not-found\nActiveState=inactive\nSubState=dead\nNeedDaemonReload=no\nFragmentPath=\nSourcePath=\n", "")
 ACCEPTED = (0, "---web.service---\n[Unit]\nSourcePath=/x/web.container\n[Service]\nExecStart=/usr/bin/podman run x\n", "")
 OK = (0, "", "")
 
@@ -57,17 +57,28 @@ class UnitTools(Tools):
         return runner
 
 
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="writes files owned by another user: needs root")
+
+
+def chown_tree(top, stop):
+    """Give ``top`` and its parents up to (not including) ``stop`` to the test user, as if the user had made them."""
+    path = top
+    while path != stop:
+        os.chown(path, UID, UID)
+        path = path.parent
+
+
 @pytest.fixture
 def host(tmp_path, monkeypatch, capsys):
     home = tmp_path / "home/core"
     home.mkdir(parents=True)
+    os.chown(home, UID, UID)
     system_dir = tmp_path / "etc/containers/systemd"
     runtime = tmp_path / "run/user"
     (runtime / str(UID) / "systemd").mkdir(parents=True)
     (runtime / str(UID) / "systemd/private").write_text("")
     (tmp_path / "linger").mkdir()
     users = {"core": pwd.struct_passwd(("core", "x", UID, UID, "", str(home), "/bin/bash"))}
-    chowned = []
 
     def lookup(name):
         return users[name]
@@ -78,17 +89,25 @@ def host(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(module, "RUNTIME_ROOT", str(runtime))
     monkeypatch.setattr(module, "LINGER_DIR", str(tmp_path / "linger"))
     monkeypatch.setattr(module, "GENERATOR_PATHS", (GENERATOR,))
-    monkeypatch.setattr(os, "chown", lambda path, uid, gid: chowned.append((str(path), uid, gid)))
 
     def run(args, tools):
         monkeypatch.setattr(module, "make_runner", tools.runner)
         return call_module(module, args, capsys)
 
+    def put(name, text):
+        """A unit file the user wrote."""
+        run.unit_dir.mkdir(parents=True, exist_ok=True)
+        chown_tree(run.unit_dir, home)
+        (run.unit_dir / name).write_text(text)
+        os.chown(run.unit_dir / name, UID, UID)
+
     run.home = home
     run.unit_dir = home / ".config/containers/systemd"
     run.system_dir = system_dir
     run.runtime = runtime
-    run.chowned = chowned
+    run.put = put
+    run.active = (0, ACTIVE_STATE % (run.unit_dir / "web.container"), "")
+    run.inactive = (0, run.active[1].replace("ActiveState=active\nSubState=running", "ActiveState=inactive\nSubState=dead"), "")
     return run
 
 
@@ -99,7 +118,7 @@ def test_new_user_unit_is_validated_written_reloaded_and_started(host):
     assert tools.calls == [DRYRUN, USER_SHOW, RELOAD, AS_CORE + "systemctl --user start web.service"]
     path = host.unit_dir / "web.container"
     assert path.read_text() == WEB_TEXT and oct(path.stat().st_mode & 0o777) == "0o644"
-    assert (str(path), UID, UID) in host.chowned and (str(host.home / ".config"), UID, UID) in host.chowned
+    assert (path.stat().st_uid, path.stat().st_gid) == (UID, UID) and (host.home / ".config").stat().st_uid == UID
     assert oct((host.home / ".config").stat().st_mode & 0o777) == "0o700"
     assert tools.generator_saw == {"web.container": WEB_TEXT}
     assert result["validated"] is True and result["generator"] == GENERATOR
@@ -109,20 +128,103 @@ def test_new_user_unit_is_validated_written_reloaded_and_started(host):
 
 
 def test_second_run_reads_state_once_and_changes_nothing(host):
-    host.unit_dir.mkdir(parents=True)
-    (host.unit_dir / "web.container").write_text(WEB_TEXT)
+    host.put("web.container", WEB_TEXT)
     (host.unit_dir / "web.container").chmod(0o644)
-    os.stat(host.unit_dir / "web.container")
-    tools = UnitTools({USER_SHOW: ACTIVE})
+    tools = UnitTools({USER_SHOW: host.active})
     result = host({"name": "web", "user": "core", "container": WEB}, tools)
     assert tools.calls == [USER_SHOW]
-    assert result["actions"] in ([], ["attributes"])  # owner differs only because the test cannot chown
+    assert result["changed"] is False and result["actions"] == []
+
+
+def test_wrong_mode_is_fixed_through_the_descriptor(host):
+    host.put("web.container", WEB_TEXT)
+    (host.unit_dir / "web.container").chmod(0o600)
+    tools = UnitTools({USER_SHOW: host.active})
+    result = host({"name": "web", "user": "core", "container": WEB}, tools)
+    assert result["actions"] == ["attributes"] and result["diff"][1]["before"]["mode"] == "0600"
+    assert (host.unit_dir / "web.container").stat().st_mode & 0o777 == 0o644
+
+
+# --- root acting in the user's home: the attacks of the security audit ------------------------------------------
+
+
+def test_a_config_directory_linked_to_the_system_one_is_refused(host, tmp_path):
+    """~/.config/containers -> /etc/containers made a rootless task write a system unit owned by the user."""
+    host.system_dir.mkdir(parents=True)
+    (host.home / ".config").mkdir()
+    os.chown(host.home / ".config", UID, UID)
+    os.symlink(host.system_dir.parent, host.home / ".config/containers")
+    for check in (True, False):
+        tools = UnitTools({DRYRUN: ACCEPTED, USER_SHOW: NOT_FOUND, RELOAD: OK})
+        result = host({"name": "web", "user": "core", "container": WEB, "_ansible_check_mode": check}, tools)
+        assert result["failed"] is True and tools.calls == []
+        assert "containers is a symbolic link" in result["msg"] and "refusing to follow it" in result["msg"]
+    assert list(host.system_dir.iterdir()) == []
+
+
+def test_a_unit_linked_to_a_root_only_file_is_never_read_or_shown(host, tmp_path):
+    secret = tmp_path / "shadow"
+    secret.write_text("root:$6$very-secret-hash:19000::::::\n")
+    secret.chmod(0o600)
+    host.put("other.container", "[Container]\nImage=a.io/b:c\n")
+    os.symlink(secret, host.unit_dir / "web.container")
+    tools = UnitTools({DRYRUN: ACCEPTED, USER_SHOW: NOT_FOUND, RELOAD: OK})
+    result = host({"name": "web", "user": "core", "container": WEB, "_ansible_check_mode": True}, tools)
+    assert result["failed"] is True and "web.container is a symbolic link" in result["msg"]
+    assert "very-secret-hash" not in str(result) and (secret.stat().st_uid, secret.stat().st_mode & 0o777) == (0, 0o600)
+
+
+def test_a_sibling_linked_elsewhere_is_not_read_for_validation(host, tmp_path):
+    secret = tmp_path / "shadow"
+    secret.write_text("very-secret-hash\n")
+    host.put("app.network", "[Network]\n")
+    os.symlink(secret, host.unit_dir / "leak.volume")
+    tools = UnitTools({DRYRUN: ACCEPTED, USER_SHOW: NOT_FOUND, RELOAD: OK, AS_CORE + "systemctl --user start web.service": OK})
+    result = host({"name": "web", "user": "core", "container": WEB}, tools)
+    assert sorted(tools.generator_saw) == ["app.network", "web.container"]
+    assert "leak.volume is a symbolic link" in str(result["warnings"]) and "very-secret-hash" not in str(result)
+
+
+def test_the_owner_and_mode_cannot_be_redirected_after_the_rename(host, tmp_path, monkeypatch):
+    """chown/chmod by path after the rename followed a link the user swapped in (an inotify loop wins that race)."""
+    from ansible_collections.immutable.hosts.plugins.module_utils import safe_files
+
+    secret = tmp_path / "shadow"
+    secret.write_text("x\n")
+    secret.chmod(0o600)
+    real_rename = os.rename
+
+    def rename_then_swap(src, dst, *, src_dir_fd=None, dst_dir_fd=None):
+        real_rename(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
+        os.unlink(dst, dir_fd=dst_dir_fd)
+        os.symlink(str(secret), dst, dir_fd=dst_dir_fd)
+
+    monkeypatch.setattr(safe_files.os, "rename", rename_then_swap)
+    tools = UnitTools({DRYRUN: ACCEPTED, USER_SHOW: NOT_FOUND, RELOAD: OK, AS_CORE + "systemctl --user start web.service": OK})
+    host({"name": "web", "user": "core", "container": WEB}, tools)
+    info = secret.stat()
+    assert (info.st_uid, info.st_gid, info.st_mode & 0o777) == (0, 0, 0o600)
+
+
+def test_a_name_that_would_shadow_a_vendor_unit_is_refused(host):
+    show = SHOW.replace("systemctl --user", "systemctl").replace("web.service", "sshd.service")
+    vendor = (
+        0,
+        "LoadState=loaded\nActiveState=active\nSubState=running\nNeedDaemonReload=no\n"
+        "FragmentPath=/usr/lib/systemd/system/ssh.service\nSourcePath=\n",
+        "",
+    )
+    tools = UnitTools({"quadlet -dryrun": (0, "---sshd.service---\n[Service]\n", ""), show: vendor})
+    result = host({"name": "sshd", "container": WEB}, tools)
+    assert result["failed"] is True and "/usr/lib/systemd/system/ssh.service already provides" in result["msg"]
+    assert not (host.system_dir / "sshd.container").exists()
 
 
 def test_changed_content_restarts_a_running_service(host):
-    host.unit_dir.mkdir(parents=True)
-    (host.unit_dir / "web.container").write_text(WEB_TEXT.replace("1000", "10"))
-    tools = UnitTools({DRYRUN: ACCEPTED, USER_SHOW: ACTIVE, RELOAD: OK, AS_CORE + "systemctl --user restart web.service": OK})
+    host.put("web.container", WEB_TEXT.replace("1000", "10"))
+    tools = UnitTools(
+        {DRYRUN: ACCEPTED, USER_SHOW: host.active, RELOAD: OK, AS_CORE + "systemctl --user restart web.service": OK}
+    )
     result = host({"name": "web", "user": "core", "container": WEB}, tools)
     assert result["actions"] == ["write", "daemon-reload", "restart"]
     diff = result["diff"][0]
@@ -131,9 +233,8 @@ def test_changed_content_restarts_a_running_service(host):
 
 
 def test_restart_on_change_false_leaves_it_running(host):
-    host.unit_dir.mkdir(parents=True)
-    (host.unit_dir / "web.container").write_text("[Container]\nImage=old\n")
-    tools = UnitTools({DRYRUN: ACCEPTED, USER_SHOW: ACTIVE, RELOAD: OK})
+    host.put("web.container", "[Container]\nImage=old\n")
+    tools = UnitTools({DRYRUN: ACCEPTED, USER_SHOW: host.active, RELOAD: OK})
     result = host({"name": "web", "user": "core", "container": WEB, "restart_on_change": False}, tools)
     assert result["actions"] == ["write", "daemon-reload"] and tools.calls[-1] == RELOAD
 
@@ -166,9 +267,8 @@ def test_generator_rejection_of_a_valid_looking_unit(host):
 
 
 def test_sibling_units_are_given_to_the_generator(host):
-    host.unit_dir.mkdir(parents=True)
-    (host.unit_dir / "app.network").write_text("[Network]\n")
-    (host.unit_dir / "notes.txt").write_text("not a unit")
+    host.put("app.network", "[Network]\n")
+    host.put("notes.txt", "not a unit")
     tools = UnitTools({DRYRUN: ACCEPTED, USER_SHOW: NOT_FOUND, RELOAD: OK, AS_CORE + "systemctl --user start web.service": OK})
     host({"name": "web", "user": "core", "container": dict(WEB, network="app.network")}, tools)
     assert sorted(tools.generator_saw) == ["app.network", "web.container"]
@@ -181,9 +281,8 @@ def test_without_the_generator_the_unit_is_written_unvalidated(host):
 
 
 def test_absent_stops_removes_and_reloads(host):
-    host.unit_dir.mkdir(parents=True)
-    (host.unit_dir / "web.container").write_text(WEB_TEXT)
-    tools = UnitTools({USER_SHOW: ACTIVE, AS_CORE + "systemctl --user stop web.service": OK, RELOAD: OK})
+    host.put("web.container", WEB_TEXT)
+    tools = UnitTools({USER_SHOW: host.active, AS_CORE + "systemctl --user stop web.service": OK, RELOAD: OK})
     result = host({"name": "web", "user": "core", "state": "absent"}, tools)
     assert result["actions"] == ["stop", "remove", "daemon-reload"]
     assert tools.calls == [USER_SHOW, AS_CORE + "systemctl --user stop web.service", RELOAD]
@@ -197,9 +296,8 @@ def test_absent_when_gone_runs_nothing(host):
 
 
 def test_started_false_stops(host):
-    host.unit_dir.mkdir(parents=True)
-    (host.unit_dir / "web.container").write_text(WEB_TEXT)
-    tools = UnitTools({USER_SHOW: ACTIVE, AS_CORE + "systemctl --user stop web.service": OK})
+    host.put("web.container", WEB_TEXT)
+    tools = UnitTools({USER_SHOW: host.active, AS_CORE + "systemctl --user stop web.service": OK})
     result = host({"name": "web", "user": "core", "container": WEB, "started": False}, tools)
     assert "stop" in result["actions"] and result["active"] is False
 
@@ -261,7 +359,7 @@ def test_missing_user_manager_in_check_mode_warns(host):
     (host.runtime / str(UID) / "systemd/private").unlink()
     tools = UnitTools({DRYRUN: ACCEPTED})
     result = host({"name": "web", "user": "core", "container": WEB, "_ansible_check_mode": True}, tools)
-    assert result["changed"] is True and "not running" in str(result["warnings"][0])
+    assert result["changed"] is True and "not running" in str(result["warnings"])
 
 
 def test_pod_service_name(host):
