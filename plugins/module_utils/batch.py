@@ -90,7 +90,8 @@ def default_label(short, params):
 
 
 def prepare(calls):
-    """Every call checked before the first one runs: (short name, body, validated params, no-log values, label)."""
+    """Every call checked completely before the first one runs, against its argument spec and then by the module's
+    own checks (names, users, paths, rendered units): (short name, body, validated params, no-log values, label)."""
     prepared = []
     for number, call in enumerate(calls, 1):
         short = short_name(call["module"])
@@ -109,6 +110,10 @@ def prepare(calls):
                 prefix = "unsupported parameters: " if type(error).__name__ == "UnsupportedError" else ""
                 messages.append(prefix + str(error.msg))
             raise BatchError("call %d (%s): invalid arguments for %s%s: %s" % (number, label, PREFIX, short, "; ".join(messages)))
+        try:
+            body.validate_call(checked.validated_parameters)
+        except Exception as exc:  # every module error is a message for the user, given before anything ran
+            raise BatchError("call %d (%s) would fail, so no call ran: %s" % (number, label, exc)) from None
         prepared.append((short, body, checked.validated_parameters, set(getattr(checked, "_no_log_values", ())), label))
     return prepared
 

@@ -67,7 +67,9 @@ def _scalar(text: str) -> Any:
 def _split_key(text: str) -> tuple:
     if text.startswith(("'", '"')):
         quote = text[0]
-        end = text.index(quote, 1)
+        end = text.find(quote, 1)
+        if end < 0:
+            raise BootcParseError("unterminated quoted key %s" % text)
         key, rest = _scalar(text[: end + 1]), text[end + 1 :]
         if not rest.startswith(":"):
             raise BootcParseError("expected ':' after key %r" % key)

@@ -404,6 +404,7 @@ def dearmor(text: str) -> bytes:
 
 
 def _packets(data: bytes):
+    """OpenPGP packets (RFC 4880 section 4.2) as (tag, body); malformed or truncated data is a FlatpakError."""
     pos = 0
     while pos < len(data):
         header = data[pos]
@@ -411,13 +412,19 @@ def _packets(data: bytes):
             raise FlatpakError("not OpenPGP key data (bad packet header at byte %d)" % pos)
         if header & 0x40:
             tag = header & 0x3F
+            if pos + 1 >= len(data):
+                raise FlatpakError("truncated OpenPGP key data")
             first = data[pos + 1]
             if first < 192:
                 length, pos = first, pos + 2
             elif first < 224:
+                if pos + 2 >= len(data):
+                    raise FlatpakError("truncated OpenPGP key data")
                 length, pos = ((first - 192) << 8) + data[pos + 2] + 192, pos + 3
             elif first == 255:
-                length, pos = struct.unpack(">I", data[pos + 2 : pos + 6])[0], pos + 6
+                if pos + 6 > len(data):
+                    raise FlatpakError("truncated OpenPGP key data")
+                length, pos = struct.unpack_from(">I", data, pos + 2)[0], pos + 6
             else:
                 raise FlatpakError("OpenPGP partial body lengths do not occur in keys")
         else:
@@ -426,6 +433,8 @@ def _packets(data: bytes):
                 length, pos = len(data) - pos - 1, pos + 1
             else:
                 size = 1 << length_type
+                if pos + 1 + size > len(data):
+                    raise FlatpakError("truncated OpenPGP key data")
                 length = int.from_bytes(data[pos + 1 : pos + 1 + size], "big")
                 pos += 1 + size
         if pos + length > len(data):
@@ -446,6 +455,8 @@ def key_fingerprints(data) -> list:
             if tag != 6 or not body:
                 continue
             version = body[0]
+            if version == 4 and len(body) > 0xFFFF:
+                raise FlatpakError("not OpenPGP key data (a version 4 key packet of %d bytes)" % len(body))
             if version == 4:
                 digest = hashlib.sha1(b"\x99" + struct.pack(">H", len(body)) + body).hexdigest()  # noqa: S324 - RFC 4880
             elif version in (5, 6):

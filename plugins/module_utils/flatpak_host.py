@@ -65,46 +65,49 @@ class FlatpakHostError(Exception):
     pass
 
 
+def check_installation(params) -> tuple:
+    """Which installation the call manages, checked before anything runs:
+    (user, installation, scope, passwd entry of the user or None, whether flatpak runs as that user)."""
+    user = params.get("user")
+    installation = params.get("installation")
+    scope = params.get("scope")
+    if user is not None:
+        if scope == "system":
+            raise FlatpakHostError("user=%s manages that user's per-user installation; it needs scope=user" % user)
+        if installation:
+            raise FlatpakHostError("installation and user exclude each other: a custom installation is system-wide")
+        scope = "user"
+    if installation is not None:
+        if scope == "user":
+            raise FlatpakHostError("installation=%s is a system-wide installation; it needs scope=system" % installation)
+        if not flatpak._REMOTE_NAME_RE.match(installation):
+            raise FlatpakHostError("installation %r is not a valid installation name" % installation)
+    passwd, as_user = None, False
+    if user is not None:
+        if not user or not isinstance(user, str) or user.startswith("-") or "/" in user:
+            raise FlatpakHostError("user %r is not a valid user name" % (user,))
+        try:
+            passwd = pwd.getpwnam(user)
+        except KeyError:
+            raise FlatpakHostError("user %r does not exist on this host" % user) from None
+        if passwd.pw_uid != geteuid():
+            if geteuid() != 0:
+                raise FlatpakHostError(
+                    "managing the installation of user %s needs root (become: true) to run flatpak as that user" % user
+                )
+            as_user = True
+    return user, installation, scope or "system", passwd, as_user
+
+
 class FlatpakHost:
     """One module run against one flatpak installation."""
 
     def __init__(self, module, runner: Optional[Runner] = None):
         self.module = module
         self.runner = runner or make_runner()
-        params = module.params
-        self.user = params.get("user")
-        self.installation = params.get("installation")
-        scope = params.get("scope")
-        if self.user is not None:
-            if scope == "system":
-                raise FlatpakHostError("user=%s manages that user's per-user installation; it needs scope=user" % self.user)
-            if self.installation:
-                raise FlatpakHostError("installation and user exclude each other: a custom installation is system-wide")
-            scope = "user"
-        if self.installation is not None:
-            if scope == "user":
-                raise FlatpakHostError("installation=%s is a system-wide installation; it needs scope=system" % self.installation)
-            if not flatpak._REMOTE_NAME_RE.match(self.installation):
-                raise FlatpakHostError("installation %r is not a valid installation name" % self.installation)
-        self.scope = scope or "system"
+        self.user, self.installation, self.scope, self.passwd, self.as_user = check_installation(module.params)
         self.scope_args = flatpak.scope_args(self.scope, self.installation)
-        self.passwd = None
-        self.env = None
-        self.as_user = False
-        if self.user is not None:
-            if not self.user or not isinstance(self.user, str) or self.user.startswith("-") or "/" in self.user:
-                raise FlatpakHostError("user %r is not a valid user name" % (self.user,))
-            try:
-                self.passwd = pwd.getpwnam(self.user)
-            except KeyError:
-                raise FlatpakHostError("user %r does not exist on this host" % self.user) from None
-            if self.passwd.pw_uid != geteuid():
-                if geteuid() != 0:
-                    raise FlatpakHostError(
-                        "managing the installation of user %s needs root (become: true) to run flatpak as that user" % self.user
-                    )
-                self.as_user = True
-            self.env = user_environment(self.passwd, os.path.isdir, os.path.exists)
+        self.env = user_environment(self.passwd, os.path.isdir, os.path.exists) if self.user is not None else None
 
     # --- running -------------------------------------------------------------------------------------------------
 

@@ -12,7 +12,11 @@ from __future__ import annotations
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.immutable.hosts.plugins.module_utils import flatpak
-from ansible_collections.immutable.hosts.plugins.module_utils.flatpak_host import COMMON_ARGUMENT_SPEC, run_module
+from ansible_collections.immutable.hosts.plugins.module_utils.flatpak_host import (
+    COMMON_ARGUMENT_SPEC,
+    check_installation,
+    run_module,
+)
 from ansible_collections.immutable.hosts.plugins.module_utils.runner import CommandFailed
 
 
@@ -105,6 +109,12 @@ ARGUMENT_SPEC = dict(
     **COMMON_ARGUMENT_SPEC,
 )
 MODULE_OPTIONS = {}
+
+
+def validate_call(params):
+    """Every check the call makes before touching the host (batch runs this for all calls first)."""
+    check_installation(params)
+    validate(params)
 
 
 def execute(module):

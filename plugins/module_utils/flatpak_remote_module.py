@@ -16,7 +16,11 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.urls import open_url
 
 from ansible_collections.immutable.hosts.plugins.module_utils import flatpak
-from ansible_collections.immutable.hosts.plugins.module_utils.flatpak_host import COMMON_ARGUMENT_SPEC, run_module
+from ansible_collections.immutable.hosts.plugins.module_utils.flatpak_host import (
+    COMMON_ARGUMENT_SPEC,
+    check_installation,
+    run_module,
+)
 from ansible_collections.immutable.hosts.plugins.module_utils.runner import CommandFailed
 
 MAX_READ = 1024 * 1024
@@ -43,6 +47,12 @@ def read_key(spec):
     except OSError as exc:
         raise ValueError("cannot read the GPG key %s: %s" % (spec, exc.strerror)) from None
     return flatpak.dearmor(data.decode("ascii", "replace")) if data.lstrip().startswith(b"-----BEGIN PGP") else data
+
+
+def key_from_plain_http(params):
+    """Whether the remote's GPG key would come from a .flatpakrepo fetched over plain HTTP."""
+    location = params["flatpakrepo_url"] or ""
+    return location.startswith("http://") and params["gpg_verify"] and not params["gpg_key"]
 
 
 def validate(params):
@@ -76,6 +86,11 @@ def validate(params):
         location = params["flatpakrepo_url"]
         if not (location.startswith(("http://", "https://", "file://")) or os.path.isabs(location)):
             raise ValueError("flatpakrepo_url is an http(s):// or file:// URL or an absolute path")
+        if key_from_plain_http(params) and not params["allow_insecure"]:
+            raise ValueError(
+                "flatpakrepo_url %s is plain HTTP and its GPGKey would become the remote's trust anchor, which anyone on "
+                "the path can swap; use https://, give gpg_key yourself, or confirm with allow_insecure=true" % location
+            )
         try:
             repo_text = read_location(location).decode("utf-8")
         except (OSError, ValueError) as exc:
@@ -114,6 +129,10 @@ def converge(host):
     params = host.module.params
     name = params["name"]
     desired, key, repo_text = validate(params)
+    if key_from_plain_http(params):
+        host.module.warn(
+            "the GPG key of remote %s comes from %s over plain HTTP (allow_insecure=true)" % (name, params["flatpakrepo_url"])
+        )
     host.require_flatpak()
     remotes = host.remotes()
     current = remotes.get(name)
@@ -163,6 +182,12 @@ ARGUMENT_SPEC = dict(
     **COMMON_ARGUMENT_SPEC,
 )
 MODULE_OPTIONS = dict(mutually_exclusive=[("url", "flatpakrepo_url"), ("filter", "no_filter")])
+
+
+def validate_call(params):
+    """Every check the call makes before touching the host (batch runs this for all calls first)."""
+    check_installation(params)
+    validate(params)
 
 
 def execute(module):

@@ -312,7 +312,27 @@ def image_from_options(
     """Build a reference from module options; ``image`` may also be a full ostree image reference."""
     _check_text(image, "image")
     if image.split(":", 1)[0] in _CONTAINER_SCHEMES:
-        return parse_image_reference(image)
+        full = parse_image_reference(image)
+        given = {"signature": signature, "transport": transport, "signature_remote": remote}
+        says = {"signature": full.sigverify, "transport": full.transport, "signature_remote": full.remote}
+        contradicted = [
+            "%s=%s" % (option, given[option])
+            for option in ("signature", "transport", "signature_remote")
+            if given[option] != says[option] and not (option == "signature_remote" and given[option] is None)
+        ]
+        if contradicted:
+            raise InvalidReference(
+                "image %r is a full ostree image reference (signature %s, transport %s%s), which contradicts %s; "
+                "give the plain image name with signature and transport, or set them to what the reference says"
+                % (
+                    image,
+                    full.sigverify,
+                    full.transport,
+                    ", remote %s" % full.remote if full.remote else "",
+                    " and ".join(contradicted),
+                )
+            )
+        return full
     if image.startswith("docker://"):
         transport, image = "registry", image[len("docker://") :]
     if transport not in TRANSPORTS:

@@ -74,25 +74,43 @@ _HEADER_MAGIC = b"\x8e\xad\xe8\x01"
 _TAG_NAME, _TAG_VERSION, _TAG_RELEASE, _TAG_EPOCH, _TAG_ARCH = 1000, 1001, 1002, 1003, 1022
 
 
+def _unpack(fmt: str, data: bytes, offset: int, what: str) -> tuple:
+    size = struct.calcsize(fmt)
+    if offset < 0 or offset + size > len(data):
+        raise InvalidPackage("not a complete RPM file: it ends inside the %s" % what)
+    return struct.unpack_from(fmt, data, offset)
+
+
 def _read_header(data: bytes, offset: int) -> tuple:
     if data[offset : offset + 4] != _HEADER_MAGIC:
         raise InvalidPackage("not an RPM file: header magic missing")
-    count, size = struct.unpack(">II", data[offset + 8 : offset + 16])
+    count, size = _unpack(">II", data, offset + 8, "header")
     index_start = offset + 16
     store = index_start + 16 * count
+    if store + size > len(data):
+        raise InvalidPackage(
+            "not a complete RPM file: its header claims %d entries and %d bytes more than it holds" % (count, size)
+        )
     tags = {}
     for number in range(count):
-        tag, kind, value_offset, _count = struct.unpack(">IIII", data[index_start + 16 * number : index_start + 16 * number + 16])
+        tag, kind, value_offset, _count = _unpack(">IIII", data, index_start + 16 * number, "header index")
         position = store + value_offset
+        if value_offset >= size:
+            raise InvalidPackage("not an RPM file: header entry %d points outside the header" % number)
         if kind == 6:  # STRING
-            tags[tag] = data[position : data.index(b"\x00", position)].decode("utf-8", "replace")
+            end = data.find(b"\x00", position, store + size)
+            if end < 0:
+                raise InvalidPackage("not an RPM file: an unterminated string in the header")
+            tags[tag] = data[position:end].decode("utf-8", "replace")
         elif kind == 4:  # INT32
-            tags[tag] = struct.unpack(">i", data[position : position + 4])[0]
+            tags[tag] = _unpack(">i", data, position, "header")[0]
     return tags, store + size
 
 
 def rpm_nevra(data: bytes) -> str:
-    """NAME-[EPOCH:]VERSION-RELEASE.ARCH of an RPM, read from its header (lead, signature header, header)."""
+    """NAME-[EPOCH:]VERSION-RELEASE.ARCH of an RPM, read from its header (lead, signature header, header).
+
+    Every malformed or truncated file is an :class:`InvalidPackage` with a message, never another exception."""
     if len(data) < _LEAD_SIZE or data[:4] != b"\xed\xab\xee\xdb":
         raise InvalidPackage("not an RPM file: lead magic missing")
     _signature, end = _read_header(data, _LEAD_SIZE)
@@ -104,7 +122,9 @@ def rpm_nevra(data: bytes) -> str:
         raise InvalidPackage("RPM header lacks name, version, release or arch") from None
     epoch = tags.get(_TAG_EPOCH)
     evr = "%s:%s-%s" % (epoch, version, release) if epoch else "%s-%s" % (version, release)
-    return "%s-%s.%s" % (name, evr, arch)
+    nevra = "%s-%s.%s" % (name, evr, arch)
+    check_value(nevra, "the RPM's name, version, release and arch", InvalidPackage)
+    return nevra
 
 
 def nevra_name(nevra: str) -> str:

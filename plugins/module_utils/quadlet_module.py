@@ -355,6 +355,11 @@ ARGUMENT_SPEC = dict(
 MODULE_OPTIONS = {}
 
 
+def validate_call(params):
+    """Every check the call makes before touching the host (batch runs this for all calls first)."""
+    validate(params)
+
+
 def execute(module):
     runner = make_runner()
     try:

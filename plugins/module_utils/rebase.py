@@ -138,6 +138,8 @@ def rpm_ostree_argv(target: Origin, bypass_driver: bool = False, reboot: bool = 
     argv += ["--bypass-driver"] if bypass_driver else []
     argv += ["--reboot"] if reboot else []
     argv += ["--install=" + name for name in install or []]
+    if target.canonical.startswith("-"):  # parsed references never do; GOption has no reliable "--" for rebase
+        raise InvalidReference("%r would be read as an option" % target.canonical)
     return argv + [target.canonical]
 
 
@@ -152,7 +154,8 @@ def bootc_argv(target: Origin) -> list:
         )
     argv = ["switch", "--transport", target.transport]
     argv += ["--enforce-container-sigpolicy"] if target.sigverify == SIGVERIFY_SIGNED else []
-    return argv + [target.name]
+    # The image is a positional argument: after "--" nothing in it can be read as an option (an oci: path "-h").
+    return argv + ["--", target.name]
 
 
 def bootc_current(status: dict) -> Optional[ImageReference]:

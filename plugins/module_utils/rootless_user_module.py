@@ -62,18 +62,23 @@ def plan_both(entries, limits, name, uid, params, state):
     }
 
 
-def converge(module, runner):
-    params = module.params
+def validate(params):
+    """Everything that can be checked before the host is touched; returns (name, passwd entry or None)."""
     name = rootless.validate_name(params["name"])
     rootless.validate_count("subuid_count", params["subuid_count"])
     rootless.validate_count("subgid_count", params["subgid_count"])
-    state = params["state"]
-
     user = find_user(name)
-    if user is None and state == "present" and not params["create"]:
+    if user is None and params["state"] == "present" and not params["create"]:
         raise Failure("user %r does not exist; create it first or set create=true" % name)
     if user is not None and user.pw_uid == 0:
         raise Failure("%r has uid 0: root runs rootful containers and needs no subordinate ids or linger" % name)
+    return name, user
+
+
+def converge(module, runner):
+    params = module.params
+    name, user = validate(params)
+    state = params["state"]
     uid = user.pw_uid if user else None
     texts, entries, limits = read_subids()
     for kind in ("uid", "gid"):
@@ -147,6 +152,11 @@ ARGUMENT_SPEC = dict(
     state=dict(type="str", choices=["present", "absent"], default="present"),
 )
 MODULE_OPTIONS = {}
+
+
+def validate_call(params):
+    """Every check the call makes before touching the host (batch runs this for all calls first)."""
+    validate(params)
 
 
 def execute(module):

@@ -58,7 +58,11 @@ options:
     type: bool
     default: true
   allow_insecure:
-    description: Confirms O(gpg_verify=false) is intended.
+    description:
+      - Confirms O(gpg_verify=false) is intended.
+      - Also confirms a O(flatpakrepo_url) over plain C(http://) whose C(GPGKey) would become the remote's key
+        (without O(gpg_key)); anyone on the network path could swap that key, so it is refused otherwise, and
+        warned about when confirmed.
     type: bool
     default: false
   title:

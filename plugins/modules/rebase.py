@@ -32,8 +32,10 @@ options:
   image:
     description:
       - A container image such as C(quay.io/fedora/fedora-silverblue:42), or a full ostree image reference such
-        as C(ostree-image-signed:docker://quay.io/fedora/fedora-silverblue:42) (then O(signature) and O(transport)
-        are taken from it).
+        as C(ostree-image-signed:docker://quay.io/fedora/fedora-silverblue:42).
+      - A full reference must agree with O(signature), O(transport) and O(signature_remote); one that contradicts
+        them (C(ostree-unverified-registry:...) with the default O(signature=signed)) fails rather than rebasing
+        with a weaker check than asked for.
       - Mutually exclusive with O(ref).
     type: str
   signature:
@@ -235,9 +237,10 @@ def converge(rpm_host):
     module = rpm_host.module
     params = module.params
     target_spec = desired(params)
-    if params["signature"] == "unverified" and params["image"]:
+    if params["image"] and target_spec.sigverify == "unverified":
         module.warn(
-            "signature=unverified: the image is not verified; prefer signed, or bootstrap_unverified for images that ship their own policy"
+            "%s is followed unverified: nothing checks that the image is the one its publisher signed; prefer "
+            "signature=signed, or bootstrap_unverified for images that ship their own policy" % target_spec.canonical
         )
     backend = choose_backend(rpm_host, params["backend"])
     if backend == "bootc" and params["install"]:

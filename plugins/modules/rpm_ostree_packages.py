@@ -69,6 +69,13 @@ options:
         removals and overrides need a reboot, so they are refused with this option.
     type: bool
     default: false
+  allow_insecure:
+    description:
+      - Confirms that local RPMs given as plain C(http://) URLs are wanted. rpm-ostree checks no signature of a local
+        RPM, so anyone on the network path could swap such a file for one that runs what they like as root; they are
+        refused otherwise, and warned about when confirmed. Use C(https://), a path, or a package repository.
+    type: bool
+    default: false
 notes:
   - In check mode, when packages would be installed, rpm-ostree is asked with C(--dry-run) which of them the base
     already provides, so the prediction matches what a real run does.
@@ -182,6 +189,12 @@ def validate(params):
     names = layering.validate_names(params["name"], "name", allow_local=True)
     layering.validate_names(params["override_remove"], "override_remove")
     layering.validate_local(params["override_replace"], "override_replace")
+    plain = plain_http(params)
+    if plain and not params["allow_insecure"]:
+        raise ValueError(
+            "%s: plain http:// RPMs are not verified by anyone (rpm-ostree checks no signature of a local RPM); "
+            "use https://, a path or a repository, or confirm with allow_insecure=true" % ", ".join(plain)
+        )
     reset = params["override_reset"]
     if "all" in reset and reset != ["all"]:
         raise ValueError("override_reset takes either package names or the single value 'all'")
@@ -215,9 +228,15 @@ def try_commands(host, plan, replan, params, dry_run):
                 return plan, skip
 
 
+def plain_http(params):
+    return [spec for spec in list(params["name"]) + list(params["override_replace"]) if spec.startswith("http://")]
+
+
 def converge(host):
     params = host.module.params
     names = validate(params)
+    for spec in plain_http(params):
+        host.module.warn("%s is fetched over plain HTTP and installed unverified (allow_insecure=true)" % spec)
     local = nevras([n for n in names if layering.is_local(n)])
     replace = nevras(params["override_replace"])
     host.require_ostree()
@@ -269,6 +288,7 @@ def main():
         override_reset=dict(type="list", elements="str", default=[]),
         allow_inactive=dict(type="bool", default=False),
         apply_live=dict(type="bool", default=False),
+        allow_insecure=dict(type="bool", default=False),
     )
     argument_spec.update(COMMON_ARGUMENT_SPEC)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)

@@ -131,6 +131,18 @@ def test_bootc_container_host(make_host) -> None:
     assert doc["status"]["rollback"]["image"] is None
 
 
+def test_bootc_switch_reads_arguments_as_clap_does(make_host) -> None:
+    """-h prints help and exits 0 without switching; after "--" an argument that starts with '-' is the target;
+    an unknown option is refused with clap's exit code 2."""
+    host: Host = make_host("bootc")
+    before = host.bootc_status()["spec"]
+    helped = host.run("bootc", "switch", "--transport", "oci", "-h")
+    assert helped.returncode == 0 and "Usage: bootc switch" in helped.stdout and host.bootc_status()["spec"] == before
+    refused = host.run("bootc", "switch", "--frobnicate", "quay.io/fedora/fedora-silverblue:41")
+    assert refused.returncode == 2 and "unexpected argument '--frobnicate'" in refused.stderr
+    assert host.bootc_status()["spec"] == before
+
+
 def test_bootc_incompatible_layered(make_host) -> None:
     host: Host = make_host("bootc")
     host.rpm_ostree("install", "htop")

@@ -60,6 +60,21 @@ def test_kargs_messages(make_host) -> None:
     assert (rc, err.strip()) == (1, "error: No key 'nosuch' found")
 
 
+def test_kargs_replace_splits_at_the_first_equals_sign_and_quotes_group(make_host) -> None:
+    """ostree_kernel_args_new_replace: KEY=OLD=NEW splits OLD at its first '=', so root=UUID=1111 cannot be replaced
+    that way; libostree's split_kernel_args keeps a double-quoted value with blanks as one argument."""
+    host: Host = make_host()
+    assert rc_out(host, "kargs", "--append=root=UUID=1111")[0] == 0
+    rc, _, err = rc_out(host, "kargs", "--replace=root=UUID=1111=UUID=2222")
+    assert (rc, err.strip()) == (1, "error: No karg 'root=UUID' found")
+    rc, out, _ = rc_out(host, "kargs", "--delete-if-present=root=UUID=1111", "--append-if-missing=root=UUID=2222")
+    assert rc == 0 and QUEUED in out
+    args = rc_out(host, "kargs")[1].split()
+    assert "root=UUID=2222" in args and "root=UUID=1111" not in args
+    assert rc_out(host, "kargs", '--append=dyndbg="file drm* +p"')[0] == 0
+    assert rc_out(host, "kargs", '--append-if-missing=dyndbg="file drm* +p"', "--unchanged-exit-77")[0] == 77
+
+
 def test_package_errors(make_host) -> None:
     host: Host = make_host()
     rc, out, err = rc_out(host, "install", "htop")

@@ -111,6 +111,23 @@ def test_key_fingerprints_of_armour_and_keyring(version):
     assert flatpak.key_fingerprints(keyring) == [fingerprint]
 
 
+@pytest.mark.parametrize("version", VERSIONS)
+def test_every_truncation_of_a_keyring_is_a_clear_error(version):
+    """Before: a packet cut inside its length field raised struct.error, a traceback instead of a message."""
+    data = (FIXTURES / version / "flathub.trustedkeys.gpg").read_bytes()
+    whole = flatpak.key_fingerprints(data)
+    for length in range(len(data)):
+        try:
+            found = flatpak.key_fingerprints(data[:length])
+        except flatpak.FlatpakError:
+            continue
+        assert found == whole[: len(found)]
+    for first in (0xC6, 0x99):  # new-format tag 6 and old-format tag 6 headers with nothing after them
+        for tail in (b"", b"\xff", b"\xff\x00\x00", b"\xe0"):
+            with pytest.raises(flatpak.FlatpakError):
+                flatpak.key_fingerprints(bytes([first]) + tail)
+
+
 def test_key_fingerprints_refuse_garbage_and_secret_keys():
     with pytest.raises(flatpak.FlatpakError):
         flatpak.key_fingerprints(b"not a key")

@@ -187,8 +187,25 @@ def test_image_from_options_builds_what_rebase_would_write():
     assert image_from_options("docker://" + SB41).transport == "registry"
     archive = image_from_options("/srv/os.tar", transport="oci-archive", signature="unverified")
     assert archive.canonical == "ostree-unverified-image:oci-archive:/srv/os.tar"
-    full = image_from_options("ostree-unverified-registry:" + SB41)
+    full = image_from_options("ostree-unverified-registry:" + SB41, signature="unverified")
     assert full.sigverify == "unverified"
+    oci = image_from_options("ostree-image-signed:oci:/srv/os", transport="oci")
+    assert (oci.sigverify, oci.transport, oci.name) == ("signed", "oci", "/srv/os")
+
+
+@pytest.mark.parametrize(
+    ("image", "kwargs", "contradicted"),
+    [
+        # Before: the default signature=signed was ignored and the host was rebased unverified without a word.
+        ("ostree-unverified-registry:" + SB41, {}, "signature=signed"),
+        ("ostree-image-signed:docker://" + SB41, {"signature": "unverified"}, "signature=unverified"),
+        ("ostree-unverified-image:oci:/srv/os", {"signature": "unverified"}, "transport=registry"),
+        ("ostree-remote-image:fedora:docker://" + SB41, {"signature": "remote", "remote": "other"}, "signature_remote=other"),
+    ],
+)
+def test_a_full_reference_that_contradicts_the_options_is_an_error(image, kwargs, contradicted):
+    with pytest.raises(InvalidReference, match="contradicts %s" % contradicted):
+        image_from_options(image, **kwargs)
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -34,6 +35,24 @@ def test_rpm_header_nevra_of_real_packages():
         layering.rpm_nevra(b"LABRPM1\n{}")
     with pytest.raises(InvalidPackage):
         layering.rpm_nevra(noarch[:100] + b"\x00" * 200)
+
+
+@pytest.mark.parametrize("name", ["rpmfusion-free-release-41-1.noarch.rpm", "kernel-core-6.11.7-300.fc41.x86_64.rpm"])
+def test_every_truncation_or_corruption_of_an_rpm_is_a_clear_error(name):
+    """Before: a truncated header raised struct.error, a traceback instead of a message."""
+    data = (FIXTURES / "rpms" / name).read_bytes()
+    for length in range(len(data)):
+        try:
+            layering.rpm_nevra(data[:length])
+        except InvalidPackage:
+            continue
+        # A prefix may hold a whole header (the payload is not needed for the NEVRA): then it must be the right one.
+        assert layering.rpm_nevra(data[:length]) == layering.rpm_nevra(data)
+    for offset in range(96, 400, 3):  # bytes flipped in the signature header and the header index
+        corrupt = bytearray(data)
+        corrupt[offset] ^= 0xFF
+        with contextlib.suppress(InvalidPackage):  # anything but InvalidPackage fails the test
+            layering.rpm_nevra(bytes(corrupt))
 
 
 def test_pending_deployment_that_already_carries_the_change_is_converged():

@@ -122,14 +122,21 @@ def test_bootc_command_lines():
         "--transport",
         "registry",
         "--enforce-container-sigpolicy",
+        "--",
         SB41,
     ]
     assert rebase.bootc_argv(rebase.desired_origin(image=SB41, signature="unverified")) == [
         "switch",
         "--transport",
         "registry",
+        "--",
         SB41,
     ]
+    # Before: an oci: path "-h" went to bootc as an option; bootc printed its help, exited 0, nothing was rebased.
+    with pytest.raises(InvalidReference, match="starts with '-'"):
+        rebase.desired_origin(image="-h", transport="oci", signature="unverified")
+    dashed = rebase.desired_origin(image="/srv/-h", transport="oci", signature="unverified")
+    assert rebase.bootc_argv(dashed)[-2:] == ["--", "/srv/-h"]
     with pytest.raises(InvalidReference, match="container images only"):
         rebase.bootc_argv(rebase.desired_origin(ref="fedora:fedora/42/x86_64/silverblue"))
     with pytest.raises(InvalidReference, match="ostree remote"):

@@ -96,20 +96,40 @@ def test_wrong_type_and_unknown_module_are_refused_before_anything_runs(host):
     assert not (host.overrides / "org.test.Editor").exists()
 
 
-def test_a_failing_call_stops_the_batch_and_says_what_ran(host):
+def test_a_call_failing_on_the_host_stops_the_batch_and_says_what_ran(host, tmp_path):
+    """A failure only the host can reveal (here an override that is a symbolic link) stops the batch there."""
+    (tmp_path / "elsewhere").write_text("[Context]\n")
+    (host.overrides / "org.test.Linked").symlink_to(tmp_path / "elsewhere")
     calls = [
         {"module": "flatpak_override", "args": EDITOR},
-        {"module": "flatpak_override", "args": {"app": "not an id", "sockets": ["x11"]}},
+        {"module": "flatpak_override", "args": {"app": "org.test.Linked", "sockets": ["x11"]}},
         {"module": "flatpak_override", "args": HELLO},
     ]
     result = host(calls)
     assert result["failed"] is True
-    assert (
-        result["msg"].startswith("flatpak_override not an id failed: ") and "not a valid flatpak application ID" in result["msg"]
-    )
+    assert result["msg"].startswith("flatpak_override org.test.Linked failed: ") and "is a symbolic link" in result["msg"]
     assert result["changed"] is True  # the first call was applied
-    assert [r["item"] for r in result["results"]] == ["flatpak_override org.test.Editor", "flatpak_override not an id"]
+    assert [r["item"] for r in result["results"]] == ["flatpak_override org.test.Editor", "flatpak_override org.test.Linked"]
     assert result["results"][1]["failed"] is True
     assert result["skipped_calls"] == ["flatpak_override org.test.Hello"]
     assert (host.overrides / "org.test.Editor").exists()
     assert "home:ro" in (host.overrides / "org.test.Hello").read_text()  # the third call did not run
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"module": "quadlet", "args": {"name": "../evil", "container": {"image": "a.io/b:c"}}},
+        {"module": "flatpak_override", "args": {"app": "not an id", "sockets": ["x11"]}},
+        {"module": "flatpak_override", "args": {"app": "org.test.X", "environment": {"A": "a\u2028b"}}},
+        {"module": "quadlet", "args": {"name": "web", "container": {"image": "a.io/b:c", "environment": {"P": "50%"}}}},
+        {"module": "rootless_user", "args": {"name": "no-such-user-here"}},
+        {"module": "flatpak_override", "args": {"app": "org.test.X", "sockets": ["x11"], "user": "no-such-user-here"}},
+    ],
+)
+def test_a_call_with_bad_input_anywhere_fails_the_batch_before_any_call_runs(host, bad):
+    """Before: only argument specs were checked first, so [valid override, quadlet '../evil'] wrote the override."""
+    before = files(host.overrides)
+    result = host([{"module": "flatpak_override", "args": EDITOR}, bad])
+    assert result["failed"] is True and result["msg"].startswith("call 2 (") and "so no call ran" in result["msg"]
+    assert result.get("results") in (None, []) and files(host.overrides) == before

@@ -129,6 +129,7 @@ def test_other_user_runs_flatpak_through_runuser(run, monkeypatch):
 
 BAD = [
     {},
+    {"name": "flathub", "flatpakrepo_url": "http://dl.example/flathub.flatpakrepo"},
     {"name": "bad name"},
     {"name": "-x", "url": "https://x/"},
     {"name": "x", "url": "https://x/", "gpg_verify": False},

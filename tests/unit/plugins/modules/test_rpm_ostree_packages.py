@@ -128,6 +128,8 @@ def test_unknown_package_fails_with_rpm_ostree_message(host, ostree_module):
     "args",
     [
         {"name": ["htop;reboot"]},
+        {"name": ["http://mirror.example/x-1-1.noarch.rpm"]},
+        {"override_replace": ["http://mirror.example/kernel-6.12-1.x86_64.rpm"]},
         {"name": ["htop", "htop"]},
         {"name": ["/nonexistent/x.rpm"]},
         {"name": ["htop"], "state": "absent", "apply_live": True},

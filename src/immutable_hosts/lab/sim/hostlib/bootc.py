@@ -246,18 +246,44 @@ def _check(name: str, entry: dict[str, Any], current: str | None) -> int:
     return 0
 
 
+SWITCH_FLAGS = {
+    "--enforce-container-sigpolicy",
+    "--apply",
+    "--soft-reboot",
+    "--retain",
+    "--quiet",
+    "--mutate-in-place",
+    "--no-signature-verification",
+}
+
+
+class ClapUsage(SimError):
+    """A command line clap refuses: exit code 2."""
+
+
 def cmd_switch(args: list[str]) -> int:
-    # clap takes `--transport VALUE` as well as `--transport=VALUE`.
+    # clap: `--transport VALUE` or `--transport=VALUE`; `-h`/`--help` print help and exit 0; `--` ends the options;
+    # any other argument starting with '-' is refused with exit code 2.
     transport, pos, rest = "registry", [], iter(args)
     for arg in rest:
+        if arg == "--":
+            pos.extend(rest)
+            break
+        if arg in ("-h", "--help"):
+            print("Target a new container image reference to boot\n\nUsage: bootc switch [OPTIONS] <TARGET>")
+            return 0
         if arg == "--transport":
             transport = next(rest, "")
         elif arg.startswith("--transport="):
             transport = arg.split("=", 1)[1]
-        elif not arg.startswith("--"):
+        elif arg in SWITCH_FLAGS:
+            continue
+        elif arg.startswith("-") and arg != "-":
+            raise ClapUsage(f"unexpected argument '{arg}' found")
+        else:
             pos.append(arg)
     if len(pos) != 1:
-        raise SimError("the following required arguments were not provided: <TARGET>")
+        raise ClapUsage("the following required arguments were not provided: <TARGET>")
     target = pos[0]
     prefix = "ostree-image-signed" if "--enforce-container-sigpolicy" in args else "ostree-unverified-image"
     imgref = (
@@ -317,7 +343,7 @@ def main(argv: list[str]) -> int:
         return cmds[argv[0]](argv[1:])
     except SimError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(exc, ClapUsage) else 1
 
 
 def _now() -> str:
