@@ -92,7 +92,7 @@ else
 	    --junitxml=$(REPORTS)/units-core221-py313.xml tests/unit
 endif
 
-cli: $(STAMP)
+cli: $(STAMP) tree
 	@echo "== CLI tests (Python $$($(VENV)/bin/python -c 'import platform; print(platform.python_version())'))"
 	@$(VENV)/bin/python -m pytest -q -p no:cacheprovider --junitxml=$(REPORTS)/cli-py311.xml tests/cli
 

@@ -9,12 +9,18 @@ order and quoting stay; other keys are not touched. It shows the unified diff an
 
 Variables written (the roles' names):
 
-- ``os_image_ref`` (``remote:ref``) or ``os_image_image`` (an image name, with ``os_image_signature`` and
-  ``os_image_transport`` when they are not the defaults ``signed`` and ``registry``); the other one is removed.
+- ``os_image_ref`` (``remote:ref``) or ``os_image_image`` (an image name, with ``os_image_signature``,
+  ``os_image_transport`` and ``os_image_signature_remote`` when they are not the defaults ``signed``, ``registry``
+  and none); the other one is removed.
 - ``os_image_packages``: the requested layered packages, sorted.
 - ``os_image_kargs``: the kernel arguments of the next boot, without OSTree's own ``ostree=``.
 - ``flatpak_apps``: ``[{name: APP_ID, remote: REMOTE}]`` for the apps of the system installation.
 - ``flatpak_overrides``: ``[{app: APP_ID, ...}]`` or ``[{global: true, ...}]`` with ``flatpak_override``'s options.
+
+What a host reports is data, never code: every string written is tagged ``!unsafe``, so Jinja never evaluates it
+when the inventory is read (an override value ``{{ lookup('pipe', ...) }}`` would otherwise run on the control
+node). The file keeps its mode (a new one gets the umask's), is written whole (synced, renamed, directory synced)
+and never outside ``host_vars/``; HOST must be one host of the inventory, not a group or a pattern.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import io
 import json
 import os
 import re
+import stat
 import subprocess
 import sys
 import tempfile
@@ -34,7 +41,11 @@ from typing import Any
 from immutable_hosts.drift import DriftError, ansible_tool, collection_path
 
 HOST_VARS_HEADER = "# host_vars for {host}; variables below were adopted from the host by `immutable-hosts adopt`.\n"
-IMAGE_KEYS = ("os_image_ref", "os_image_image", "os_image_signature", "os_image_transport")
+UNSAFE = "!unsafe"
+# One inventory host: no pattern characters (, : * ? ! & ~ [ ]), no path separators, no leading dot or dash.
+HOST_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@+-]{0,252}\Z")
+# Keys adopted from a host (environment variable and D-Bus names): plain names only.
+KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*(\.\*)?\Z")
 
 # The read-only playbook: our modules in check mode, results gathered on the controller in one JSON file.
 OBSERVE_PLAYBOOK = """\
@@ -133,15 +144,15 @@ def observed_variables(raw: dict[str, Any]) -> tuple[dict[str, Any], list[str], 
         origin = target.get("origin_parsed") or {}
         if origin.get("kind") == "refspec":
             values["os_image_ref"] = f"{origin['remote']}:{origin['ref']}" if origin.get("remote") else origin["ref"]
-            remove += ["os_image_image", "os_image_signature", "os_image_transport"]
-        elif origin.get("kind") == "container":
-            values["os_image_image"] = origin.get("name") or image_name(origin)
-            signature = origin.get("signature") or "signed"
-            transport = origin.get("transport") or "registry"
+            remove += ["os_image_image", "os_image_signature", "os_image_transport", "os_image_signature_remote"]
+        elif origin.get("kind") == "container" and origin.get("image"):
+            # The keys of imageref.ImageReference.to_dict(), as ostree_facts reports them for rpm-ostree and bootc.
+            values["os_image_image"] = origin["image"]
             remove.append("os_image_ref")
             for key, value, default in (
-                ("os_image_signature", signature, "signed"),
-                ("os_image_transport", transport, "registry"),
+                ("os_image_signature", origin.get("sigverify"), "signed"),
+                ("os_image_transport", origin.get("transport"), "registry"),
+                ("os_image_signature_remote", origin.get("remote"), None),
             ):
                 if value != default:
                     values[key] = value
@@ -189,15 +200,6 @@ def observed_variables(raw: dict[str, Any]) -> tuple[dict[str, Any], list[str], 
     return values, remove, notes
 
 
-def image_name(origin: dict[str, Any]) -> str:
-    name = "/".join(filter(None, [origin.get("registry"), origin.get("repository")]))
-    if origin.get("tag"):
-        name += ":" + origin["tag"]
-    if origin.get("digest"):
-        name += "@" + origin["digest"]
-    return name
-
-
 # flatpak_override's diff view -> its options: [Context] lists split into granted and denied ("!x").
 CONTEXT_OPTIONS = {
     "shared": ("shares", "unshares"),
@@ -223,10 +225,16 @@ def override_options(view: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
             options["features"] = list(entries)
         elif key == "persistent":
             options["persist"] = list(entries)
-        elif key in ("environment", "unset_environment"):
+        elif key == "environment":
+            options[key] = {name: value for name, value in entries.items() if KEY_RE.match(str(name))}
+            unknown += [f"environment {name!r}" for name in entries if not KEY_RE.match(str(name))]
+        elif key == "unset_environment":
             options[key] = entries
         elif key in ("session_bus", "system_bus"):
             for name, policy in entries.items():
+                if not KEY_RE.match(str(name)):
+                    unknown.append(f"{key} {name!r}")
+                    continue
                 option = {("session_bus", "talk"): "talk_names", ("session_bus", "own"): "own_names"}.get((key, policy))
                 if key == "system_bus" and policy == "talk":
                     option = "system_talk_names"
@@ -273,15 +281,53 @@ def make_yaml(text: str) -> Any:
     return yaml
 
 
+def unsafe(value: Any) -> Any:
+    """Every string inside ``value`` tagged ``!unsafe``: data from a host that Jinja must never evaluate."""
+    from ruamel.yaml.comments import TaggedScalar
+
+    if isinstance(value, str):
+        return TaggedScalar(value, style="'" if value == "" else None, tag=UNSAFE)
+    if isinstance(value, list):
+        return [unsafe(item) for item in value]
+    if isinstance(value, dict):
+        return {key: unsafe(item) for key, item in value.items()}
+    return value
+
+
+def comparable(value: Any) -> Any:
+    """Plain data for comparisons, with a tag kept: an untagged string is not the same as an ``!unsafe`` one."""
+    from ruamel.yaml.comments import TaggedScalar
+
+    if isinstance(value, TaggedScalar):
+        return {"tag": str(value.tag.value if hasattr(value.tag, "value") else value.tag), "value": value.value}
+    if isinstance(value, list):
+        return [comparable(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): comparable(item) for key, item in value.items()}
+    return value
+
+
+def untagged(value: Any) -> Any:
+    from ruamel.yaml.comments import TaggedScalar
+
+    if isinstance(value, TaggedScalar):
+        return value.value
+    if isinstance(value, list):
+        return [untagged(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): untagged(item) for key, item in value.items()}
+    return value
+
+
 def same(a: Any, b: Any) -> bool:
-    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+    return json.dumps(comparable(a), sort_keys=True, default=str) == json.dumps(comparable(b), sort_keys=True, default=str)
 
 
 def replace_list(old: Any, new: list[Any]) -> None:
     """Replace a CommentedSeq's items in place, keeping the comments of items that stay and the comment after it."""
 
-    def key(item: Any) -> str:
-        return json.dumps(item, sort_keys=True, default=str)
+    def key(item: Any) -> str:  # an item's comment stays with its value, tagged or not
+        return json.dumps(untagged(item), sort_keys=True, default=str)
 
     comments = {key(item): old.ca.items[i] for i, item in enumerate(old) if i in old.ca.items}
     trailing = old.ca.items.get(len(old) - 1) if len(old) else None
@@ -299,9 +345,16 @@ def replace_list(old: Any, new: list[Any]) -> None:
 
 def update_document(text: str, host: str, values: dict[str, Any], remove: list[str]) -> str:
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
+    from ruamel.yaml.error import YAMLError
 
     yaml = make_yaml(text)
-    data = yaml.load(text) if text.strip() else None
+    try:
+        data = yaml.load(text) if text.strip() else None
+    except YAMLError as error:
+        problem = " ".join(str(error).split())
+        raise AdoptError(
+            f"the host_vars file is not one readable YAML document ({problem}); fix it or pass --host-vars"
+        ) from None
     prefix = ""
     if data is None:
         # Empty, or only comments: keep them (or start with a header) above the adopted variables.
@@ -314,7 +367,8 @@ def update_document(text: str, host: str, values: dict[str, Any], remove: list[s
     for key in remove:
         if key in data:
             del data[key]
-    for key, value in values.items():
+    for key, plain in values.items():
+        value = unsafe(plain)
         if key in data and same(data[key], value):
             continue
         if key in data and isinstance(data[key], CommentedSeq) and isinstance(value, list):
@@ -340,37 +394,126 @@ def confirm(prompt: str) -> bool:
 # --- the command -------------------------------------------------------------------------------------------------------
 
 
+def check_host_name(host: str) -> None:
+    if not HOST_RE.match(host or "") or ".." in host:
+        raise AdoptError(
+            f"{host!r} is not a host name: adopt takes one inventory host (letters, digits and . _ - @ +), "
+            "not a pattern or a path"
+        )
+
+
+def check_host(inventory: str, host: str) -> None:
+    """HOST must name exactly one host of the inventory: not a group, not a pattern, nothing that leads out of
+    host_vars/."""
+    check_host_name(host)
+    done = subprocess.run(
+        [ansible_tool("ansible-inventory"), "-i", inventory, "--list"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ANSIBLE_NOCOLOR": "1"},
+    )
+    if done.returncode != 0:
+        raise AdoptError(f"cannot read the inventory {inventory}: {done.stderr.strip() or done.stdout.strip()}")
+    try:
+        listing = json.loads(done.stdout)
+    except ValueError:
+        raise AdoptError(f"ansible-inventory printed no inventory for {inventory}") from None
+    groups = {name for name in listing if name != "_meta"}
+    hosts = set((listing.get("_meta") or {}).get("hostvars") or {})
+    for group in groups:
+        hosts.update((listing.get(group) or {}).get("hosts") or [])
+    if host in hosts:
+        return
+    if host in groups:
+        raise AdoptError(f"{host} is a group of {inventory}; adopt takes one host (one of its hosts)")
+    raise AdoptError(f"{host} is not a host of {inventory}")
+
+
+def host_vars_target(args: argparse.Namespace) -> Path:
+    if args.host_vars:
+        return Path(args.host_vars)
+    path = host_vars_path(args.inventory, args.host)
+    base = Path(args.inventory)
+    directory = ((base if base.is_dir() else base.parent) / "host_vars").resolve()
+    if directory not in path.resolve().parents:
+        raise AdoptError(f"{path} is not inside {directory}")
+    return path
+
+
+def write_file(path: Path, text: str) -> None:
+    """Write the host_vars file whole: a new file with the old one's mode (the umask's for a new file), synced,
+    renamed over it, the directory synced. A file that holds ansible_become_password stays 0600."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".adopt", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            os.fchmod(handle.fileno(), mode)
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
+    from rich.markup import escape
     from rich.syntax import Syntax
 
     err = Console(stderr=True, soft_wrap=True)
-    path = Path(args.host_vars) if args.host_vars else host_vars_path(args.inventory, args.host)
     try:
-        with err.status(f"reading {args.host} …"):
+        check_host_name(args.host)
+        path = host_vars_target(args)
+        before = path.read_text(encoding="utf-8") if path.exists() else ""
+        try:
+            update_document(before, args.host, {}, [])  # the file must be readable before anything else happens
+        except AdoptError as error:
+            raise AdoptError(f"{path}: {error}") from None
+        check_host(args.inventory, args.host)
+        with err.status(f"reading {escape(args.host)} …"):
             raw = observe(args.inventory, args.host)
         values, remove, notes = observed_variables(raw)
-        before = path.read_text(encoding="utf-8") if path.exists() else ""
         after = update_document(before, args.host, values, remove)
-    except (AdoptError, DriftError) as error:
-        err.print(f"[red]adopt: {error}[/]", highlight=False)
+    except (AdoptError, DriftError, OSError, UnicodeDecodeError) as error:
+        err.print(f"[red]adopt: {escape(printable(str(error)))}[/]", highlight=False)
         return 1
     for note in notes:
-        err.print(f"[yellow]note:[/] {note}", highlight=False)
+        err.print(f"[yellow]note:[/] {escape(printable(note))}", highlight=False)
     if after == before:
-        err.print(f"{path} already matches {args.host}: nothing to write")
+        err.print(f"{escape(str(path))} already matches {escape(args.host)}: nothing to write")
         return 0
     diff = unified(before, after, path)
-    Console().print(Syntax(diff, "diff", theme="ansi_dark", background_color="default"))
+    Console().print(Syntax(printable(diff, keep="\n"), "diff", theme="ansi_dark", background_color="default"))
     if not args.yes and not confirm(f"Write {path}? [y/N] "):
         err.print("not written")
         return 1
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.adopt-tmp")
-    temp.write_text(after, encoding="utf-8")
-    temp.replace(path)
-    err.print(f"wrote {path}")
+    try:
+        write_file(path, after)
+    except OSError as error:
+        err.print(f"[red]adopt: cannot write {escape(str(path))}: {escape(str(error))}[/]", highlight=False)
+        return 1
+    err.print(f"wrote {escape(str(path))}")
     return 0
+
+
+def printable(text: str, keep: str = "") -> str:
+    """Host data for the terminal: control characters (escape sequences among them) shown as \\xNN."""
+    return "".join(
+        c if c.isprintable() or c in keep else "\\x%02x" % ord(c) if ord(c) < 256 else "\\u%04x" % ord(c) for c in text
+    )
 
 
 def register(subparsers: Any) -> None:

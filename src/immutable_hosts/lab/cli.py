@@ -11,6 +11,7 @@ import concurrent.futures
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -361,6 +362,28 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
 # --- argparse ------------------------------------------------------------------------------------------
 
+# A host name prefix: it becomes a directory name, a YAML key, an SSH host alias and part of kernel object names.
+PREFIX_RE = re.compile(r"^[a-z][a-z0-9-]{0,29}\Z")
+
+
+def host_prefix(value: str) -> str:
+    if not PREFIX_RE.match(value) or value.endswith("-"):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a host name prefix: lower-case letters, digits and '-', starting with a letter, "
+            "at most 30 characters (it becomes a directory and a host name)"
+        )
+    return value
+
+
+def host_count(value: str) -> int:
+    try:
+        count = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of hosts") from None
+    if not 1 <= count <= MAX_HOSTS:
+        raise argparse.ArgumentTypeError(f"--hosts is between 1 and {MAX_HOSTS}, not {count}")
+    return count
+
 
 def add_state_dir(parser: argparse.ArgumentParser) -> None:
     # SUPPRESS: a subcommand's default must not overwrite `lab --state-dir X sub`.
@@ -376,9 +399,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     commands = lab.add_subparsers(dest="lab_command", metavar="COMMAND")
 
     up = commands.add_parser("up", help="boot hosts (idempotent) and write the inventory")
-    up.add_argument("--hosts", type=int, default=1, metavar="N", help="number of hosts with this prefix")
+    up.add_argument("--hosts", type=host_count, default=1, metavar="N", help="number of hosts with this prefix")
     up.add_argument("--profile", choices=PROFILES, default="silverblue")
-    up.add_argument("--name", metavar="PREFIX", help="host name prefix (default: the profile)")
+    up.add_argument("--name", metavar="PREFIX", type=host_prefix, help="host name prefix (default: the profile)")
     add_state_dir(up)
     up.set_defaults(func=cmd_up)
 

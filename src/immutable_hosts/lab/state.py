@@ -159,6 +159,9 @@ class LabState:
         return self.root / "inventory.yml"
 
     def host_dir(self, name: str) -> Path:
+        # A name from a hand-edited state file must not lead out of hosts/ either (lab down removes this directory).
+        if not name or "/" in name or name in (".", "..") or name != name.strip() or "\x00" in name:
+            raise ValueError(f"lab: {name!r} is not a host name")
         return self.hosts_dir / name
 
     # --- persistence -----------------------------------------------------------------------------------
