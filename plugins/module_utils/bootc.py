@@ -22,6 +22,12 @@ from ansible_collections.immutable.hosts.plugins.module_utils.imageref import (
     ImageReference,
     InvalidReference,
 )
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree import (
+    REASON_FINALIZATION_LOCKED,
+    REASON_ROLLBACK,
+    REASON_STAGED,
+    reboot_verdict,
+)
 from ansible_collections.immutable.hosts.plugins.module_utils.text import split_lines
 
 
@@ -196,21 +202,39 @@ def _image_status(value: Optional[dict]) -> Optional[dict]:
 
 
 def parse_entry(value: Optional[dict], role: str) -> Optional[dict]:
+    """One boot entry.  On the ostree backend it is identified by its commit, serial and stateroot; on the composefs
+    backend (``"ostree": null``, ``"composefs": {"verity", "bootType", ...}``) by the fs-verity digest of its image,
+    which the kernel command line names as ``composefs=``; there are no stateroots there."""
     if not isinstance(value, dict):
         return None
-    ostree = value.get("ostree") or {}
+    ostree = value.get("ostree") if isinstance(value.get("ostree"), dict) else {}
+    composefs = value.get("composefs") if isinstance(value.get("composefs"), dict) else None
+    image = _image_status(value.get("image"))
     return {
         "role": role,
-        "image": _image_status(value.get("image")),
+        "image": image,
         "cached_update": _image_status(value.get("cachedUpdate")),
         "incompatible": bool(value.get("incompatible", False)),
         "pinned": bool(value.get("pinned", False)),
         "soft_reboot_capable": bool(value.get("softRebootCapable", False)),
         "download_only": bool(value.get("downloadOnly", False)),
         "store": value.get("store"),
-        "checksum": ostree.get("checksum"),
+        "backend": "composefs" if composefs is not None else "ostree",
+        "checksum": composefs.get("verity") if composefs is not None else ostree.get("checksum"),
         "serial": ostree.get("deploySerial"),
         "stateroot": ostree.get("stateroot"),
+        "composefs": (
+            {
+                "verity": composefs.get("verity"),
+                "boot_type": composefs.get("bootType"),
+                "bootloader": composefs.get("bootloader"),
+                "boot_digest": composefs.get("bootDigest"),
+                "missing_verity_allowed": bool(composefs.get("missingVerityAllowed", False)),
+            }
+            if composefs is not None
+            else None
+        ),
+        "architecture": (image or {}).get("architecture"),
     }
 
 
@@ -240,12 +264,14 @@ def parse_status(document: Any) -> dict:
 
 
 def reboot_state(status: dict) -> dict:
+    """Whether a plain reboot boots something else, and why; a download-only staged deployment is reported apart
+    (``staged_locked``): a plain reboot discards it."""
     reasons = []
     staged = status.get("staged")
     if staged:
-        reasons.append("staged-update")
+        reasons.append(REASON_STAGED)
         if staged.get("download_only"):
-            reasons.append("finalization-locked")
+            reasons.append(REASON_FINALIZATION_LOCKED)
     if status.get("rollback_queued"):
-        reasons.append("rollback-queued")
-    return {"reboot_required": bool(reasons), "reboot_reasons": reasons}
+        reasons.append(REASON_ROLLBACK)
+    return reboot_verdict(reasons)

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Optional
 
 from ansible_collections.immutable.hosts.plugins.module_utils import bootc as bootc_status
-from ansible_collections.immutable.hosts.plugins.module_utils import rpm_ostree
+from ansible_collections.immutable.hosts.plugins.module_utils import ostree, rpm_ostree
+from ansible_collections.immutable.hosts.plugins.module_utils.imageref import ref_architecture, rpm_architecture
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree import roles_from_flags
 
 BACKENDS = ("rpm-ostree", "bootc", "ostree", "none")
@@ -32,6 +33,7 @@ DEPLOYMENT_FACT_KEYS = (
     "unlocked",
     "origin",
     "origin_parsed",
+    "architecture",
     "container_image_reference_digest",
     "version",
     "timestamp",
@@ -59,6 +61,14 @@ def normalize_arch(machine: str) -> dict:
     return {"architecture": arch, "oci_architecture": _OCI_ARCH.get(arch, arch)}
 
 
+def _running_architecture(facts: dict, booted: Optional[dict]) -> None:
+    """The architecture of the booted deployment (what the host runs), where the deployment tells it; the
+    machine's otherwise (a 32-bit userland on a 64-bit kernel is the deployment's, not the kernel's)."""
+    arch = (booted or {}).get("architecture")
+    if arch:
+        facts.update(normalize_arch(arch))
+
+
 def empty_facts(machine: str, is_ostree: bool = False, backend: str = "none") -> dict:
     facts = {
         "is_ostree": is_ostree,
@@ -73,6 +83,8 @@ def empty_facts(machine: str, is_ostree: bool = False, backend: str = "none") ->
         "kargs": None,
         "reboot_required": False,
         "reboot_reasons": [],
+        "staged_locked": False,
+        "staged_locked_reasons": [],
         "update_policy": None,
         "update_driver": None,
         "transaction": None,
@@ -125,16 +137,21 @@ def from_rpm_ostree(status: dict, kargs: dict, update_policy: dict, machine: str
     facts.update(
         rpm_ostree.reboot_state(status, booted_kargs=(booted or {}).get("kargs"), pending_kargs=(pending or {}).get("kargs"))
     )
+    _running_architecture(facts, booted)
     return facts
 
 
 def _bootc_deployment(entry: dict, index: int, kargs: dict) -> dict:
     image = entry.get("image") or {}
+    composefs = entry["backend"] == "composefs"
+    key = ("composefs", entry.get("checksum")) if composefs else (entry.get("checksum"), entry.get("serial"))
     return {
         "index": index,
         "osname": entry.get("stateroot"),
         "checksum": entry.get("checksum"),
         "serial": entry.get("serial"),
+        "backend": entry["backend"],
+        "composefs": entry.get("composefs"),
         "booted": entry["role"] == "booted",
         "staged": entry["role"] == "staged",
         "pinned": entry["pinned"],
@@ -142,12 +159,29 @@ def _bootc_deployment(entry: dict, index: int, kargs: dict) -> dict:
         "rollback": entry["role"] == "rollback",
         "origin": (image.get("image") or {}).get("canonical"),
         "origin_parsed": image.get("image"),
+        "architecture": rpm_architecture(entry.get("architecture")),
         "container_image_reference_digest": image.get("digest"),
         "version": image.get("version"),
         "timestamp": image.get("timestamp"),
         "incompatible": entry["incompatible"],
         "finalization_locked": entry["download_only"],
-        "kargs": kargs.get((entry.get("checksum"), entry.get("serial"))),
+        "soft_reboot_capable": entry["soft_reboot_capable"],
+        "kargs": kargs.get(key),
+    }
+
+
+def _bootc_update(update: Optional[dict]) -> Optional[dict]:
+    """bootc's cached update (``bootc upgrade --check``) in the facts' ``cached_update``."""
+    if not update:
+        return None
+    image = update.get("image") or {}
+    return {
+        "origin": image.get("canonical"),
+        "image": image,
+        "digest": update.get("digest"),
+        "version": update.get("version"),
+        "timestamp": update.get("timestamp"),
+        "architecture": rpm_architecture(update.get("architecture")),
     }
 
 
@@ -173,9 +207,11 @@ def from_bootc(status: dict, kargs: dict, update_policy: dict, machine: str) -> 
             "merge": deployments[0] if deployments else None,
             "kargs": (pending or booted or {}).get("kargs"),
             "update_policy": update_policy,
+            "cached_update": _bootc_update((status.get("booted") or {}).get("cached_update")),
         }
     )
     facts.update(bootc_status.reboot_state(status))
+    _running_architecture(facts, booted)
     return facts
 
 
@@ -188,14 +224,21 @@ def from_ostree(deployments: list, kargs: dict, machine: str) -> dict:
         fact = dict(item)
         fact["pending"] = item["index"] == roles["pending_index"]
         fact["kargs"] = kargs.get((item["checksum"], item["serial"]))
+        origin = item.get("origin_parsed") or {}
+        fact["architecture"] = ref_architecture(origin.get("ref")) if origin.get("kind") == "refspec" else None
         items.append(fact)
     booted = _pick(items, roles["booted_index"])
     pending = _pick(items, roles["pending_index"])
     reasons = []
     if pending is not None:
-        reasons.append("staged-update" if pending["staged"] else "rollback-queued")
+        if booted is not None and pending["osname"] != booted["osname"]:
+            reasons.append(ostree.REASON_STATEROOT)
+        if pending["staged"]:
+            reasons.append(ostree.REASON_STAGED)
+        elif booted is None or pending["osname"] == booted["osname"]:
+            reasons.append(ostree.REASON_ROLLBACK)
         if pending.get("finalization_locked"):
-            reasons.append("finalization-locked")
+            reasons.append(ostree.REASON_FINALIZATION_LOCKED)
     facts.update(
         {
             "osname": (booted or (items[0] if items else {})).get("osname"),
@@ -206,8 +249,8 @@ def from_ostree(deployments: list, kargs: dict, machine: str) -> dict:
             "rollback": _pick(items, roles["rollback_index"]),
             "merge": _pick(items, roles["merge_index"]),
             "kargs": (pending or booted or {}).get("kargs"),
-            "reboot_required": bool(reasons),
-            "reboot_reasons": reasons,
         }
     )
+    facts.update(ostree.reboot_verdict(reasons))
+    _running_architecture(facts, booted)
     return facts

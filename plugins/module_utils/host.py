@@ -16,7 +16,8 @@ from typing import Optional
 from ansible_collections.immutable.hosts.plugins.module_utils import ostree
 
 OSTREE_BOOTED = "run/ostree-booted"
-BLS_GLOB = "boot/loader/entries/*.conf"
+# Type 1 entries: /boot for ostree and grub; the ESP for bootc's composefs backend with systemd-boot.
+BLS_GLOBS = ("boot/loader/entries/*.conf", "boot/efi/loader/entries/*.conf", "efi/loader/entries/*.conf")
 RPM_OSTREED_CONF = "etc/rpm-ostreed.conf"
 TIMER_WANTS = "etc/systemd/system/timers.target.wants"
 
@@ -49,11 +50,12 @@ def read_update_config(root: str) -> dict:
 def read_boot_kargs(root: str) -> Optional[dict]:
     """Kernel arguments of every deployment that has a BLS entry, keyed by (checksum, serial).
 
-    Entries are matched to deployments through the ``ostree=`` link they boot.  None when ``/boot`` is unreadable.
+    Entries are matched to deployments through the ``ostree=`` link they boot; bootc's composefs entries, through
+    their ``composefs=`` digest, keyed by ("composefs", digest).  None when ``/boot`` is unreadable.
     """
     result = {}
     try:
-        paths = sorted(glob.glob(host_path(root, BLS_GLOB)))
+        paths = sorted(path for pattern in BLS_GLOBS for path in glob.glob(host_path(root, pattern)))
     except OSError:
         return None
     for path in paths:
@@ -61,6 +63,10 @@ def read_boot_kargs(root: str) -> Optional[dict]:
         if text is None:
             return None
         entry = ostree.parse_bls_entry(text)
+        digest = ostree.composefs_digest(entry["kargs"])
+        if digest:
+            result[("composefs", digest)] = entry["kargs"]
+            continue
         boot_path = ostree.ostree_boot_path(entry["kargs"])
         target = ostree.deployment_from_link(os.path.realpath(host_path(root, boot_path))) if boot_path else None
         if target:

@@ -369,6 +369,34 @@ def same_image_content(desired: ImageReference, current: ImageReference, current
     return bool(want.digest and current_digest and want.digest == current_digest.lower())
 
 
+# Architectures as RPM (and OSTree refs) name them, and the OCI/Go names image configs use.
+RPM_ARCHES = ("x86_64", "aarch64", "ppc64le", "s390x", "riscv64", "armhfp", "i686")
+OCI_TO_RPM_ARCH = {
+    "amd64": "x86_64",
+    "arm64": "aarch64",
+    "ppc64le": "ppc64le",
+    "s390x": "s390x",
+    "riscv64": "riscv64",
+    "arm": "armhfp",
+    "386": "i686",
+}
+
+
+def ref_architecture(ref: Optional[str]) -> Optional[str]:
+    """The architecture component of an OSTree ref (``fedora/41/x86_64/silverblue``), if it has one."""
+    for part in (ref or "").split("/"):
+        if part in RPM_ARCHES:
+            return part
+    return None
+
+
+def rpm_architecture(name: Optional[str]) -> Optional[str]:
+    """An architecture as RPM names it, from an RPM or an OCI name (``amd64`` -> ``x86_64``)."""
+    if not name:
+        return None
+    return OCI_TO_RPM_ARCH.get(name, name)
+
+
 def origin_to_dict(text: Optional[str]) -> Optional[dict]:
     """Parsed origin as plain data, or an ``invalid`` record for strings that do not parse."""
     if not text:

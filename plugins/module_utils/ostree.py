@@ -23,6 +23,11 @@ _HEADER_RE = re.compile(
 _FLAG_RE = re.compile(r"\(([a-z -]+)\)")
 
 UPDATE_POLICIES = ("none", "check", "stage", "apply")
+
+REASON_STAGED = "staged-update"
+REASON_ROLLBACK = "rollback-queued"
+REASON_STATEROOT = "stateroot-changed"
+REASON_FINALIZATION_LOCKED = "finalization-locked"
 _POLICY_ALIASES = {"off": "none", "ex-stage": "stage"}
 
 
@@ -131,6 +136,27 @@ def parse_admin_status_json(document: Any) -> list:
     return result
 
 
+def reboot_verdict(reasons: list) -> dict:
+    """What a plain reboot would do, from the reasons the next deployment differs.
+
+    A staged deployment whose finalization is locked (``--lock-finalization``, bootc's download-only) is discarded
+    by a plain reboot, which then boots the running deployment again: it needs ``finalize-deployment`` (bootc:
+    ``upgrade --from-downloaded``), not a reboot.  It is reported apart, in ``staged_locked`` and its reasons, so a
+    playbook that reboots on ``reboot_required`` does not reboot for nothing.
+    """
+    if REASON_FINALIZATION_LOCKED in reasons:
+        # Only a rollback queued in the bootloader (bootc) still boots something else once the staged one is gone.
+        rest = [reason for reason in reasons if reason == REASON_ROLLBACK]
+        locked = [reason for reason in reasons if reason != REASON_ROLLBACK]
+        return {"reboot_required": bool(rest), "reboot_reasons": rest, "staged_locked": True, "staged_locked_reasons": locked}
+    return {
+        "reboot_required": bool(reasons),
+        "reboot_reasons": list(reasons),
+        "staged_locked": False,
+        "staged_locked_reasons": [],
+    }
+
+
 def roles_from_flags(deployments: list) -> dict:
     """Indexes of booted, pending, staged, rollback deployments as ostree labelled them."""
 
@@ -140,12 +166,17 @@ def roles_from_flags(deployments: list) -> dict:
     booted = first("booted")
     pending = first("pending")
     if pending is None and booted is not None and deployments and deployments[0]["index"] != booted:
-        pending = deployments[0]["index"]
+        pending = deployments[0]["index"]  # another stateroot boots next: ostree flags nothing, but it is next
+    rollback = first("rollback")
+    if rollback is None and booted is not None:
+        # ostree before 2017.7 printed no flags at all: the rollback is the first later deployment of the stateroot.
+        osname = next(d["osname"] for d in deployments if d["index"] == booted)
+        rollback = next((d["index"] for d in deployments if d["index"] > booted and d["osname"] == osname), None)
     return {
         "booted_index": booted,
         "pending_index": pending,
         "staged_index": first("staged"),
-        "rollback_index": first("rollback"),
+        "rollback_index": rollback,
         "merge_index": deployments[0]["index"] if deployments else None,
         "pinned_indexes": [d["index"] for d in deployments if d["pinned"]],
     }
@@ -179,21 +210,51 @@ def keyfile_list(value: Optional[str]) -> list:
     return [item for item in value.split(";") if item]
 
 
+_LOCAL_PACKAGE_RE = re.compile(r"^[0-9a-fA-F]{64}:(?P<nevra>.+)\Z")
+
+
+def _nevras(value: Optional[str]) -> list:
+    """``SHA256:NEVRA;...`` entries (local packages, local replacements) as NEVRAs, as rpm-ostree status shows them."""
+    result = []
+    for item in keyfile_list(value):
+        match = _LOCAL_PACKAGE_RE.match(item)
+        result.append(match.group("nevra") if match else item)
+    return sorted(result)
+
+
+def _remote_replacements(value: Optional[str]) -> list:
+    """``repo=NAME,pkg1,pkg2;...`` entries as ``[{"source": "repo=NAME", "packages": [...]}]`` (parse_deployment's
+    shape of ``requested-base-remote-replacements``)."""
+    result = []
+    for item in keyfile_list(value):
+        source, _sep, packages = item.partition(",")
+        result.append({"source": source, "packages": sorted(p for p in packages.split(",") if p)})
+    return result
+
+
 def parse_origin_file(text: str) -> dict:
-    """An ostree origin file: the refspec or image, and rpm-ostree's layering requests."""
+    """An ostree origin file: the refspec or image, and rpm-ostree's layering and initramfs requests, in the shapes
+    ``rpm_ostree.parse_deployment`` gives them (local packages as NEVRA, without their SHA-256)."""
     groups = parse_keyfile(text)
     origin = groups.get("origin", {})
     packages = groups.get("packages", {})
     overrides = groups.get("overrides", {})
+    rpmostree = groups.get("rpmostree", {})
     ref = origin.get("container-image-reference") or origin.get("baserefspec") or origin.get("refspec")
+    initramfs = "regenerate-initramfs" in rpmostree or "initramfs-args" in rpmostree or "initramfs-etc" in rpmostree
     return {
         "origin": ref,
         "origin_parsed": origin_to_dict(ref),
         "override_commit": origin.get("override-commit"),
         "requested_packages": sorted(keyfile_list(packages.get("requested"))),
-        "requested_local_packages": sorted(keyfile_list(packages.get("requested-local"))),
+        "requested_local_packages": _nevras(packages.get("requested-local")),
+        "requested_local_fileoverride_packages": _nevras(packages.get("requested-local-fileoverride")),
         "requested_base_removals": sorted(keyfile_list(overrides.get("remove"))),
-        "requested_base_local_replacements": sorted(keyfile_list(overrides.get("replace-local"))),
+        "requested_base_local_replacements": _nevras(overrides.get("replace-local")),
+        "requested_base_remote_replacements": _remote_replacements(overrides.get("replace")),
+        "regenerate_initramfs": rpmostree.get("regenerate-initramfs", "false").lower() == "true",
+        "initramfs_args": keyfile_list(rpmostree.get("initramfs-args")) if initramfs else None,
+        "initramfs_etc": keyfile_list(rpmostree.get("initramfs-etc")) if initramfs else None,
         "pinned": groups.get("libostree-transient", {}).get("pinned") == "true",
         "rpm_ostree_groups": sorted(g for g in groups if g in ("rpmostree", "packages", "overrides", "modules")),
     }
@@ -259,6 +320,15 @@ def ostree_boot_path(kargs: list) -> Optional[str]:
     for arg in kargs:
         if arg.startswith("ostree="):
             return arg[len("ostree=") :]
+    return None
+
+
+def composefs_digest(kargs: list) -> Optional[str]:
+    """The fs-verity digest of a ``composefs=`` argument (bootc's composefs backend boots these instead of
+    ``ostree=``); a leading ``?`` means verity is not enforced and is not part of the digest."""
+    for arg in kargs:
+        if arg.startswith("composefs="):
+            return arg[len("composefs=") :].lstrip("?") or None
     return None
 
 

@@ -132,11 +132,15 @@ class RpmOstreeHost:
             # Reporting never costs a process: arguments come from BLS entries or what the module already read.
             before, after = self.kargs_of(booted, ask=False), self.kargs_of(pending, ask=False)
             state = rpm_ostree.reboot_state(self.status, booted_kargs=before, pending_kargs=after)
-        reasons = list(state["reboot_reasons"])
-        for reason in predicted_reasons or []:
+        if not predicted_reasons:
+            return state
+        # A change this run would make stages a new deployment without a finalization lock, on top of whatever is
+        # pending: a reboot then boots it, locked or not before.
+        reasons = [r for r in state["reboot_reasons"] + state["staged_locked_reasons"] if r != ostree.REASON_FINALIZATION_LOCKED]
+        for reason in predicted_reasons:
             if reason not in reasons:
                 reasons.append(reason)
-        return {"reboot_required": bool(reasons), "reboot_reasons": reasons}
+        return ostree.reboot_verdict(reasons)
 
     def exit(
         self, changed: bool, diff: dict, predicted_reasons: Optional[list] = None, merge_kargs: Optional[list] = None, **extra

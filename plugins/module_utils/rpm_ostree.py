@@ -15,14 +15,18 @@ from __future__ import annotations
 import json
 from typing import Any, Optional
 
-from ansible_collections.immutable.hosts.plugins.module_utils.imageref import origin_to_dict
+from ansible_collections.immutable.hosts.plugins.module_utils.imageref import origin_to_dict, ref_architecture, rpm_architecture
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree import (
+    REASON_FINALIZATION_LOCKED,
+    REASON_ROLLBACK,
+    REASON_STAGED,
+    REASON_STATEROOT,
+    reboot_verdict,
+)
 
-REASON_STAGED = "staged-update"
-REASON_ROLLBACK = "rollback-queued"
 REASON_LAYERING = "layering-changed"
 REASON_KARGS = "kargs-changed"
 REASON_ORIGIN = "origin-changed"
-REASON_FINALIZATION_LOCKED = "finalization-locked"
 
 SIGNATURE_FIELDS = (
     "valid",
@@ -96,6 +100,25 @@ def _strings(value: Any) -> list:
     return sorted(str(v) for v in value) if isinstance(value, list) else []
 
 
+def deployment_architecture(raw: dict, origin_parsed: Optional[dict]) -> Optional[str]:
+    """The architecture the deployment was built for, as RPM names it: coreos-assembler's ``basearch`` in the commit
+    metadata, else the image configuration's (a JSON text in a container import's metadata), else the ref's."""
+    meta = raw.get("base-commit-meta") or {}
+    if isinstance(meta.get("coreos-assembler.basearch"), str):
+        return meta["coreos-assembler.basearch"]
+    config = meta.get("ostree.container.image-config")
+    if isinstance(config, str):
+        try:
+            config = json.loads(config)
+        except ValueError:
+            config = None
+    if isinstance(config, dict) and isinstance(config.get("architecture"), str):
+        return rpm_architecture(config["architecture"])
+    if origin_parsed and origin_parsed.get("kind") == "refspec":
+        return ref_architecture(origin_parsed.get("ref"))
+    return None
+
+
 def parse_deployment(raw: dict, index: int) -> dict:
     """One deployment object in snake_case, with its origin parsed."""
     missing = [key for key in _REQUIRED_KEYS if key not in raw]
@@ -106,6 +129,7 @@ def parse_deployment(raw: dict, index: int) -> dict:
     requested = _strings(raw.get("requested-packages"))
     active = _strings(raw.get("packages"))
     custom = raw.get("custom-origin")
+    origin_parsed = origin_to_dict(origin)
     remote_replacements = {}
     for source, items in (raw.get("base-remote-replacements") or {}).items():
         remote_replacements[source] = [_replacement(item) for item in items]
@@ -124,7 +148,8 @@ def parse_deployment(raw: dict, index: int) -> dict:
         "pinned": bool(raw.get("pinned", False)),
         "unlocked": raw.get("unlocked", "none"),
         "origin": origin,
-        "origin_parsed": origin_to_dict(origin),
+        "origin_parsed": origin_parsed,
+        "architecture": deployment_architecture(raw, origin_parsed),
         "container_image_reference_digest": raw.get("container-image-reference-digest"),
         "custom_origin": {"url": custom[0], "description": custom[1]} if isinstance(custom, list) and len(custom) == 2 else None,
         "version": raw.get("version"),
@@ -228,15 +253,16 @@ def parse_status(document: Any) -> dict:
 def classify(deployments: list) -> dict:
     """Booted, pending, staged, rollback, pinned and the merge (stacking) deployment, as indexes into the list.
 
-    Rules of rpm-ostree (contract §1.7): pending is ``deployments[0]`` when it is not booted and shares the booted
-    osname; rollback is the first entry after the booted one with the same osname; new changes stack on the first
-    deployment of the booted osname.
+    Rules of rpm-ostree and ostree (contract §1.7): ``deployments[0]`` boots next, so it is pending whenever it is
+    not the booted one, whatever its stateroot (another stateroot made the default with ``ostree admin
+    set-default`` or an image-based upgrade boots next just the same); rollback is the first entry after the booted
+    one with the same osname; new changes stack on the first deployment of the booted osname.
     """
     booted = next((d for d in deployments if d["booted"]), None)
     osname = booted["osname"] if booted else (deployments[0]["osname"] if deployments else None)
     same_os = [d for d in deployments if d["osname"] == osname]
     pending = None
-    if booted and deployments and not deployments[0]["booted"] and deployments[0]["osname"] == osname:
+    if booted and deployments and not deployments[0]["booted"]:
         pending = deployments[0]
     rollback = None
     if booted:
@@ -279,13 +305,15 @@ def reboot_state(status: dict, booted_kargs: Optional[list] = None, pending_karg
     """
     pending, booted = pick(status, "pending"), pick(status, "booted")
     if pending is None or booted is None:
-        return {"reboot_required": False, "reboot_reasons": []}
+        return reboot_verdict([])
     reasons = []
+    if pending["osname"] != booted["osname"]:
+        reasons.append(REASON_STATEROOT)
     if pending["staged"]:
         reasons.append(REASON_STAGED)
         if pending["finalization_locked"]:
             reasons.append(REASON_FINALIZATION_LOCKED)
-    else:
+    elif pending["osname"] == booted["osname"]:
         reasons.append(REASON_ROLLBACK)
     pending_origin, booted_origin = pending.get("origin_parsed") or {}, booted.get("origin_parsed") or {}
     if pending_origin.get("canonical") != booted_origin.get("canonical") or pending_origin.get("normalized") != booted_origin.get(
@@ -297,7 +325,7 @@ def reboot_state(status: dict, booted_kargs: Optional[list] = None, pending_karg
     before, after = _kargs_without_ostree(booted_kargs), _kargs_without_ostree(pending_kargs)
     if before is not None and after is not None and before != after:
         reasons.append(REASON_KARGS)
-    return {"reboot_required": True, "reboot_reasons": reasons}
+    return reboot_verdict(reasons)
 
 
 def transaction_title(status: dict) -> Optional[str]:

@@ -16,8 +16,12 @@ description:
     reboot is pending and why, the automatic update policy, the busy transaction and the architecture.
   - Reads state once, with one status call of the backend tool (C(rpm-ostree status --json),
     C(bootc status --format=json) or C(ostree admin status)). Kernel arguments come from the Boot Loader
-    Specification entries in C(/boot/loader/entries); only a staged deployment, which has no entry before it is
-    finalised, costs one more C(rpm-ostree kargs) call.
+    Specification entries in C(/boot/loader/entries) (and the ESP's for bootc's composefs backend); only a staged
+    deployment, which has no entry before it is finalised, costs one more C(rpm-ostree kargs) call.
+  - A plain OSTree host is read with C(ostree admin status --json) (ostree 2025.3 and later), else
+    C(--skip-signatures) (2024.1 and later), else the plain text, so a commit that lost its signature does not stop
+    fact gathering where ostree can skip the check. Where ostree names no origin (its JSON before 2026.1, or a
+    container origin in the text) the deployment's origin file says what it follows.
   - On a host that was not booted through OSTree (no C(/run/ostree-booted)) it returns C(is_ostree=false) and does
     not fail.
   - Usable as a facts module in C(FACTS_MODULES) (C(ansible.builtin.setup) runs it during fact gathering).
@@ -105,12 +109,15 @@ ansible_facts:
           returned: always
           sample: fedora
         architecture:
-          description: The host architecture as RPM names it.
+          description:
+            - The architecture the booted deployment was built for, as RPM names it - from coreos-assembler's
+              C(basearch), the image configuration of a container deployment, bootc's image architecture or the
+              ref (C(fedora/42/x86_64/silverblue)); the machine's when the deployment does not say.
           type: str
           returned: always
           sample: aarch64
         oci_architecture:
-          description: The host architecture as OCI image indexes name it.
+          description: The same architecture as OCI image indexes name it.
           type: str
           returned: always
           sample: arm64
@@ -120,13 +127,17 @@ ansible_facts:
             - Each has C(index), C(id), C(osname), C(checksum), C(serial), C(booted), C(staged), C(pending),
               C(rollback), C(pinned), C(origin) (the raw origin string) and C(origin_parsed) (kind C(refspec),
               C(container) or C(checksum), with remote and ref, or signature policy, transport, registry, repository,
-              tag, digest and a normalised name), C(version), C(timestamp) and C(kargs).
+              tag, digest and a normalised name), C(architecture), C(version), C(timestamp) and C(kargs).
             - With rpm-ostree also C(layered), C(base_checksum), C(requested_packages), C(packages) (active layered
               packages), C(inactive_requests), C(requested_local_packages), C(requested_base_removals),
               C(requested_base_local_replacements), C(requested_base_remote_replacements), C(base_removals),
               C(base_local_replacements), C(base_remote_replacements), C(regenerate_initramfs),
               C(finalization_locked), C(live_replaced), C(container_image_reference_digest).
-            - With bootc also C(incompatible) (rpm-ostree layering makes bootc refuse to manage it).
+            - With bootc also C(incompatible) (rpm-ostree layering makes bootc refuse to manage it),
+              C(soft_reboot_capable) and C(backend) - C(ostree), or C(composefs), where C(checksum) is the image's
+              fs-verity digest (the kernel command line's C(composefs=)), C(osname) is null (composefs has no
+              stateroots) and C(composefs) holds C(verity), C(boot_type), C(bootloader), C(boot_digest) and
+              C(missing_verity_allowed).
           type: list
           elements: dict
           returned: always
@@ -146,7 +157,10 @@ ansible_facts:
           type: dict
           returned: always
         pending:
-          description: The deployment that boots next when it is not the booted one, or null.
+          description:
+            - The deployment that boots next when it is not the booted one, or null; it may belong to another
+              stateroot (C(ostree admin set-default), image-based upgrades), and then RV(ansible_facts.ostree.merge)
+              is not it.
           type: dict
           returned: always
         staged:
@@ -168,19 +182,34 @@ ansible_facts:
           returned: always
           sample: [root=UUID=6f3b, rw, rhgb, quiet]
         reboot_required:
-          description: Whether the next boot differs from the running system.
+          description:
+            - Whether a plain reboot boots something other than the running system.
+            - False for a staged deployment whose finalization is locked (C(--lock-finalization), bootc's
+              download-only), since a plain reboot discards it; see RV(ansible_facts.ostree.staged_locked).
           type: bool
           returned: always
           sample: true
         reboot_reasons:
           description:
-            - Why a reboot is pending, any of C(staged-update), C(rollback-queued), C(origin-changed),
-              C(layering-changed), C(kargs-changed), C(finalization-locked).
-            - C(finalization-locked) means a plain reboot discards the staged deployment.
+            - Why a reboot is pending, any of C(staged-update), C(rollback-queued), C(stateroot-changed) (another
+              stateroot boots next), C(origin-changed), C(layering-changed), C(kargs-changed).
           type: list
           elements: str
           returned: always
           sample: [staged-update, layering-changed]
+        staged_locked:
+          description:
+            - Whether a staged deployment waits with its finalization locked. A plain reboot discards it; apply it
+              with C(rpm-ostree finalize-deployment) (bootc - C(bootc upgrade --from-downloaded --apply)).
+          type: bool
+          returned: always
+          sample: false
+        staged_locked_reasons:
+          description: What the locked staged deployment would change (C(finalization-locked) and the reasons above).
+          type: list
+          elements: str
+          returned: always
+          sample: [staged-update, finalization-locked, layering-changed]
         update_policy:
           description:
             - The automatic update settings. rpm-ostree - C(policy) (none, check, stage or apply), C(policy_valid),
@@ -198,7 +227,10 @@ ansible_facts:
           returned: always
           sample: {method: PkgChange, sender: ":1.87", object_path: /org/projectatomic/rpmostree1/fedora}
         cached_update:
-          description: The update rpm-ostree found and cached (version, checksum, rpm diff, advisories), or null.
+          description:
+            - The update the backend found and cached, or null. rpm-ostree - C(version), C(checksum), C(rpm_diff),
+              C(advisories) and more. bootc (C(bootc upgrade --check)) - C(origin), C(image), C(digest), C(version),
+              C(timestamp), C(architecture).
           type: dict
           returned: always
 commands:
@@ -257,13 +289,62 @@ def gather(runner, retries):
         policy = {"timer_enabled": host.timer_enabled(ROOT, "bootc-fetch-apply-updates.timer")}
         return facts.from_bootc(status, kargs, policy, machine)
     if runner.which("ostree"):
-        result = runner.run(["ostree", "admin", "status", "--json"], check=False)
-        if result.rc == 0 and result.stdout.lstrip().startswith("{"):
-            deployments = ostree.parse_admin_status_json(result.stdout)
-        else:
-            deployments = ostree.parse_admin_status(run_status(runner, ["ostree", "admin", "status"], retries))
+        deployments = read_ostree_status(runner)
+        for deployment in deployments:
+            if not deployment["origin"]:
+                with_origin_file(deployment)
         return facts.from_ostree(deployments, kargs, machine)
     return facts.empty_facts(machine, is_ostree=True, backend="none")
+
+
+# Newest first: --json (ostree 2025.3, never verifies signatures), --skip-signatures (2024.1), then plain text, which
+# older releases stop printing at a deployment whose commit lost its signature.
+OSTREE_STATUS_ARGVS = (
+    ["ostree", "admin", "status", "--json"],
+    ["ostree", "admin", "status", "--skip-signatures"],
+    ["ostree", "admin", "status"],
+)
+
+
+def read_ostree_status(runner):
+    for argv in OSTREE_STATUS_ARGVS:
+        result = runner.run(argv, check=False)
+        if result.rc != 0 and "Unknown option" in result.stderr:
+            continue
+        if result.rc != 0:
+            raise RunnerError(
+                "%s failed with exit code %d: %s%s"
+                % (
+                    " ".join(argv),
+                    result.rc,
+                    result.stderr.strip(),
+                    "; this ostree is older than 2024.1 and cannot skip signature checks in its status"
+                    if argv == OSTREE_STATUS_ARGVS[-1] and "signature" in result.stderr
+                    else "",
+                )
+            )
+        if argv == OSTREE_STATUS_ARGVS[0]:
+            return ostree.parse_admin_status_json(result.stdout)
+        return ostree.parse_admin_status(result.stdout)
+    raise RunnerError("ostree admin status is not available on this host")
+
+
+def with_origin_file(deployment):
+    """Where ostree's status names no origin (JSON before ostree 2026.1 has no refspec; text shows a container
+    origin as "<unknown origin type>"), the deployment's own origin file says what it follows."""
+    path = host.host_path(
+        ROOT, "ostree/deploy/%s/deploy/%s.%d.origin" % (deployment["osname"], deployment["checksum"], deployment["serial"])
+    )
+    text = host.read_text(path)
+    if text is None:
+        return
+    try:
+        origin = ostree.parse_origin_file(text)
+    except ValueError:
+        return
+    if origin["origin"]:
+        deployment.update({key: value for key, value in origin.items() if key not in ("pinned", "rpm_ostree_groups")})
+        deployment["origin_kind"] = "container" if (origin["origin_parsed"] or {}).get("kind") == "container" else "refspec"
 
 
 def make_runner():

@@ -145,8 +145,8 @@ notes:
   - A unit whose generated service name is already provided by another unit (C(name=sshd) next to
     C(sshd.service), or a Quadlet unit of the same name in another directory) is refused rather than shadowing it;
     so is a masked service name.
-  - Values reach systemd as written: it expands its specifiers in them (C(%h) is the home directory, C(%U) the
-    uid, as in C(volume: "%h/data:/data")), and, in the command line Quadlet generates, environment variables
+  - Values reach systemd as written. It expands its specifiers in them (C(%h) is the home directory, C(%U) the
+    uid, as in a volume C(%h/data:/data)) and, in the command line Quadlet generates, environment variables
     written C(${NAME}) (or C($NAME) as a word of its own). Write C(%%) for a literal C(%) and C($$) for a literal
     C($). A C(%) that starts no specifier is refused, since systemd would refuse the generated service.
 seealso:

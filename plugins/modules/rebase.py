@@ -139,6 +139,19 @@ reboot_reasons:
   type: list
   elements: str
   sample: [staged-update, origin-changed]
+staged_locked:
+  description:
+    - Whether a staged deployment waits with its finalization locked; a plain reboot would discard it, so it does
+      not count in RV(reboot_required) (see C(ansible_facts.ostree.staged_locked)).
+  returned: success
+  type: bool
+  sample: false
+staged_locked_reasons:
+  description: What the locked staged deployment would change.
+  returned: success
+  type: list
+  elements: str
+  sample: []
 deployment:
   description: The deployment new changes stack on (the pending one after a change).
   returned: success
@@ -170,7 +183,7 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.immutable.hosts.plugins.module_utils import bootc, host, layering, rebase
+from ansible_collections.immutable.hosts.plugins.module_utils import bootc, host, layering, ostree, rebase
 from ansible_collections.immutable.hosts.plugins.module_utils.imageref import same_origin
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree_host import COMMON_ARGUMENT_SPEC, OstreeHostError, run_module
 from ansible_collections.immutable.hosts.plugins.module_utils.runner import CommandFailed
@@ -220,7 +233,11 @@ def converge_bootc(rpm_host, target_spec):
         status = bootc.parse_status(rpm_host.runner.run(["bootc", "status", "--format=json"]).stdout)
     reboot = bootc.reboot_state(status)
     if changed and module.check_mode:
-        reboot = {"reboot_required": True, "reboot_reasons": reboot["reboot_reasons"] + ["origin-changed"]}
+        # bootc switch stages a new deployment without a lock, in place of any staged one.
+        reasons = [
+            r for r in reboot["reboot_reasons"] + reboot["staged_locked_reasons"] if r != ostree.REASON_FINALIZATION_LOCKED
+        ]
+        reboot = ostree.reboot_verdict(reasons + ["origin-changed"])
     module.exit_json(
         changed=changed,
         diff={"before": before, "after": after if changed else before},

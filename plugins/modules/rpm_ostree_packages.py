@@ -137,6 +137,19 @@ reboot_reasons:
   type: list
   elements: str
   sample: [staged-update, layering-changed]
+staged_locked:
+  description:
+    - Whether a staged deployment waits with its finalization locked; a plain reboot would discard it, so it does
+      not count in RV(reboot_required) (see C(ansible_facts.ostree.staged_locked)).
+  returned: success
+  type: bool
+  sample: false
+staged_locked_reasons:
+  description: What the locked staged deployment would change.
+  returned: success
+  type: list
+  elements: str
+  sample: []
 deployment:
   description: The deployment new changes stack on (the pending one after a change).
   returned: success

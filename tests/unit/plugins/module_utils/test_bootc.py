@@ -47,7 +47,12 @@ def test_container_host(index):
     assert rollback["image"] is None and rollback["incompatible"] is False
     assert status["spec_image"]["normalized"] == "quay.io/fedora/fedora-silverblue:41"
     assert status["other"] == []
-    assert bootc.reboot_state(status) == {"reboot_required": True, "reboot_reasons": ["staged-update"]}
+    assert bootc.reboot_state(status) == {
+        "reboot_required": True,
+        "reboot_reasons": ["staged-update"],
+        "staged_locked": False,
+        "staged_locked_reasons": [],
+    }
 
 
 @pytest.mark.parametrize("index", [0, 1, 2], ids=["pretty-json", "canonical-json", "yaml"])
@@ -56,7 +61,12 @@ def test_incompatible_layered(index):
     assert status["booted"]["incompatible"] is True and status["booted"]["image"] is None
     assert status["spec_image"] is None and status["type"] is None and status["staged"] is None
     assert status["rollback"]["image"]["image"]["sigverify"] == "signed"
-    assert bootc.reboot_state(status) == {"reboot_required": False, "reboot_reasons": []}
+    assert bootc.reboot_state(status) == {
+        "reboot_required": False,
+        "reboot_reasons": [],
+        "staged_locked": False,
+        "staged_locked_reasons": [],
+    }
 
 
 def test_signature_variants():
@@ -74,7 +84,12 @@ def test_rollback_queued_and_download_only():
     data["status"]["rollbackQueued"] = True
     data["status"]["staged"]["downloadOnly"] = True
     status = bootc.parse_status(data)
-    assert bootc.reboot_state(status)["reboot_reasons"] == ["staged-update", "finalization-locked", "rollback-queued"]
+    state = bootc.reboot_state(status)
+    # A plain reboot discards the download-only deployment, and the queued rollback boots.
+    assert state["reboot_required"] is True and state["reboot_reasons"] == ["rollback-queued"]
+    assert state["staged_locked"] is True and state["staged_locked_reasons"] == ["staged-update", "finalization-locked"]
+    del data["status"]["rollbackQueued"]
+    assert bootc.reboot_state(bootc.parse_status(data))["reboot_required"] is False
 
 
 def test_not_booted_via_bootc():

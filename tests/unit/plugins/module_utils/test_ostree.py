@@ -141,7 +141,7 @@ def test_origin_file_of_a_layered_deployment():
     origin = ostree.parse_origin_file(ORIGIN_LAYERED)
     assert origin["origin"] == "fedora:fedora/41/x86_64/silverblue"
     assert origin["requested_packages"] == ["htop", "vim-enhanced"]
-    assert origin["requested_local_packages"][0].endswith(":rpmfusion-free-release-41-1.noarch")
+    assert origin["requested_local_packages"] == ["rpmfusion-free-release-41-1.noarch"]  # NEVRA, as rpm-ostree shows it
     assert origin["requested_base_removals"] == ["firefox", "firefox-langpacks"]
     assert origin["pinned"] is True
     assert origin["rpm_ostree_groups"] == ["overrides", "packages"]

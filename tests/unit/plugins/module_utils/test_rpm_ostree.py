@@ -65,7 +65,7 @@ def test_plain_silverblue():
     assert booted["signatures"][0]["valid"] is raw_sig[0]
     assert booted["signatures"][0]["fingerprint"] == raw_sig[5]
     assert booted["signatures"][0]["user_email"] == raw_sig[11]
-    assert rpm_ostree.reboot_state(status) == {"reboot_required": False, "reboot_reasons": []}
+    assert rpm_ostree.reboot_state(status) == NOTHING_PENDING
 
 
 def test_layered_staged_pinned():
@@ -169,6 +169,9 @@ def _plain() -> dict:
     return load("rpm-ostree-status-plain-silverblue.json")
 
 
+NOTHING_PENDING = {"reboot_required": False, "reboot_reasons": [], "staged_locked": False, "staged_locked_reasons": []}
+
+
 def test_rollback_queued_is_pending_without_staging():
     doc = _plain()
     doc["deployments"].reverse()
@@ -182,8 +185,11 @@ def test_finalization_locked_staged_deployment():
     doc["deployments"][0]["finalization-locked"] = True
     status = rpm_ostree.parse_status(doc)
     assert status["deployments"][0]["finalization_locked"] is True
-    reasons = rpm_ostree.reboot_state(status)["reboot_reasons"]
-    assert reasons[:2] == [rpm_ostree.REASON_STAGED, rpm_ostree.REASON_FINALIZATION_LOCKED]
+    # Before: reported as reboot_required, but a plain reboot discards a locked staged deployment.
+    state = rpm_ostree.reboot_state(status)
+    assert state["reboot_required"] is False and state["reboot_reasons"] == []
+    assert state["staged_locked"] is True
+    assert state["staged_locked_reasons"][:2] == [rpm_ostree.REASON_STAGED, rpm_ostree.REASON_FINALIZATION_LOCKED]
 
 
 def test_nothing_pending_on_a_single_booted_deployment():
@@ -191,7 +197,7 @@ def test_nothing_pending_on_a_single_booted_deployment():
     doc["deployments"] = doc["deployments"][:1]
     status = rpm_ostree.parse_status(doc)
     assert status["pending_index"] is None and status["rollback_index"] is None
-    assert rpm_ostree.reboot_state(status) == {"reboot_required": False, "reboot_reasons": []}
+    assert rpm_ostree.reboot_state(status) == NOTHING_PENDING
 
 
 def test_kargs_change_is_a_reason_and_ostree_argument_is_ignored():
@@ -213,14 +219,18 @@ def test_rebase_is_an_origin_change():
     assert rpm_ostree.REASON_ORIGIN in rpm_ostree.reboot_state(status)["reboot_reasons"]
 
 
-def test_other_stateroot_first_is_not_pending():
+def test_another_stateroot_first_boots_next():
+    """Before: deployments[0] of another stateroot was not pending, so reboot_required was false although that
+    stateroot boots next (ostree admin set-default, image-based upgrades); the ostree backend already said so."""
     doc = _plain()
     other = copy.deepcopy(doc["deployments"][1])
     other.update({"osname": "rhel", "id": "rhel-" + other["checksum"] + ".0"})
     doc["deployments"].insert(0, other)
     status = rpm_ostree.parse_status(doc)
-    assert status["pending_index"] is None and status["merge_index"] == 1
-    assert status["rollback_index"] == 2
+    assert status["pending_index"] == 0 and status["merge_index"] == 1 and status["rollback_index"] == 2
+    state = rpm_ostree.reboot_state(status)
+    assert state["reboot_required"] is True and state["reboot_reasons"][0] == rpm_ostree.REASON_STATEROOT
+    assert rpm_ostree.REASON_ROLLBACK not in state["reboot_reasons"]
 
 
 def test_inactive_request_is_requested_but_not_active():

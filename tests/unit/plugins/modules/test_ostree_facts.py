@@ -108,6 +108,7 @@ def test_plain_ostree_host_falls_back_to_text_status(tmp_path, monkeypatch, caps
     tools = Tools(
         {
             "ostree admin status --json": (1, "", "error: Unknown option --json\n"),
+            "ostree admin status --skip-signatures": (1, "", "error: Unknown option --skip-signatures\n"),
             "ostree admin status": (0, text, ""),
         },
         ("ostree",),
@@ -116,7 +117,7 @@ def test_plain_ostree_host_falls_back_to_text_status(tmp_path, monkeypatch, caps
     facts = result["ansible_facts"]["ostree"]
     assert facts["backend"] == "ostree" and facts["booted"]["version"] == "41.1" and facts["kargs"] == ["rw", facts["kargs"][1]]
     assert facts["reboot_required"] is False
-    assert len(result["commands"]) == 2
+    assert len(result["commands"]) == 3
 
 
 def test_status_failure_fails_with_the_error(tmp_path, monkeypatch, capsys):
@@ -139,3 +140,64 @@ def test_check_mode_reads_the_same(tmp_path, monkeypatch, capsys):
 def test_negative_retries_are_rejected(tmp_path, monkeypatch, capsys):
     result = run_module(monkeypatch, capsys, tmp_path, Tools({}, ()), {"status_retries": -1})
     assert result["failed"] is True and "status_retries" in result["msg"]
+
+
+# --- plain ostree hosts, with what real ostree releases printed (tests/unit/fixtures/real/ostree) -------------------------
+
+REAL = Path(__file__).resolve().parents[2] / "fixtures" / "real" / "ostree"
+
+
+def answer(version: str, name: str) -> tuple:
+    base = REAL / version / name
+    return (
+        int(base.with_name(base.name + ".rc").read_text()),
+        base.with_name(base.name + ".txt").read_text(),
+        base.with_name(base.name + ".stderr").read_text(),
+    )
+
+
+def sysroot_with_origins(root: Path, version: str) -> None:
+    make_sysroot(root, [])
+    for origin in (REAL / version).glob("origin.*.origin"):
+        _prefix, osname, _short, serial, _suffix = origin.name.split(".")
+        text = origin.read_text()
+        for state in ("booted-rollback", "two-stateroots"):
+            for line in answer(version, "admin-status-" + state)[1].splitlines():
+                parts = line[2:].split()
+                if len(parts) >= 2 and parts[0] == osname and parts[1].startswith(_short) and parts[1].endswith("." + serial):
+                    target = root / "ostree/deploy" / osname / "deploy" / (parts[1] + ".origin")
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_text(text)
+
+
+def test_json_without_refspec_reads_the_origin_files(tmp_path, monkeypatch, capsys):
+    """ostree 2025.3-2025.6 print no refspec in --json: before, every origin showed as unknown."""
+    sysroot_with_origins(tmp_path, "2025.3")
+    tools = Tools({"ostree admin status --json": answer("2025.3", "admin-status-two-stateroots.json")}, ("ostree",))
+    facts = run_module(monkeypatch, capsys, tmp_path, tools)["ansible_facts"]["ostree"]
+    assert [d["origin"] for d in facts["deployments"]] == [
+        "rhcosremote:rhcos/x86_64/4.16",
+        "labos:labos/x86_64/stable",
+        "labos:labos/x86_64/stable",
+    ]
+    assert facts["pending"]["osname"] == "rhcos" and facts["reboot_reasons"] == ["stateroot-changed"]
+    assert facts["architecture"] == "x86_64"
+
+
+def test_a_lost_signature_does_not_stop_fact_gathering_where_ostree_can_skip_it(tmp_path, monkeypatch, capsys):
+    """Before: ostree admin status without --skip-signatures exited 1 and the facts failed; --json (2025.3) and
+    --skip-signatures (2024.1) never stop there."""
+    make_sysroot(tmp_path, [])
+    tools = Tools({"ostree admin status --json": answer("2025.3", "admin-status-unsigned-gpg-verify.json")}, ("ostree",))
+    result = run_module(monkeypatch, capsys, tmp_path, tools)
+    assert "failed" not in result and len(result["ansible_facts"]["ostree"]["deployments"]) == 3
+    old = Tools(
+        {
+            "ostree admin status --json": answer("2022.7", "admin-status-unsigned-gpg-verify.json"),
+            "ostree admin status --skip-signatures": answer("2022.7", "admin-status-unsigned-gpg-verify.skip-signatures"),
+            "ostree admin status": answer("2022.7", "admin-status-unsigned-gpg-verify"),
+        },
+        ("ostree",),
+    )
+    result = run_module(monkeypatch, capsys, tmp_path, old)
+    assert result["failed"] is True and "older than 2024.1" in result["msg"] and "no signatures found" in result["msg"]
