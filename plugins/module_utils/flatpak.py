@@ -19,7 +19,12 @@ import re
 import struct
 from typing import Optional
 
-from ansible_collections.immutable.hosts.plugins.module_utils.text import BREAKS_AND_CONTROLS, bad_character, split_lines
+from ansible_collections.immutable.hosts.plugins.module_utils.text import (
+    BREAKS_AND_CONTROLS,
+    check_value,
+    shorten,
+    split_lines,
+)
 
 LIST_COLUMNS = ("application", "branch", "arch", "origin", "ref", "active", "runtime", "installation", "options")
 REMOTE_COLUMNS = ("name", "url", "title", "comment", "priority", "filter", "collection", "options")
@@ -96,7 +101,10 @@ def is_valid_arch(arch: str) -> bool:
 
 def validate_remote_name(name) -> str:
     if not isinstance(name, str) or not _REMOTE_NAME_RE.match(name) or len(name) > 255:
-        raise FlatpakError("remote name %r is not valid: letters, digits and . _ - only, not starting with . or -" % (name,))
+        shown = shorten(name) if isinstance(name, str) else name
+        raise FlatpakError(
+            "remote name %r is not valid: letters, digits and . _ - only, not starting with . or -, at most 255" % (shown,)
+        )
     return name
 
 
@@ -105,11 +113,7 @@ def validate_text(value, what: str) -> Optional[str]:
         return None
     if not isinstance(value, str):
         raise FlatpakError("%s must be one line of text, got %r" % (what, value))
-    if _CONTROL_RE.search(value):
-        raise FlatpakError(
-            "%s must be one line of text without control characters; it contains %s" % (what, bad_character(value))
-        )
-    return value
+    return check_value(value, what, FlatpakError)
 
 
 def parse_ref(spec, default_arch: str) -> dict:
@@ -118,7 +122,9 @@ def parse_ref(spec, default_arch: str) -> dict:
     Returns ``{"kind", "id", "arch", "branch", "spec"}``; kind and branch are None when not given (any branch
     matches, flatpak picks the remote's default when installing); arch defaults to ``default_arch``.
     """
-    if not isinstance(spec, str) or not spec or _CONTROL_RE.search(spec) or " " in spec:
+    if isinstance(spec, str):
+        check_value(spec, "ref", FlatpakError)
+    if not isinstance(spec, str) or not spec or " " in spec:
         raise FlatpakError("ref %r is not valid: give ID, ID//BRANCH or app/ID/ARCH/BRANCH" % (spec,))
     if spec.startswith(("http://", "https://", "file://")) or spec.endswith((".flatpakref", ".flatpak")):
         raise FlatpakError("ref %r: .flatpakref URLs and bundles are not refs; give the application ID" % spec)
@@ -829,7 +835,9 @@ def _is_empty(data: dict) -> bool:
 def _validate_list(name: str, values: list, allowed: Optional[tuple] = None) -> list:
     result = []
     for value in values or []:
-        if not isinstance(value, str) or not value or _CONTROL_RE.search(value) or ";" in value or "=" in value:
+        if isinstance(value, str):
+            check_value(value, "%s entry" % name, FlatpakError)
+        if not isinstance(value, str) or not value or ";" in value or "=" in value:
             raise FlatpakError("%s entries are non-empty strings without ; = or control characters, got %r" % (name, value))
         bare = value[1:] if name == "features" and value.startswith("!") else value
         if allowed is not None and bare not in allowed:
@@ -898,11 +906,9 @@ def validate_override(params: dict) -> dict:
     for name, value in environment.items():
         if not _ENV_NAME_RE.match(str(name)):
             raise FlatpakError("environment: %r is not a valid variable name" % (name,))
-        if value is None or _CONTROL_RE.search(str(value)):
-            found = " (it contains %s)" % bad_character(str(value)) if value is not None else ""
-            raise FlatpakError(
-                "environment: the value of %s must be a string without line breaks or control characters%s" % (name, found)
-            )
+        if value is None:
+            raise FlatpakError("environment: the value of %s must be a string; use unset_environment to unset it" % name)
+        check_value(str(value), "environment: the value of %s" % name, FlatpakError)
     result["environment"] = {str(k): str(v) for k, v in environment.items()}
     unset = _validate_list("unset_environment", params.get("unset_environment"))
     for name in unset:

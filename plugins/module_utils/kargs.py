@@ -23,6 +23,8 @@ from ansible_collections.immutable.hosts.plugins.module_utils.ostree import spli
 from ansible_collections.immutable.hosts.plugins.module_utils.text import bad_character
 
 STATES = ("present", "absent", "exact")
+# COMMAND_LINE_SIZE of x86_64 and arm64: the kernel truncates a longer command line, so no argument may be longer.
+MAX_ARG = 2048
 _KEY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*\Z")
 
 
@@ -41,6 +43,11 @@ def validate(args: list) -> list:
     for arg in args:
         if not isinstance(arg, str) or not arg:
             raise InvalidKarg("kernel arguments are non-empty strings, got %r" % (arg,))
+        if len(arg) > MAX_ARG:
+            raise InvalidKarg(
+                "kernel argument %s... is %d characters long; the kernel reads at most %d of its whole command line"
+                % (arg[:40], len(arg), MAX_ARG)
+            )
         found = bad_character(arg, allow=" ")
         if found:
             raise InvalidKarg("kernel argument %r contains %s, a line break or control character" % (arg, found))

@@ -47,7 +47,7 @@ def validate_names(names: list, what: str = "package", allow_local: bool = False
             validate_local([name], what)
         elif not _NAME_RE.fullmatch(name):
             raise InvalidPackage(
-                "%s name %r is not valid: letters, digits and . _ + - only, no spaces or shell characters" % (what, name)
+                "%s: %r is not a package name: letters, digits and . _ + - only, no spaces or shell characters" % (what, name)
             )
         if name in seen:
             raise InvalidPackage("%s %r is listed twice" % (what, name))

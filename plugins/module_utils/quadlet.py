@@ -19,7 +19,9 @@ from typing import Optional
 
 from ansible_collections.immutable.hosts.plugins.module_utils.text import (
     BREAKS_AND_CONTROLS_BUT_TAB,
+    MAX_VALUE,
     bad_character,
+    shorten,
     split_lines,
     split_lines_keepends,
 )
@@ -300,7 +302,8 @@ def validate_name(name: str, kind: str) -> str:
             raise InvalidQuadlet("give name without its extension: %r, not %r" % (name[: -len(extension) - 1], name))
     if not _NAME_RE.match(name) or len(name) > 200:
         raise InvalidQuadlet(
-            "name %r is not a valid unit name: letters, digits and '_.:@-' only, starting with a letter, digit or '_'" % name
+            "name %r is not a valid unit name: letters, digits and '_.:@-' only, starting with a letter, digit or '_', "
+            "at most 200 characters" % shorten(name)
         )
     return name
 
@@ -395,6 +398,13 @@ def split_words(value: str) -> list:
     return words_found
 
 
+def check_length(section: str, key: str, value: str) -> None:
+    if len(value) > MAX_VALUE:
+        raise InvalidQuadlet(
+            "%s= in [%s] is %d characters long; a value holds at most %d" % (key, section, len(value), MAX_VALUE)
+        )
+
+
 def _scalar(section: str, key: str, value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -402,6 +412,7 @@ def _scalar(section: str, key: str, value) -> str:
         return str(value)
     if not isinstance(value, str):
         raise InvalidQuadlet("%s= in [%s] takes a string, number or boolean, got %r" % (key, section, value))
+    check_length(section, key, value)
     if _CONTROL_RE.search(value):
         raise InvalidQuadlet(
             "%s= in [%s] contains %s, a line break or control character: %r"
@@ -426,6 +437,7 @@ def _pair(section: str, key: str, name, value) -> str:
     if not isinstance(value, (str, int, float)):
         raise InvalidQuadlet("%s= in [%s]: the value of %s must be a string or number, got %r" % (key, section, name, value))
     value = str(value)
+    check_length(section, key, value)
     if _CONTROL_RE.search(value):
         raise InvalidQuadlet(
             "%s= in [%s]: the value of %s contains %s, a line break or control character"
@@ -439,6 +451,8 @@ def _list_item(section: str, key: str, item) -> str:
         raise InvalidQuadlet("%s= in [%s]: list items are strings, numbers or booleans, got %r" % (key, section, item))
     if key not in WORD_SPLIT_KEYS:
         return _scalar(section, key, item)
+    if isinstance(item, str):
+        check_length(section, key, item)
     if isinstance(item, str) and _CONTROL_RE.search(item):
         raise InvalidQuadlet(
             "%s= in [%s] contains %s, a line break or control character: %r"

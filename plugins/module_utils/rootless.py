@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-from ansible_collections.immutable.hosts.plugins.module_utils.text import split_lines
+from ansible_collections.immutable.hosts.plugins.module_utils.text import check_value, split_lines
 
 DEFAULT_COUNT = 65536
 # shadow's defaults when /etc/login.defs says nothing (useradd(8), login.defs(5)).
@@ -33,8 +33,9 @@ def validate_name(name) -> str:
     """A login name as shadow's useradd accepts it by default (lower case, at most 32 characters)."""
     if not isinstance(name, str) or not name:
         raise InvalidRootless("name is required: the login name of the user")
-    if re.search(r"[\x00-\x1f\x7f]", name):
-        raise InvalidRootless("name %r contains a newline or other control character" % name)
+    if len(name) > 32:
+        raise InvalidRootless("name %s... is %d characters long; a login name has at most 32" % (name[:32], len(name)))
+    check_value(name, "name", InvalidRootless)
     if "/" in name or ":" in name or name in (".", ".."):
         raise InvalidRootless("name %r may not contain '/' or ':'" % name)
     if not _NAME_RE.match(name) or len(name) > 32:

@@ -19,6 +19,11 @@ import re
 import unicodedata
 from typing import Optional
 
+# No single value needs more; a longer one is a mistake (or an attack on memory), refused with its length.
+MAX_VALUE = 65536
+# Nor does a whole file given as text (a Quadlet unit, an override): systemd reads lines up to 1 MiB.
+MAX_CONTENT = 1024 * 1024
+
 # Every character some reader of our files treats as a line break or a control character.
 _FORBIDDEN = "\x00-\x1f\x7f-\x9f\u2028\u2029"
 BREAKS_AND_CONTROLS = re.compile("[%s]" % _FORBIDDEN)
@@ -45,14 +50,23 @@ def bad_character(value: str, allow: str = "") -> Optional[str]:
 def check_value(value: str, what: str, error: type = ValueError, allow: str = "") -> str:
     """``value`` unchanged, or ``error`` naming ``what`` and the first line break or control character in it
     (``allow`` lists the characters this value may hold anyway, a tab for example)."""
+    if len(value) > MAX_VALUE:
+        raise error("%s is %d characters long; a value holds at most %d" % (what, len(value), MAX_VALUE))
     found = bad_character(value, allow)
     if found:
-        raise error("%s contains %s, a line break or control character; %r is not allowed" % (what, found, value))
+        raise error("%s contains %s, a line break or control character; %r is not allowed" % (what, found, shorten(value)))
     return value
+
+
+def shorten(value: str, limit: int = 80) -> str:
+    """A value short enough to quote in a message."""
+    return value if len(value) <= limit else value[: limit - 3] + "..."
 
 
 def check_content(text: str, what: str, error: type = ValueError) -> str:
     """A whole file's text: newlines and tabs allowed, every other line break or control character refused."""
+    if len(text) > MAX_CONTENT:
+        raise error("%s is %d characters long; a file given as text holds at most %d" % (what, len(text), MAX_CONTENT))
     found = bad_character(text, allow="\n\t")
     if found:
         raise error("%s contains %s, which some readers treat as a line break or control character" % (what, found))

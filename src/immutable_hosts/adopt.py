@@ -406,11 +406,14 @@ def check_host(inventory: str, host: str) -> None:
     """HOST must name exactly one host of the inventory: not a group, not a pattern, nothing that leads out of
     host_vars/."""
     check_host_name(host)
+    if not Path(inventory).exists():
+        raise AdoptError(f"cannot read the inventory {inventory}: it does not exist")
     done = subprocess.run(
         [ansible_tool("ansible-inventory"), "-i", inventory, "--list"],
         capture_output=True,
         text=True,
         env={**os.environ, "ANSIBLE_NOCOLOR": "1"},
+        check=False,
     )
     if done.returncode != 0:
         raise AdoptError(f"cannot read the inventory {inventory}: {done.stderr.strip() or done.stdout.strip()}")
@@ -418,7 +421,7 @@ def check_host(inventory: str, host: str) -> None:
         listing = json.loads(done.stdout)
     except ValueError:
         raise AdoptError(f"ansible-inventory printed no inventory for {inventory}") from None
-    groups = {name for name in listing if name != "_meta"}
+    groups = {name for name in listing if name != "_meta"} | {"all", "ungrouped"}
     hosts = set((listing.get("_meta") or {}).get("hostvars") or {})
     for group in groups:
         hosts.update((listing.get(group) or {}).get("hosts") or [])

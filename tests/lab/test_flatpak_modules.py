@@ -551,3 +551,66 @@ def test_bad_input_fails_with_message_and_changes_nothing(lab, lab_session, lab_
             assert message in result.result["msg"], (module, args, result.result["msg"])
             assert not {"install", "uninstall", "remote-add", "remote-modify"} & set(subcommands(result)), result.result
         assert_unchanged(before[host], snapshot(lab_session.access(host)))
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# root acting in core's home: the attacks of the security audit (issue 12), done by core over its own SSH login
+
+
+def as_core(lab_session, host: str, script: str) -> str:
+    done = lab_session.access(host).run(["sh", "-ec", script], user="core")
+    assert done.returncode == 0, f"{host} as core: {script}\nrc {done.returncode}\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def test_a_linked_user_installation_never_becomes_the_system_one(lab, lab_session, lab_hosts):
+    """core replaces ~/.local/share/flatpak with a link to /var/lib/flatpak: before, core's override landed in the
+    system overrides, owned by core, granting any app filesystems=host for every user."""
+    (host,) = lab_hosts(SILVERBLUE)
+    as_core(
+        lab_session,
+        host,
+        "mkdir -p ~/.local/share && rm -rf ~/.local/share/flatpak.saved && "
+        "(test ! -e ~/.local/share/flatpak || mv ~/.local/share/flatpak ~/.local/share/flatpak.saved) && "
+        "ln -s /var/lib/flatpak ~/.local/share/flatpak",
+    )
+    before = snapshot(lab_session.access(host))
+    args = {"app": "org.example.Chat", "user": "core", "filesystems": ["host"]}
+    try:
+        for check in (True, False):
+            run = lab.playbook_text(
+                play(task("attack", OVERRIDE, args, ignore_errors=True)), hosts=[host], check=check, diff=True
+            )
+            result = run.task("attack", host)
+            assert result.status == "failed" and result.changed is False, result.result
+            assert "/home/core/.local/share/flatpak is a symbolic link (to /var/lib/flatpak)" in result.result["msg"]
+        assert not sh(lab_session, host, "grep -l filesystems=host /var/lib/flatpak/overrides/* 2>/dev/null || true").strip()
+        assert_unchanged(before, snapshot(lab_session.access(host)))
+    finally:
+        as_core(
+            lab_session,
+            host,
+            "rm -f ~/.local/share/flatpak && (test ! -e ~/.local/share/flatpak.saved || "
+            "mv ~/.local/share/flatpak.saved ~/.local/share/flatpak)",
+        )
+    converge_twice(lab, [host], OVERRIDE, {"app": "org.example.Chat", "user": "core", "sockets": ["wayland"]})
+    assert sh(lab_session, host, f"stat -c '%U %a' {OVERRIDES_CORE}/org.example.Chat").split() == ["core", "644"]
+
+
+def test_an_override_linked_to_shadow_is_never_read_or_shown(lab, lab_session, lab_hosts):
+    (host,) = lab_hosts(SILVERBLUE)
+    as_core(lab_session, host, f"mkdir -p {OVERRIDES_CORE} && ln -sf /etc/shadow {OVERRIDES_CORE}/org.example.Leak")
+    try:
+        for check in (True, False):
+            run = lab.playbook_text(
+                play(task("leak", OVERRIDE, {"app": "org.example.Leak", "user": "core", "state": "absent"}, ignore_errors=True)),
+                hosts=[host],
+                check=check,
+                diff=True,
+            )
+            result = run.task("leak", host)
+            assert result.status == "failed" and "org.example.Leak is a symbolic link" in result.result["msg"]
+            assert "root:" not in run.stdout and "root:" not in json.dumps(result.result)
+        assert sh(lab_session, host, "stat -c %U /etc/shadow").strip() == "root"
+    finally:
+        as_core(lab_session, host, f"rm -f {OVERRIDES_CORE}/org.example.Leak")

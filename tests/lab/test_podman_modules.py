@@ -585,3 +585,70 @@ def cleanup(lab: Lab, host: HostAccess, tasks: list[dict[str, Any]]) -> None:
     host.run(
         ["runuser", "-u", "core", "--", "env", f"XDG_RUNTIME_DIR=/run/user/{CORE_UID}", "systemctl", "--user", "reset-failed"]
     )
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# root acting in core's home: the attacks of the security audit (issue 12), done by core over its own SSH login
+
+
+ATTACK_UNIT = {"image": IMAGE, "pull": "never", "network": "none", "exec": SLEEPER, "podman_args": ["--privileged"]}
+
+
+def test_a_linked_config_directory_never_becomes_a_system_unit(lab: Lab, host: HostAccess) -> None:
+    """core replaces ~/.config/containers with a link to /etc/containers: before, the rootless task wrote
+    /etc/containers/systemd/sectest.container, a system unit owned by core that root's generator runs."""
+    sh(host, f"mkdir -p {SYSTEM_QUADLET_DIR}")
+    sh(
+        host,
+        "mkdir -p ~/.config && rm -rf ~/.config/containers.saved && "
+        "(test ! -e ~/.config/containers || mv ~/.config/containers ~/.config/containers.saved) && "
+        "ln -s /etc/containers ~/.config/containers",
+        user="core",
+    )
+    before = snapshot(host)
+    try:
+        for check in (True, False):
+            run = play(lab, [quadlet_task("sectest", user="core", container=ATTACK_UNIT) | {"ignore_errors": True}], check=check)
+            result = only(run, "sectest")
+            assert result.status == "failed" and not result.changed, result.result
+            assert "/home/core/.config/containers is a symbolic link (to /etc/containers)" in result.result["msg"]
+            assert not exists(host, f"{SYSTEM_QUADLET_DIR}/sectest.container")
+        assert_unchanged(before, snapshot(host))
+    finally:
+        sh(
+            host,
+            "rm -f ~/.config/containers && (test ! -e ~/.config/containers.saved || "
+            "mv ~/.config/containers.saved ~/.config/containers)",
+            user="core",
+        )
+    # The legitimate task still works, as core's own file.
+    legit = {"image": IMAGE, "pull": "never", "network": "none", "exec": SLEEPER}
+    first = converged(lab, [quadlet_task("sectest", user="core", container=legit)])
+    assert only(first, "sectest").changed
+    assert sh(host, f"stat -c '%U %a' {CORE_QUADLET_DIR}/sectest.container").split() == ["core", "644"]
+    assert not exists(host, f"{SYSTEM_QUADLET_DIR}/sectest.container")
+    assert play(lab, [quadlet_task("sectest", user="core", state="absent")]).ok
+
+
+def test_a_unit_linked_to_shadow_is_never_read_or_shown(lab: Lab, host: HostAccess) -> None:
+    """Before: a unit file that is a link to /etc/shadow was read as root and its lines appeared in the diff."""
+    sh(host, f"mkdir -p {CORE_QUADLET_DIR} && ln -sf /etc/shadow {CORE_QUADLET_DIR}/leak.container", user="core")
+    shadow = sh(host, "cat /etc/shadow")
+    secret = next(line.split(":")[1] for line in shadow.splitlines() if line.startswith("root:"))
+    try:
+        for check in (True, False):
+            run = play(lab, [quadlet_task("leak", user="core", container=ATTACK_UNIT) | {"ignore_errors": True}], check=check)
+            result = only(run, "leak")
+            assert result.status == "failed" and "leak.container is a symbolic link" in result.result["msg"]
+            assert "root:" not in run.stdout and (len(secret) < 2 or secret not in run.stdout + json.dumps(result.result))
+        assert sh(host, "stat -c '%U %a' /etc/shadow").split()[0] == "root"
+    finally:
+        sh(host, f"rm -f {CORE_QUADLET_DIR}/leak.container", user="core")
+
+
+def test_a_unit_named_like_a_vendor_unit_is_refused(lab: Lab, host: HostAccess) -> None:
+    """A system Quadlet unit named ssh would generate ssh.service and shadow OpenSSH's unit."""
+    run = play(lab, [quadlet_task("ssh", container={"image": IMAGE, "pull": "never", "exec": SLEEPER}) | {"ignore_errors": True}])
+    result = only(run, "ssh")
+    assert result.status == "failed" and "already provides" in result.result["msg"], result.result
+    assert "ssh.service" in result.result["msg"] and not exists(host, f"{SYSTEM_QUADLET_DIR}/ssh.container")

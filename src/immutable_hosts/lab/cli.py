@@ -338,6 +338,8 @@ def is_flatpak_ref(target: str) -> bool:
 
 
 def sim_publish(state: LabState, target: str) -> int:
+    if not state.server_dir.is_dir():
+        raise FileNotFoundError(state.server_dir)
     with state.locked():
         module: Any = flatpak_content if is_flatpak_ref(target) else ostree_content
         result = module.publish(state.server_dir, target)
@@ -351,7 +353,14 @@ def cmd_sim(args: argparse.Namespace) -> int:
     if words[:1] == ["publish"]:
         if len(words) != 2:
             raise SystemExit("usage: lab sim publish REF|IMAGE")
-        return sim_publish(state, words[1])
+        try:
+            return sim_publish(state, words[1])
+        except FileNotFoundError:
+            raise SystemExit(
+                f"lab sim publish: the lab has no image server content in {state.server_dir}; run lab up first"
+            ) from None
+        except (KeyError, ValueError, flatpak_content.FlatpakContentError) as exc:
+            raise SystemExit(f"lab sim publish: {exc.args[0] if exc.args else exc}") from None
     if len(words) >= 2 and words[0] in SIM_ACTIONS and words[1] in state.hosts:
         words = [words[1], words[0], *words[2:]]  # accept `sim ACTION HOST …` as well as `sim HOST ACTION …`
     if len(words) < 2 or words[1] not in SIM_ACTIONS:

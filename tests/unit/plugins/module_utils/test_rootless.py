@@ -168,7 +168,7 @@ def test_paths():
         ("../x", "may not contain"),
         ("a:b", "may not contain"),
         ("a\nb", "control character"),
-        ("x" * 33, "not a valid login name"),
+        ("x" * 33, "a login name has at most 32"),
         ("1abc", "not a valid login name"),
         (None, "required"),
     ],
