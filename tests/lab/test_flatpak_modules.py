@@ -44,7 +44,7 @@ FLATPAK = "immutable.hosts.flatpak"
 OVERRIDE = "immutable.hosts.flatpak_override"
 
 # The lab's own flathub, as an admin would converge it.
-FLATHUB = {"name": "flathub", "flatpakrepo_url": FLATPAKREPO_URL, "no_filter": True}
+FLATHUB = {"name": "flathub", "flatpakrepo_url": FLATPAKREPO_URL, "allow_insecure": True, "no_filter": True}
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -382,7 +382,7 @@ def test_user_installation_of_core(lab, lab_session, lab_hosts):
         "runuser -u core -- flatpak --user remote-delete --force lab 2>/dev/null || true",
     )
     system_before = installed(lab_session, host)
-    remote = {"name": "lab", "flatpakrepo_url": FLATPAKREPO_URL, "user": "core"}
+    remote = {"name": "lab", "flatpakrepo_url": FLATPAKREPO_URL, "allow_insecure": True, "user": "core"}
 
     checked = check_reports_drift(lab, lab_session, [host], REMOTE, remote)[host]
     assert checked.diff["before"] == {"state": "absent"}

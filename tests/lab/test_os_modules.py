@@ -235,7 +235,14 @@ def test_bootc_host_switches_with_bootc(lab, lab_session, lab_hosts):
 
 BAD_INPUTS = [
     ("immutable.hosts.kargs", {"args": ["ostree=/x"]}, "managed by OSTree"),
-    ("immutable.hosts.rpm_ostree_packages", {"name": ["htop;reboot"]}, "not valid"),
+    ("immutable.hosts.rpm_ostree_packages", {"name": ["htop;reboot"]}, "is not a package name"),
+    ("immutable.hosts.kargs", {"args": ["foo=a\u2028b"]}, "contains U+2028 (LINE SEPARATOR)"),
+    (
+        "immutable.hosts.rebase",
+        {"image": "ostree-unverified-registry:quay.io/fedora/fedora-silverblue:42"},
+        "contradicts signature=signed",
+    ),
+    ("immutable.hosts.rpm_ostree_packages", {"name": ["http://images.lab:8088/x-1-1.noarch.rpm"]}, "plain http:// RPMs"),
     ("immutable.hosts.rpm_ostree_packages", {"override_reset": ["all", "firefox"]}, "'all'"),
     ("immutable.hosts.rebase", {"image": "quay.io/Fedora/x:42"}, "invalid repository"),
     ("immutable.hosts.rebase", {"ref": "fedora:fedora//42"}, "invalid ref"),

@@ -520,7 +520,12 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str]] = [
             "user": "core",
             "container": {"image": IMAGE, "environment": {"A": "x\n[Service]\nExecStartPre=/bin/evil"}},
         },
-        "newline",
+        "contains U+000A (LINE FEED)",
+    ),
+    (
+        "immutable.hosts.quadlet",
+        {"name": "k", "user": "core", "container": {"image": IMAGE, "container_name": "x\u2028ServiceName=sshd"}},
+        "contains U+2028 (LINE SEPARATOR)",
     ),
     (
         "immutable.hosts.quadlet",

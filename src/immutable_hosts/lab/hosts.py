@@ -21,7 +21,7 @@ from pathlib import Path
 from immutable_hosts.lab import flatpak_content, oci_content, ostree_content, ssh
 from immutable_hosts.lab.image import CORE_UID, remove_tree
 from immutable_hosts.lab.network import HostNetwork
-from immutable_hosts.lab.state import SERVER_NAME, SERVER_URL, HostRecord, LabState, ProcessRef
+from immutable_hosts.lab.state import SERVER_NAME, SERVER_URL, HostRecord, LabState, ProcessRef, write_whole
 
 REBOOT_EXIT = 133
 ROOT_STORAGE = "var/lib/containers/storage"
@@ -292,13 +292,6 @@ def remove_cgroup(path: Path) -> None:
             os.rmdir(dirpath)
     with contextlib.suppress(OSError):
         path.parent.rmdir()
-
-
-def write_whole(path: Path, text: str) -> None:
-    """Write a state file other processes read while it changes: all of it, then renamed into place."""
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text)
-    os.replace(partial, path)
 
 
 def join_cgroup(path: Path) -> None:

@@ -23,6 +23,22 @@ SERVER_NAME = "images.lab"
 SERVER_URL = f"http://{SERVER_NAME}:{SERVER_PORT}"
 
 
+def write_whole(path: Path, text: str) -> None:
+    """Write a state file other processes read while it changes, and that must survive a power cut: all of it to a
+    new file, synced, renamed into place, the directory synced."""
+    partial = path.with_name(path.name + ".partial")
+    with partial.open("w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(partial, path)
+    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
 def repo_root() -> Path:
     """The checkout root: the first parent of this file that holds ``src/immutable_hosts``."""
     here = Path(__file__).resolve()
@@ -178,9 +194,7 @@ class LabState:
             "hosts": [h.to_json() for h in sorted(self.hosts.values(), key=lambda h: h.index)],
             "server": self.server.to_json() if self.server else None,
         }
-        tmp = self.record_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-        tmp.replace(self.record_file)
+        write_whole(self.record_file, json.dumps(data, indent=2) + "\n")
 
     def free_index(self, taken: set[int]) -> int:
         used = {h.index for h in self.hosts.values()} | taken
