@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from immutable_hosts.drift import DriftError, ansible_tool, collection_path
+from immutable_hosts.files import write_durably
 
 HOST_VARS_HEADER = "# host_vars for {host}; variables below were adopted from the host by `immutable-hosts adopt`.\n"
 UNSAFE = "!unsafe"
@@ -444,8 +445,8 @@ def host_vars_target(args: argparse.Namespace) -> Path:
 
 
 def write_file(path: Path, text: str) -> None:
-    """Write the host_vars file whole: a new file with the old one's mode (the umask's for a new file), synced,
-    renamed over it, the directory synced. A file that holds ansible_become_password stays 0600."""
+    """Write the host_vars file whole, with the old one's mode (the umask's for a new file): a file that holds
+    ansible_become_password stays 0600."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         mode = stat.S_IMODE(path.stat().st_mode)
@@ -453,22 +454,7 @@ def write_file(path: Path, text: str) -> None:
         umask = os.umask(0)
         os.umask(umask)
         mode = 0o666 & ~umask
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".adopt", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            os.fchmod(handle.fileno(), mode)
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    write_durably(path, text, mode)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -24,6 +24,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from immutable_hosts.files import write_durably
+
 FORMAT = "immutable.hosts.drift/1"
 CALLBACK = "immutable.hosts.drift"
 EXIT_IN_SYNC, EXIT_ERROR, EXIT_DRIFT = 0, 1, 2
@@ -464,24 +466,8 @@ def render_html(document: dict[str, Any]) -> str:
 
 
 def write_private(path: Path, text: str) -> None:
-    """Write a report whole and for its owner only (diffs carry values from the hosts): a new 0600 file, synced,
-    renamed over the old one, the directory synced."""
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            os.fchmod(handle.fileno(), 0o600)
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    """A report, for its owner only: diffs carry values from the hosts."""
+    write_durably(path, text, 0o600)
 
 
 def write_reports(document: dict[str, Any], report_dir: Path) -> dict[str, Path]:

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from immutable_hosts.files import write_durably
+
 STATE_ENV = "IMMUTABLE_HOSTS_LAB_DIR"
 PROFILES = ("silverblue", "kinoite", "apple-silicon", "bootc")
 SERVER_PORT = 8088
@@ -24,19 +26,8 @@ SERVER_URL = f"http://{SERVER_NAME}:{SERVER_PORT}"
 
 
 def write_whole(path: Path, text: str) -> None:
-    """Write a state file other processes read while it changes, and that must survive a power cut: all of it to a
-    new file, synced, renamed into place, the directory synced."""
-    partial = path.with_name(path.name + ".partial")
-    with partial.open("w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, path)
-    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    """A state file other processes read while it changes, and that must survive a power cut."""
+    write_durably(path, text, 0o644)
 
 
 def repo_root() -> Path:
