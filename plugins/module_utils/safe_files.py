@@ -259,12 +259,15 @@ def _walk_trusted(components: list, last_owner: int, create: Optional[dict]) -> 
             parent = os.fstat(fd)
             _trusted_parent(parent, path)
             here = os.path.join(path, name)
+            created = False
             try:
                 info = os.stat(name, dir_fd=fd, follow_symlinks=False)
             except FileNotFoundError:
                 if create is None:
+                    os.close(fd)
                     return None, os.path.join(here, *pending)
-                os.mkdir(name, create.get(here, 0o755), dir_fd=fd)
+                os.mkdir(name, 0o700, dir_fd=fd)
+                created = True
                 info = os.stat(name, dir_fd=fd, follow_symlinks=False)
             if stat.S_ISLNK(info.st_mode):
                 if info.st_uid != 0:
@@ -288,6 +291,8 @@ def _walk_trusted(components: list, last_owner: int, create: Optional[dict]) -> 
             opened = os.fstat(fd)
             if (opened.st_dev, opened.st_ino) != (info.st_dev, info.st_ino):
                 raise UnsafePath("%s changed while it was opened" % here)
+            if created:  # the mode set on the descriptor, whatever the umask
+                os.fchmod(fd, create.get(here, 0o755))
         if last_owner == 0:
             _trusted_parent(os.fstat(fd), path)
         return fd, path
@@ -319,13 +324,14 @@ def _open_owned(fd: int, name: str, here: str, uid: int, gid: int, create: Optio
         if create is None:
             return None
         with contextlib.suppress(FileExistsError):
-            os.mkdir(name, create.get(here, 0o755), dir_fd=fd)
+            os.mkdir(name, 0o700, dir_fd=fd)
             created = True
         child = _open_dir_nofollow(fd, name, here)
     try:
         info = os.fstat(child)
         if created and info.st_uid == 0 and uid != 0:
             os.fchown(child, uid, gid)
+            os.fchmod(child, create.get(here, 0o755))  # on the descriptor, whatever the umask
             info = os.fstat(child)
         if info.st_uid != uid:
             raise UnsafePath("%s belongs to %s, not %s; refusing to act in it as root" % (here, _who(info.st_uid), _who(uid)))
