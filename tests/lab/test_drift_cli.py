@@ -122,7 +122,8 @@ def test_drift_report_exit_codes_browser_and_adopt(drift_lab: Path, tmp_path: Pa
     # the summary table names both hosts; the Markdown names hosts and resources
     assert "drift-1" in done.stdout and "drift-2" in done.stdout and "drifted" in done.stdout
     markdown = (report_dir / "drift.md").read_text()
-    assert "## drift-1: drifted" in markdown and "layered packages" in markdown and "flatpak_remote flathub" in markdown
+    # Host data is escaped in Markdown (an underscore would start emphasis): flatpak\_remote renders as flatpak_remote.
+    assert "## drift-1: drifted" in markdown and "layered packages" in markdown and "flatpak\\_remote flathub" in markdown
     assert '+  "enabled": true' in markdown or '+  "enabled": true,' in markdown
 
     # drift.html as a browser renders it: hosts, the matrix cells and the expandable diffs
@@ -146,7 +147,10 @@ def test_drift_report_exit_codes_browser_and_adopt(drift_lab: Path, tmp_path: Pa
     assert text.startswith("# drift-1: the lab's first drift host\nowner: ops  # who to call\n"), text
     from ruamel.yaml import YAML
 
-    adopted = YAML(typ="safe").load(text)
+    assert "os_image_ref: !unsafe fedora:fedora/41/x86_64/silverblue\n" in text  # host data is never templated
+    yaml = YAML(typ="safe")
+    yaml.constructor.add_constructor("!unsafe", lambda loader, node: loader.construct_scalar(node))
+    adopted = yaml.load(text)
     assert adopted["os_image_ref"] == "fedora:fedora/41/x86_64/silverblue"
     assert adopted["os_image_packages"] == ["htop", "tmux"]
     assert "rw" in adopted["os_image_kargs"]
