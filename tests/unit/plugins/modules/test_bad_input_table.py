@@ -229,6 +229,9 @@ def test_bad_input_fails_with_its_message_and_changes_nothing(tmp_path, monkeypa
     before = tree(tmp_path)
     result = host.run(module, with_paths(args, tmp_path))
     assert result.get("failed") is True, result
+    if "U+0000" in message and "embedded null character" in result["msg"]:
+        # ansible-core 2.21 refuses a NUL in a logged string argument itself, before the module runs.
+        message = "embedded null character"
     assert message in result["msg"], result["msg"]
     assert "Traceback" not in result["msg"] and "very-secret-hash" not in str(result)
     assert read_only(host.tools.calls) == [], "ran more than reads"
