@@ -17,7 +17,7 @@ from ansible_collections.immutable.hosts.tests.unit.plugins.modules.bad_input_ha
     tree,
 )
 
-SEPARATORS = {"\n": "U+000A", "\r": "U+000D", "\u2028": "U+2028", "\u2029": "U+2029", "\x85": "U+0085", "\x0b": "U+000B", "\x00": "U+0000", "\x1b": "U+001B"}  # fmt: skip
+SEPARATORS = {char: "U+%04X" % ord(char) for char in "\n\r\u2028\u2029\x85\x0b\x00\x1b"}
 SHELL = ["htop;reboot", "$(reboot)", "`reboot`", "a|b", "a&&b", "a>b", "a b"]
 BIG = "x" * 70000
 IMAGE = "quay.io/fedora/fedora-silverblue:42"
@@ -107,7 +107,12 @@ case("flatpak_remote", {"name": "lab", "url": "https://x/", "gpg_key": "../key.g
 case("rootless_user", {"name": "../x"}, "may not contain '/'")
 case("flatpak", {"name": ["app/../../x/stable"], "remote": "flathub"}, "not")
 case("rpm_ostree_packages", {"name": ["../../tmp/evil.rpm"]}, "is not a package name")
-case("batch", {"calls": [{"module": "flatpak_override", "args": OVERRIDE | {"sockets": ["x11"]}}, {"module": "quadlet", "args": {"name": "../evil", "container": UNIT}}]}, "call 2 (quadlet ../evil) would fail, so no call ran")  # fmt: skip
+BATCH = [{"module": "flatpak_override", "args": dict(OVERRIDE, sockets=["x11"])}]
+case(
+    "batch",
+    {"calls": BATCH + [{"module": "quadlet", "args": {"name": "../evil", "container": UNIT}}]},
+    "call 2 (quadlet ../evil) would fail",
+)
 
 # --- links a user planted in a tree root acts in ---------------------------------------------------------------------
 case("quadlet", {"name": "linked", "user": "core", "container": UNIT}, "linked.container is a symbolic link", needs_root=True)
@@ -124,7 +129,8 @@ case("rpm_ostree_packages", {"name": ["@TMP@/truncated-1-1.noarch.rpm"]}, "canno
 case("rpm_ostree_packages", {"name": ["@TMP@/garbage-1-1.noarch.rpm"]}, "lead magic missing")
 case("rpm_ostree_packages", {"override_replace": ["@TMP@/truncated-1-1.noarch.rpm"]}, "not a complete RPM file")
 case("flatpak_remote", {"name": "lab", "url": "https://x/", "gpg_key": "@TMP@/truncated.gpg"}, "truncated OpenPGP key data")
-case("flatpak_remote", {"name": "lab", "url": "https://x/", "gpg_key": "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmQINBF!!!\n-----END PGP PUBLIC KEY BLOCK-----\n"}, "not valid base64")  # fmt: skip
+ARMOUR = "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmQINBF!!!\n-----END PGP PUBLIC KEY BLOCK-----\n"
+case("flatpak_remote", {"name": "lab", "url": "https://x/", "gpg_key": ARMOUR}, "not valid base64")
 case("flatpak_remote", {"name": "lab", "flatpakrepo_url": "@TMP@/broken.flatpakrepo"}, "truncated OpenPGP key data")
 case("flatpak_remote", {"name": "lab", "flatpakrepo_url": "@TMP@/urlless.flatpakrepo"}, "no [Flatpak Repo] group with a Url")
 
