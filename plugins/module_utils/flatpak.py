@@ -19,7 +19,7 @@ import re
 import struct
 from typing import Optional
 
-from ansible_collections.immutable.hosts.plugins.module_utils.text import (
+from ansible_collections.immutable.hosts.plugins.module_utils.common._text import (
     BREAKS_AND_CONTROLS,
     check_value,
     shorten,

@@ -15,9 +15,10 @@ import os
 import pwd
 from typing import Optional
 
-from ansible_collections.immutable.hosts.plugins.module_utils import flatpak, safe_files
-from ansible_collections.immutable.hosts.plugins.module_utils.runner import Runner, RunnerError
-from ansible_collections.immutable.hosts.plugins.module_utils.safe_files import UnsafePath
+from ansible_collections.immutable.hosts.plugins.module_utils import flatpak
+from ansible_collections.immutable.hosts.plugins.module_utils.common import _files as safe_files
+from ansible_collections.immutable.hosts.plugins.module_utils.common._files import UnsafePath
+from ansible_collections.immutable.hosts.plugins.module_utils.common._runner import Runner, RunnerError
 
 COMMON_ARGUMENT_SPEC = dict(
     scope=dict(type="str", choices=["system", "user"]),

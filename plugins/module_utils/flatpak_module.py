@@ -12,12 +12,12 @@ from __future__ import annotations
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.immutable.hosts.plugins.module_utils import flatpak
+from ansible_collections.immutable.hosts.plugins.module_utils.common._runner import CommandFailed
 from ansible_collections.immutable.hosts.plugins.module_utils.flatpak_host import (
     COMMON_ARGUMENT_SPEC,
     check_installation,
     run_module,
 )
-from ansible_collections.immutable.hosts.plugins.module_utils.runner import CommandFailed
 
 
 def validate(params):

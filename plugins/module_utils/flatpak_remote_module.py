@@ -16,12 +16,12 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.urls import open_url
 
 from ansible_collections.immutable.hosts.plugins.module_utils import flatpak
+from ansible_collections.immutable.hosts.plugins.module_utils.common._runner import CommandFailed
 from ansible_collections.immutable.hosts.plugins.module_utils.flatpak_host import (
     COMMON_ARGUMENT_SPEC,
     check_installation,
     run_module,
 )
-from ansible_collections.immutable.hosts.plugins.module_utils.runner import CommandFailed
 
 MAX_READ = 1024 * 1024
 

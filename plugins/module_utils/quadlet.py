@@ -17,7 +17,7 @@ import difflib
 import re
 from typing import Optional
 
-from ansible_collections.immutable.hosts.plugins.module_utils.text import (
+from ansible_collections.immutable.hosts.plugins.module_utils.common._text import (
     BREAKS_AND_CONTROLS_BUT_TAB,
     MAX_VALUE,
     bad_character,
@@ -25,7 +25,7 @@ from ansible_collections.immutable.hosts.plugins.module_utils.text import (
     split_lines,
     split_lines_keepends,
 )
-from ansible_collections.immutable.hosts.plugins.module_utils.text import (
+from ansible_collections.immutable.hosts.plugins.module_utils.common._text import (
     check_content as check_text_content,
 )
 

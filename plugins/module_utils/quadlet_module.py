@@ -17,9 +17,10 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.immutable.hosts.plugins.module_utils import quadlet, rootless, safe_files
-from ansible_collections.immutable.hosts.plugins.module_utils.runner import Runner, RunnerError
-from ansible_collections.immutable.hosts.plugins.module_utils.safe_files import UnsafePath
+from ansible_collections.immutable.hosts.plugins.module_utils import quadlet, rootless
+from ansible_collections.immutable.hosts.plugins.module_utils.common import _files as safe_files
+from ansible_collections.immutable.hosts.plugins.module_utils.common._files import UnsafePath
+from ansible_collections.immutable.hosts.plugins.module_utils.common._runner import Runner, RunnerError
 
 SYSTEM_QUADLET_DIR = "/etc/containers/systemd"
 GENERATOR_PATHS = (

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-from ansible_collections.immutable.hosts.plugins.module_utils.text import check_value, split_lines
+from ansible_collections.immutable.hosts.plugins.module_utils.common._text import check_value, split_lines
 
 DEFAULT_COUNT = 65536
 # shadow's defaults when /etc/login.defs says nothing (useradd(8), login.defs(5)).

@@ -14,8 +14,9 @@ import pwd
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.immutable.hosts.plugins.module_utils import rootless, safe_files
-from ansible_collections.immutable.hosts.plugins.module_utils.runner import Runner, RunnerError
+from ansible_collections.immutable.hosts.plugins.module_utils import rootless
+from ansible_collections.immutable.hosts.plugins.module_utils.common import _files as safe_files
+from ansible_collections.immutable.hosts.plugins.module_utils.common._runner import Runner, RunnerError
 
 # Host paths, replaced in tests.
 SUBUID = "/etc/subuid"

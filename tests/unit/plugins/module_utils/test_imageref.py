@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.immutable.hosts.plugins.module_utils.imageref import (
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree._imageref import (
     CommitChecksum,
     ImageReference,
     InvalidReference,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ansible_collections.immutable.hosts.plugins.module_utils import ostree
-from ansible_collections.immutable.hosts.plugins.module_utils.keyfile_edit import set_values
+from ansible_collections.immutable.hosts.plugins.module_utils.common._keyfile import set_values
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _admin as ostree
 
 SHIPPED = """# Entries in this file show the compile time defaults.
 # You can change settings by editing this file.

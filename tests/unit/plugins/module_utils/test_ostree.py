@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ansible_collections.immutable.hosts.plugins.module_utils import ostree
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _admin as ostree
 
 A = "25e8d6825bd2b2b5dc9c5b4dba2b0b2a71ee1f6bf2fe2b0e0a3c1cd0bf8a7c8d"
 B = "cbc80feb6d9b3b8a8a4d8f3cc9c0e8d1b79cd5d0b2a0f0a1f7a9b8b0e6d44ca0"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.immutable.hosts.plugins.module_utils import runner as runner_mod
-from ansible_collections.immutable.hosts.plugins.module_utils.runner import (
+from ansible_collections.immutable.hosts.plugins.module_utils.common import _runner as runner_mod
+from ansible_collections.immutable.hosts.plugins.module_utils.common._runner import (
     BinaryNotFound,
     BusyTimeout,
     CommandFailed,

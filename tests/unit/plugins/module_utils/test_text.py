@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.immutable.hosts.plugins.module_utils import flatpak, kargs, ostree, quadlet, rootless, text
+from ansible_collections.immutable.hosts.plugins.module_utils import flatpak, quadlet, rootless
+from ansible_collections.immutable.hosts.plugins.module_utils.common import _text as text
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _admin as ostree
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _kargs as kargs
 
 # Every character Python's str.splitlines() breaks at besides "\n", and the ones systemd's read_line() does.
 SPLITLINES_BREAKS = ["\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]

@@ -14,12 +14,8 @@ from pathlib import Path
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.immutable.hosts.plugins.module_utils import (
-    flatpak_host,
-    ostree_host,
-    quadlet_module,
-    rootless_user_module,
-)
+from ansible_collections.immutable.hosts.plugins.module_utils import flatpak_host, quadlet_module, rootless_user_module
+from ansible_collections.immutable.hosts.plugins.module_utils.common._host import Host
 from ansible_collections.immutable.hosts.plugins.modules import (
     batch,
     deployment,
@@ -34,7 +30,13 @@ from ansible_collections.immutable.hosts.plugins.modules import (
     rpm_ostree_packages,
     update_policy,
 )
-from ansible_collections.immutable.hosts.tests.unit.plugins.modules.helpers import FIXTURES, Tools, fixture_text, make_sysroot
+from ansible_collections.immutable.hosts.tests.unit.plugins.modules.helpers import (
+    FIXTURES,
+    Tools,
+    fixture_text,
+    make_sysroot,
+    run_unit,
+)
 
 MODULES = {
     "batch": batch,
@@ -120,11 +122,6 @@ class BadInputHost:
         def lookup(name):
             return users[name]
 
-        mp.setattr(ostree_host, "ROOT", str(root))
-        mp.setattr(ostree_host, "make_runner", self.tools.runner)
-        mp.setattr(ostree_facts, "ROOT", str(root))
-        mp.setattr(ostree_facts, "make_runner", self.tools.runner)
-        mp.setattr(update_policy, "make_runner", self.tools.runner)
         mp.setattr(flatpak_host, "make_runner", self.tools.runner)
         mp.setenv("FLATPAK_SYSTEM_DIR", str(root / "var/lib/flatpak"))
         mp.setattr(quadlet_module, "make_runner", self.tools.runner)
@@ -142,8 +139,10 @@ class BadInputHost:
         mp.setattr(rootless_user_module, "LINGER_DIR", str(root / "linger"))
 
     def run(self, module: str, args: dict) -> dict:
-        if module == "update_policy":
-            args = dict({"path": str(self.root / "etc/rpm-ostreed.conf")}, **args)
+        unit = getattr(MODULES[module], "UNIT", None)
+        if unit is not None:
+            host = Host(runner=self.tools.runner(), root=str(self.root), passwd={"core": self.core}, euid=0)
+            return run_unit(unit, args, host, self.capsys)
         with patch_module_args(args), pytest.raises(SystemExit):
             MODULES[module].main()
         return json.loads(self.capsys.readouterr().out)

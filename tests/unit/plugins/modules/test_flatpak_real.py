@@ -17,7 +17,7 @@ from ansible.module_utils.testing import patch_module_args
 from ansible_collections.immutable.hosts.plugins.module_utils import flatpak_host, flatpak_module
 from ansible_collections.immutable.hosts.plugins.module_utils import flatpak_override_module as flatpak_override
 from ansible_collections.immutable.hosts.plugins.module_utils import flatpak_remote_module as flatpak_remote
-from ansible_collections.immutable.hosts.plugins.module_utils.runner import Runner
+from ansible_collections.immutable.hosts.plugins.module_utils.common._runner import Runner
 
 TOOLS = ("flatpak", "ostree", "gpg")
 pytestmark = pytest.mark.skipif(

@@ -10,7 +10,7 @@ import pwd
 import pytest
 
 from ansible_collections.immutable.hosts.plugins.module_utils import quadlet_module as module
-from ansible_collections.immutable.hosts.plugins.module_utils.runner import Runner
+from ansible_collections.immutable.hosts.plugins.module_utils.common._runner import Runner
 from ansible_collections.immutable.hosts.tests.unit.plugins.modules.helpers import Tools, call_module
 
 GENERATOR = "/usr/libexec/podman/quadlet"
@@ -187,7 +187,7 @@ def test_a_sibling_linked_elsewhere_is_not_read_for_validation(host, tmp_path):
 
 def test_the_owner_and_mode_cannot_be_redirected_after_the_rename(host, tmp_path, monkeypatch):
     """chown/chmod by path after the rename followed a link the user swapped in (an inotify loop wins that race)."""
-    from ansible_collections.immutable.hosts.plugins.module_utils import safe_files
+    from ansible_collections.immutable.hosts.plugins.module_utils.common import _files as safe_files
 
     secret = tmp_path / "shadow"
     secret.write_text("x\n")

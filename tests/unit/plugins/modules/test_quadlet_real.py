@@ -18,7 +18,7 @@ import pytest
 
 from ansible_collections.immutable.hosts.plugins.module_utils import quadlet
 from ansible_collections.immutable.hosts.plugins.module_utils import quadlet_module as module
-from ansible_collections.immutable.hosts.plugins.module_utils.runner import Runner
+from ansible_collections.immutable.hosts.plugins.module_utils.common._runner import Runner
 from ansible_collections.immutable.hosts.tests.unit.plugins.module_utils.quadlet_cases import CASES, SERVICES, golden
 from ansible_collections.immutable.hosts.tests.unit.plugins.modules.helpers import call_module
 

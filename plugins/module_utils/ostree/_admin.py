@@ -13,8 +13,9 @@ import json
 import re
 from typing import Any, Optional
 
-from ansible_collections.immutable.hosts.plugins.module_utils.imageref import origin_to_dict
-from ansible_collections.immutable.hosts.plugins.module_utils.text import split_lines
+from ansible_collections.immutable.hosts.plugins.module_utils.common._errors import HostsError
+from ansible_collections.immutable.hosts.plugins.module_utils.common._text import split_lines
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree._imageref import origin_to_dict
 
 _ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
 _HEADER_RE = re.compile(
@@ -31,7 +32,7 @@ REASON_FINALIZATION_LOCKED = "finalization-locked"
 _POLICY_ALIASES = {"off": "none", "ex-stage": "stage"}
 
 
-class OstreeParseError(ValueError):
+class OstreeParseError(HostsError, ValueError):
     """Output that is not what ostree prints."""
 
 

@@ -16,7 +16,8 @@ import re
 from dataclasses import dataclass
 from typing import Optional, Union
 
-from ansible_collections.immutable.hosts.plugins.module_utils.text import check_value
+from ansible_collections.immutable.hosts.plugins.module_utils.common._errors import HostsError
+from ansible_collections.immutable.hosts.plugins.module_utils.common._text import check_value
 
 SIGVERIFY_UNVERIFIED = "unverified"
 SIGVERIFY_SIGNED = "signed"
@@ -39,7 +40,7 @@ _FORBIDDEN_CHARS = re.compile(r"[\s\x00;&|`$<>\\\"'(){}*?!]")
 DOCKER_HUB = "docker.io"
 
 
-class InvalidReference(ValueError):
+class InvalidReference(HostsError, ValueError):
     """A reference that cannot be parsed; the message says what is wrong and how to write it."""
 
 

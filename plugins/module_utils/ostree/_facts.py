@@ -3,19 +3,22 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """``ansible_facts.ostree`` assembled from parsed state, the same shape whichever tool reported it.
 
-Pure functions, standard library only, Python 3.9+.  Reading files and running commands is the module's job.
+The ``from_*`` functions are pure; :func:`gather` reads the host through the reader (one status call of the backend
+tool), and :data:`UNIT` is the module immutable.hosts.ostree_facts.  Standard library only, Python 3.9+.
 """
 
 from __future__ import annotations
 
 from typing import Optional
 
-from ansible_collections.immutable.hosts.plugins.module_utils import bootc as bootc_status
-from ansible_collections.immutable.hosts.plugins.module_utils import ostree, rpm_ostree
-from ansible_collections.immutable.hosts.plugins.module_utils.imageref import ref_architecture, rpm_architecture
-from ansible_collections.immutable.hosts.plugins.module_utils.ostree import roles_from_flags
+from ansible_collections.immutable.hosts.plugins.module_utils.common._scaffold import Plan
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _admin as ostree
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _bootc as bootc_status
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _reader as reader
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _status as rpm_ostree
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree._admin import roles_from_flags
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree._imageref import ref_architecture, rpm_architecture
 
-BACKENDS = ("rpm-ostree", "bootc", "ostree", "none")
 
 _ARCH_ALIASES = {"amd64": "x86_64", "arm64": "aarch64", "x64": "x86_64"}
 _OCI_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "ppc64le": "ppc64le", "s390x": "s390x"}
@@ -254,3 +257,103 @@ def from_ostree(deployments: list, kargs: dict, machine: str) -> dict:
     facts.update(ostree.reboot_verdict(reasons))
     _running_architecture(facts, booted)
     return facts
+
+
+# --- reading the host -----------------------------------------------------------------------------------------------
+
+# Newest first: --json (ostree 2025.3, never verifies signatures), --skip-signatures (2024.1), then plain text, which
+# older releases stop printing at a deployment whose commit lost its signature.
+OSTREE_STATUS_ARGVS = (
+    ["ostree", "admin", "status", "--json"],
+    ["ostree", "admin", "status", "--skip-signatures"],
+    ["ostree", "admin", "status"],
+)
+
+
+def read_ostree_status(host) -> list:
+    for argv in OSTREE_STATUS_ARGVS:
+        result = host.run(argv, check=False)
+        if result.rc != 0 and "Unknown option" in result.stderr:
+            continue
+        if result.rc != 0:
+            older = argv == OSTREE_STATUS_ARGVS[-1] and "signature" in result.stderr
+            raise reader.OstreeHostError(
+                "%s failed with exit code %d: %s%s"
+                % (
+                    " ".join(argv),
+                    result.rc,
+                    result.stderr.strip(),
+                    "; this ostree is older than 2024.1 and cannot skip signature checks in its status" if older else "",
+                )
+            )
+        if argv == OSTREE_STATUS_ARGVS[0]:
+            return ostree.parse_admin_status_json(result.stdout)
+        return ostree.parse_admin_status(result.stdout)
+    raise reader.OstreeHostError("ostree admin status is not available on this host")
+
+
+def with_origin_file(host, deployment: dict) -> None:
+    """Where ostree's status names no origin (JSON before ostree 2026.1 has no refspec; text shows a container
+    origin as "<unknown origin type>"), the deployment's own origin file says what it follows."""
+    text = reader.origin_file(host, deployment)
+    if text is None:
+        return
+    try:
+        origin = ostree.parse_origin_file(text)
+    except ValueError:
+        return
+    if origin["origin"]:
+        deployment.update({key: value for key, value in origin.items() if key not in ("pinned", "rpm_ostree_groups")})
+        deployment["origin_kind"] = "container" if (origin["origin_parsed"] or {}).get("kind") == "container" else "refspec"
+
+
+def gather(host, retries: int = reader.STARTUP_RETRIES) -> dict:
+    """``ansible_facts.ostree`` of the host: one status call of whichever tool manages it."""
+    machine = host.machine()
+    if not reader.is_ostree_booted(host):
+        return empty_facts(machine)
+    kargs = reader.boot_kargs(host)
+    if host.which("rpm-ostree"):
+        status = reader.status(host, retries)
+        policy = reader.update_config(host)
+        policy["timer_enabled"] = reader.timer_enabled(host, "rpm-ostreed-automatic.timer")
+        staged = rpm_ostree.pick(status, "staged")
+        staged_kargs = None
+        if staged is not None and (staged["checksum"], staged["serial"]) not in kargs and status["merge_index"] == staged["index"]:
+            staged_kargs = ostree.split_kargs(reader.read_patiently(host, ["rpm-ostree", "kargs"], retries))
+        return from_rpm_ostree(status, kargs, policy, machine, staged_kargs=staged_kargs)
+    if host.which("bootc"):
+        status = reader.bootc_status(host, retries)
+        policy = {"timer_enabled": reader.timer_enabled(host, "bootc-fetch-apply-updates.timer")}
+        return from_bootc(status, kargs, policy, machine)
+    if host.which("ostree"):
+        deployments = read_ostree_status(host)
+        for deployment in deployments:
+            if not deployment["origin"]:
+                with_origin_file(host, deployment)
+        return from_ostree(deployments, kargs, machine)
+    return empty_facts(machine, is_ostree=True, backend="none")
+
+
+class FactsUnit:
+    """immutable.hosts.ostree_facts: reads, never changes."""
+
+    ARGUMENT_SPEC = dict(status_retries=dict(type="int", default=reader.STARTUP_RETRIES))
+    MODULE_OPTIONS: dict = {}
+
+    def desired(self, params: dict, _host) -> dict:
+        if params["status_retries"] < 0:
+            raise reader.OstreeHostError("status_retries must be 0 or more")
+        return params
+
+    def read(self, host, desired: dict) -> dict:
+        return gather(host, desired["status_retries"])
+
+    def plan(self, current: dict, _desired: dict) -> Plan:
+        return Plan(changed=False, diff=None, result={"ansible_facts": {"ostree": current}})
+
+    def report(self, _host, _plan: Plan, _desired: dict, check_mode: bool) -> dict:
+        return {"check_mode": check_mode}
+
+
+UNIT = FactsUnit()

@@ -34,6 +34,8 @@ import secrets
 import stat
 from typing import Optional
 
+from ansible_collections.immutable.hosts.plugins.module_utils.common._errors import HostsError
+
 try:
     import selinux  # type: ignore[import-not-found]
 except ImportError:  # the bindings are optional: without them new files keep the label they are created with
@@ -47,7 +49,7 @@ _NOFOLLOW_DIR_FLAGS = _DIR_FLAGS | os.O_NOFOLLOW
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
-class UnsafePath(Exception):
+class UnsafePath(HostsError):
     """A path the module refuses to act through; the message names the component and what to do."""
 
 

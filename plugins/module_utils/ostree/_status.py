@@ -15,13 +15,18 @@ from __future__ import annotations
 import json
 from typing import Any, Optional
 
-from ansible_collections.immutable.hosts.plugins.module_utils.imageref import origin_to_dict, ref_architecture, rpm_architecture
-from ansible_collections.immutable.hosts.plugins.module_utils.ostree import (
+from ansible_collections.immutable.hosts.plugins.module_utils.common._errors import HostsError
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree._admin import (
     REASON_FINALIZATION_LOCKED,
     REASON_ROLLBACK,
     REASON_STAGED,
     REASON_STATEROOT,
     reboot_verdict,
+)
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree._imageref import (
+    origin_to_dict,
+    ref_architecture,
+    rpm_architecture,
 )
 
 REASON_LAYERING = "layering-changed"
@@ -63,7 +68,7 @@ LAYERING_KEYS = (
 _REQUIRED_KEYS = ("id", "osname", "checksum", "serial", "booted")
 
 
-class StatusParseError(ValueError):
+class StatusParseError(HostsError, ValueError):
     """Output that is not an rpm-ostree status document."""
 
 

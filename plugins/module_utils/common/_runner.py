@@ -18,7 +18,9 @@ import re
 import subprocess
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+from ansible_collections.immutable.hosts.plugins.module_utils.common._errors import HostsError
 
 SEARCH_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 DEFAULT_TIMEOUT = 900.0
@@ -30,7 +32,7 @@ _SYSROOT_BUSY_RE = re.compile(r"System transaction in progress")
 _UNSAFE_ARG_RE = re.compile(r"\x00")
 
 
-class RunnerError(Exception):
+class RunnerError(HostsError):
     """Base class of runner errors; ``str()`` is a message for ``fail_json``."""
 
 
@@ -173,21 +175,31 @@ class Runner:
         With ``check`` a return code outside ``ok_rcs`` raises :class:`CommandFailed`.
         """
         argv = self._resolve(argv)
-        started = self.clock()
-        delay = BACKOFF_FIRST
-        while True:
+
+        def attempt() -> tuple:
             result = self._run_once(argv, stdin, timeout, env, cwd)
-            title = busy_title(result.stderr) if result.rc != 0 and busy_deadline is not None else None
-            if title is None:
-                break
-            now = self.clock()
-            if now >= busy_deadline:
-                raise BusyTimeout(title, now - started)
-            self.sleep(min(delay, max(busy_deadline - now, 0.0)))
-            delay = min(delay * 2, BACKOFF_MAX)
+            return result, (busy_title(result.stderr) if result.rc != 0 and busy_deadline is not None else None)
+
+        result = self.until_idle(attempt, busy_deadline)
         if check and result.rc not in ok_rcs:
             raise CommandFailed(result)
         return result
+
+    def until_idle(self, attempt: Callable[[], tuple], deadline: Optional[float]) -> Any:
+        """The one backoff loop: ``attempt()`` returns (value, the busy transaction's title or None); it is tried again,
+        1, 2, 4... up to 15 seconds apart, until it is not busy; past ``deadline`` (a clock value) the error names the
+        busy transaction."""
+        started = self.clock()
+        delay = BACKOFF_FIRST
+        while True:
+            value, title = attempt()
+            if title is None:
+                return value
+            now = self.clock()
+            if deadline is None or now >= deadline:
+                raise BusyTimeout(title, now - started)
+            self.sleep(min(delay, max(deadline - now, 0.0)))
+            delay = min(delay * 2, BACKOFF_MAX)
 
     def deadline(self, seconds: float) -> float:
         """A ``busy_deadline`` that many seconds from now."""
@@ -208,18 +220,3 @@ class Runner:
         child_env = c_locale_env(extra=env, base=self.env)
         rc, out, err = self.spawn(argv, child_env, self.timeout if timeout is None else timeout, stdin, cwd)
         return Result(argv=list(argv), rc=rc, stdout=out or "", stderr=err or "")
-
-
-def wait_until_idle(read_transaction: Callable[[], Optional[str]], runner: Runner, busy_deadline: float) -> None:
-    """Poll ``read_transaction`` (returns the busy title or None) until it is None; past the deadline, fail naming it."""
-    started = runner.clock()
-    delay = BACKOFF_FIRST
-    while True:
-        title = read_transaction()
-        if title is None:
-            return
-        now = runner.clock()
-        if now >= busy_deadline:
-            raise BusyTimeout(title, now - started)
-        runner.sleep(min(delay, max(busy_deadline - now, 0.0)))
-        delay = min(delay * 2, BACKOFF_MAX)

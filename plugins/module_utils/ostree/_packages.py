@@ -17,7 +17,11 @@ import re
 import struct
 from typing import Optional
 
-from ansible_collections.immutable.hosts.plugins.module_utils.text import check_value
+from ansible_collections.immutable.hosts.plugins.module_utils.common._errors import HostsError
+from ansible_collections.immutable.hosts.plugins.module_utils.common._runner import CommandFailed
+from ansible_collections.immutable.hosts.plugins.module_utils.common._scaffold import Plan
+from ansible_collections.immutable.hosts.plugins.module_utils.common._text import check_value
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _reader as reader
 
 STATES = ("present", "absent", "exact")
 
@@ -26,7 +30,7 @@ _LOCAL_RE = re.compile(r"^(?:/|file://|https?://).+\.rpm\Z")
 _PROVIDED_RE = re.compile(r'"(?P<name>[^"]+)" is already provided by: (?P<nevra>\S+?)\.(?:\s|$)')
 
 
-class InvalidPackage(ValueError):
+class InvalidPackage(HostsError, ValueError):
     pass
 
 
@@ -253,3 +257,143 @@ def commands(plan: dict, allow_inactive: bool = False, apply_live: bool = False,
 def provided_by_base(stderr: str) -> dict:
     """Packages rpm-ostree refused because the base already provides them: {name: providing NEVRA}."""
     return {match.group("name"): match.group("nevra") for match in _PROVIDED_RE.finditer(stderr or "")}
+
+
+# --- the unit ----------------------------------------------------------------------------------------------------------
+
+MAX_RPM_READ = 64 * 1024 * 1024
+
+
+def read_rpm(spec: str) -> bytes:
+    if spec.startswith(("http://", "https://")):
+        from ansible.module_utils.urls import open_url
+
+        with open_url(spec, timeout=60) as response:
+            return response.read(MAX_RPM_READ)
+    path = spec[len("file://") :] if spec.startswith("file://") else spec
+    with open(path, "rb") as handle:
+        return handle.read(MAX_RPM_READ)
+
+
+def nevras(specs: list) -> dict:
+    result = {}
+    for spec in specs:
+        try:
+            result[spec] = rpm_nevra(read_rpm(spec))
+        except (OSError, ValueError) as exc:
+            raise InvalidPackage("cannot read the RPM header of %s: %s" % (spec, exc)) from None
+    return result
+
+
+def plain_http(params: dict) -> list:
+    return [spec for spec in list(params["name"]) + list(params["override_replace"]) if spec.startswith("http://")]
+
+
+class PackagesUnit:
+    """immutable.hosts.rpm_ostree_packages: layered packages and base overrides of the deployment changes stack on,
+    in as few rpm-ostree transactions as the tool allows."""
+
+    ARGUMENT_SPEC = dict(
+        name=dict(type="list", elements="str", default=[]),
+        state=dict(type="str", choices=list(STATES), default="present"),
+        override_remove=dict(type="list", elements="str", default=[]),
+        override_replace=dict(type="list", elements="str", default=[]),
+        override_reset=dict(type="list", elements="str", default=[]),
+        allow_inactive=dict(type="bool", default=False),
+        apply_live=dict(type="bool", default=False),
+        allow_insecure=dict(type="bool", default=False),
+        **reader.COMMON_ARGUMENT_SPEC,
+    )
+    MODULE_OPTIONS: dict = {}
+
+    def desired(self, params: dict, host) -> dict:
+        names = validate_names(params["name"], "name", allow_local=True)
+        validate_names(params["override_remove"], "override_remove")
+        validate_local(params["override_replace"], "override_replace")
+        plain = plain_http(params)
+        if plain and not params["allow_insecure"]:
+            raise InvalidPackage(
+                "%s: plain http:// RPMs are not verified by anyone (rpm-ostree checks no signature of a local RPM); "
+                "use https://, a path or a repository, or confirm with allow_insecure=true" % ", ".join(plain)
+            )
+        for spec in plain:
+            host.warn("%s is fetched over plain HTTP and installed unverified (allow_insecure=true)" % spec)
+        reset = params["override_reset"]
+        if "all" in reset and reset != ["all"]:
+            raise InvalidPackage("override_reset takes either package names or the single value 'all'")
+        if reset != ["all"]:
+            validate_names(reset, "override_reset")
+        if params["apply_live"] and (params["state"] != "present" or params["override_remove"] or params["override_replace"] or reset):
+            raise InvalidPackage("apply_live can only add packages (state=present, no overrides); removals need a reboot")
+        if params["state"] == "absent" and not names:
+            raise InvalidPackage("state=absent needs the packages to remove in name")
+        return dict(params, names=names)
+
+    def read(self, host, desired: dict) -> dict:
+        local = nevras([name for name in desired["names"] if is_local(name)])
+        replace = nevras(desired["override_replace"])
+        reader.require_rpm_ostree(host)
+        return {"merge": reader.merge(reader.status(host)), "local": local, "replace": replace}
+
+    def plan(self, current: dict, desired: dict, skip: Optional[dict] = None) -> Plan:
+        found = plan_layering(
+            current["merge"],
+            desired["names"],
+            desired["state"],
+            local_nevras=current["local"],
+            override_remove=desired["override_remove"],
+            override_replace_nevras=current["replace"],
+            override_reset=desired["override_reset"],
+            skip=skip,
+        )
+        return Plan(
+            changed=found["changed"],
+            diff={"before": found["before"], "after": found["after"]},
+            actions={"layering": found, "current": current},
+            result={
+                "installed": found["install"] + sorted(current["local"][s] for s in found["install_local"]),
+                "removed": found["uninstall"],
+                "overrides": {
+                    "remove": found["override_remove"],
+                    "replace": [current["replace"][s] for s in found["override_replace"]],
+                    "reset": found["override_reset"],
+                },
+                "provided_by_base": dict(skip or {}),
+            },
+            reboot_reasons=["layering-changed"],
+        )
+
+    def prepare(self, host, plan: Plan, desired: dict, check_mode: bool) -> Optional[Plan]:
+        reader.prepare(host, desired)
+        if check_mode and plan.actions["layering"]["install"] and not desired["allow_inactive"]:
+            # Only rpm-ostree's own depsolve knows which packages the base already provides: ask it with --dry-run.
+            return self._run(host, plan, desired, dry_run=True)
+        return None
+
+    def apply(self, host, plan: Plan, desired: dict) -> dict:
+        final = self._run(host, plan, desired, dry_run=False)
+        return dict(final.result, changed=final.changed, diff=final.diff)
+
+    def _run(self, host, plan: Plan, desired: dict, dry_run: bool) -> Plan:
+        """The plan's commands; when the base already provides a package, it is dropped and the plan made again."""
+        skip: dict = {}
+        while True:
+            argvs = commands(plan.actions["layering"], desired["allow_inactive"], desired["apply_live"], dry_run=dry_run)
+            try:
+                for argv in argvs:
+                    reader.transaction(host, argv, desired)
+                return plan
+            except CommandFailed as exc:
+                provided = {} if desired["allow_inactive"] else provided_by_base(exc.result.stderr)
+                if not provided or set(provided) - set(plan.actions["layering"]["install"]):
+                    raise
+                skip.update(provided)
+                plan = self.plan(plan.actions["current"], desired, skip)
+                if not plan.changed:
+                    return plan
+
+    def report(self, host, plan: Plan, _desired: dict, check_mode: bool) -> dict:
+        return reader.report(host, plan.changed, check_mode, plan.reboot_reasons)
+
+
+UNIT = PackagesUnit()

@@ -11,16 +11,18 @@ quotes, which are the only quoting there is, and an argument is compared as writ
 ``=`` itself (``root=UUID=1111``) cannot be replaced that way; such a change deletes the old argument and appends
 the new one, in the same call.
 
-Pure functions, standard library only, Python 3.9+.
+The planning functions are pure; :data:`UNIT` is the module immutable.hosts.kargs.  Standard library only, Python 3.9+.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Optional
 
-from ansible_collections.immutable.hosts.plugins.module_utils.ostree import split_kargs
-from ansible_collections.immutable.hosts.plugins.module_utils.text import bad_character
+from ansible_collections.immutable.hosts.plugins.module_utils.common._errors import HostsError
+from ansible_collections.immutable.hosts.plugins.module_utils.common._scaffold import Plan
+from ansible_collections.immutable.hosts.plugins.module_utils.common._text import bad_character
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _reader as reader
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree._admin import split_kargs
 
 STATES = ("present", "absent", "exact")
 # COMMAND_LINE_SIZE of x86_64 and arm64: the kernel truncates a longer command line, so no argument may be longer.
@@ -28,7 +30,7 @@ MAX_ARG = 2048
 _KEY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*\Z")
 
 
-class InvalidKarg(ValueError):
+class InvalidKarg(HostsError, ValueError):
     pass
 
 
@@ -129,7 +131,53 @@ def plan_kargs(current: list, args: list, state: str) -> dict:
     }
 
 
-def pending_kargs(kargs_by_deployment: dict, deployment: Optional[dict]) -> Optional[list]:
-    if not deployment:
-        return None
-    return kargs_by_deployment.get((deployment["checksum"], deployment["serial"]))
+# --- the unit ----------------------------------------------------------------------------------------------------------
+
+
+class KargsUnit:
+    """immutable.hosts.kargs: the arguments of the deployment changes stack on, changed in one ``rpm-ostree kargs``."""
+
+    ARGUMENT_SPEC = dict(
+        args=dict(type="list", elements="str", required=True),
+        state=dict(type="str", choices=list(STATES), default="present"),
+        **reader.COMMON_ARGUMENT_SPEC,
+    )
+    MODULE_OPTIONS: dict = {}
+
+    def desired(self, params: dict, _host) -> dict:
+        plan_kargs([], params["args"], params["state"])  # every argument checked before anything runs
+        return params
+
+    def read(self, host, desired: dict) -> list:
+        reader.require_rpm_ostree(host)
+        current = reader.status(host)
+        merge = reader.merge(current)
+        kargs = reader.kargs_of(host, current, merge)
+        if kargs is None:
+            raise reader.OstreeHostError("cannot read the kernel arguments of deployment %s" % merge["id"])
+        return kargs
+
+    def plan(self, current: list, desired: dict) -> Plan:
+        found = plan_kargs(current, desired["args"], desired["state"])
+        return Plan(
+            changed=found["changed"],
+            diff={"before": {"kargs": found["before"]}, "after": {"kargs": found["after"]}},
+            actions=found["argv"],
+            result={
+                "kargs": found["after"],
+                "changes": {"append": found["append"], "delete": found["delete"], "replace": found["replace"]},
+            },
+            reboot_reasons=["kargs-changed"],
+        )
+
+    def prepare(self, host, plan: Plan, desired: dict, _check_mode: bool) -> None:
+        reader.prepare(host, desired)
+
+    def apply(self, host, plan: Plan, desired: dict) -> None:
+        reader.transaction(host, ["kargs", "--unchanged-exit-77", *plan.actions], desired)
+
+    def report(self, host, plan: Plan, _desired: dict, check_mode: bool) -> dict:
+        return reader.report(host, plan.changed, check_mode, plan.reboot_reasons, merge_kargs=plan.result["kargs"])
+
+
+UNIT = KargsUnit()

@@ -15,23 +15,24 @@ import json
 import re
 from typing import Any, Optional
 
-from ansible_collections.immutable.hosts.plugins.module_utils.imageref import (
+from ansible_collections.immutable.hosts.plugins.module_utils.common._errors import HostsError
+from ansible_collections.immutable.hosts.plugins.module_utils.common._text import split_lines
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree._admin import (
+    REASON_FINALIZATION_LOCKED,
+    REASON_ROLLBACK,
+    REASON_STAGED,
+    reboot_verdict,
+)
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree._imageref import (
     SIGVERIFY_REMOTE,
     SIGVERIFY_SIGNED,
     SIGVERIFY_UNVERIFIED,
     ImageReference,
     InvalidReference,
 )
-from ansible_collections.immutable.hosts.plugins.module_utils.ostree import (
-    REASON_FINALIZATION_LOCKED,
-    REASON_ROLLBACK,
-    REASON_STAGED,
-    reboot_verdict,
-)
-from ansible_collections.immutable.hosts.plugins.module_utils.text import split_lines
 
 
-class BootcParseError(ValueError):
+class BootcParseError(HostsError, ValueError):
     """Output that is not a bootc status document."""
 
 
