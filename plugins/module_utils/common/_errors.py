@@ -12,10 +12,10 @@ from typing import Any
 
 
 class HostsError(Exception):
-    """A failure with a message for the user; ``changed`` when the host was changed before it happened, ``result``
-    holds fields the failed result carries besides the message."""
+    """A failure with a message for the user; ``changed`` when the host was changed before it happened, ``fields``
+    are what the failed result carries besides the message."""
 
-    def __init__(self, msg: str = "", changed: bool = False, **result: Any):
+    def __init__(self, msg: str = "", changed: bool = False, **fields: Any):
         super().__init__(msg)
         self.changed = changed
-        self.result = result
+        self.fields = fields

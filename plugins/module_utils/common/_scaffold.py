@@ -87,7 +87,7 @@ def execute(unit: Any, module: Any, host: Any) -> None:
     try:
         result = run_unit(unit, host, module.params, module.check_mode)
     except errors() as exc:
-        extra = dict(getattr(exc, "result", {}) or {})
+        extra = dict(getattr(exc, "fields", {}) or {})
         module.fail_json(msg=message(exc), changed=bool(getattr(exc, "changed", False)), commands=host.commands, **extra)
     for warning in host.warnings:
         module.warn(warning)

@@ -13,6 +13,7 @@ import json
 import re
 from typing import Any, Optional
 
+from ansible_collections.immutable.hosts.plugins.module_utils.common import _keyfile as keyfile
 from ansible_collections.immutable.hosts.plugins.module_utils.common._errors import HostsError
 from ansible_collections.immutable.hosts.plugins.module_utils.common._text import split_lines
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree._imageref import origin_to_dict
@@ -186,38 +187,13 @@ def roles_from_flags(deployments: list) -> dict:
 # --- GLib keyfiles ----------------------------------------------------------------------------------------------
 
 
-def parse_keyfile(text: str) -> dict:
-    """A GLib keyfile as {group: {key: value}} (values are raw strings; comments and blank lines dropped)."""
-    groups: dict = {}
-    current = None
-    for number, raw in enumerate(split_lines(text), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("[") and line.endswith("]"):
-            current = groups.setdefault(line[1:-1], {})
-            continue
-        if current is None or "=" not in line:
-            raise OstreeParseError("line %d of keyfile is neither a [group] nor key=value: %r" % (number, raw))
-        key, value = line.split("=", 1)
-        current[key.strip()] = value.strip()
-    return groups
-
-
-def keyfile_list(value: Optional[str]) -> list:
-    """A GLib string list (``a;b;``) as a Python list."""
-    if not value:
-        return []
-    return [item for item in value.split(";") if item]
-
-
 _LOCAL_PACKAGE_RE = re.compile(r"^[0-9a-fA-F]{64}:(?P<nevra>.+)\Z")
 
 
 def _nevras(value: Optional[str]) -> list:
     """``SHA256:NEVRA;...`` entries (local packages, local replacements) as NEVRAs, as rpm-ostree status shows them."""
     result = []
-    for item in keyfile_list(value):
+    for item in keyfile.string_list(value):
         match = _LOCAL_PACKAGE_RE.match(item)
         result.append(match.group("nevra") if match else item)
     return sorted(result)
@@ -227,7 +203,7 @@ def _remote_replacements(value: Optional[str]) -> list:
     """``repo=NAME,pkg1,pkg2;...`` entries as ``[{"source": "repo=NAME", "packages": [...]}]`` (parse_deployment's
     shape of ``requested-base-remote-replacements``)."""
     result = []
-    for item in keyfile_list(value):
+    for item in keyfile.string_list(value):
         source, _sep, packages = item.partition(",")
         result.append({"source": source, "packages": sorted(p for p in packages.split(",") if p)})
     return result
@@ -236,7 +212,7 @@ def _remote_replacements(value: Optional[str]) -> list:
 def parse_origin_file(text: str) -> dict:
     """An ostree origin file: the refspec or image, and rpm-ostree's layering and initramfs requests, in the shapes
     ``rpm_ostree.parse_deployment`` gives them (local packages as NEVRA, without their SHA-256)."""
-    groups = parse_keyfile(text)
+    groups = keyfile.parse(text)
     origin = groups.get("origin", {})
     packages = groups.get("packages", {})
     overrides = groups.get("overrides", {})
@@ -247,15 +223,15 @@ def parse_origin_file(text: str) -> dict:
         "origin": ref,
         "origin_parsed": origin_to_dict(ref),
         "override_commit": origin.get("override-commit"),
-        "requested_packages": sorted(keyfile_list(packages.get("requested"))),
+        "requested_packages": sorted(keyfile.string_list(packages.get("requested"))),
         "requested_local_packages": _nevras(packages.get("requested-local")),
         "requested_local_fileoverride_packages": _nevras(packages.get("requested-local-fileoverride")),
-        "requested_base_removals": sorted(keyfile_list(overrides.get("remove"))),
+        "requested_base_removals": sorted(keyfile.string_list(overrides.get("remove"))),
         "requested_base_local_replacements": _nevras(overrides.get("replace-local")),
         "requested_base_remote_replacements": _remote_replacements(overrides.get("replace")),
         "regenerate_initramfs": rpmostree.get("regenerate-initramfs", "false").lower() == "true",
-        "initramfs_args": keyfile_list(rpmostree.get("initramfs-args")) if initramfs else None,
-        "initramfs_etc": keyfile_list(rpmostree.get("initramfs-etc")) if initramfs else None,
+        "initramfs_args": keyfile.string_list(rpmostree.get("initramfs-args")) if initramfs else None,
+        "initramfs_etc": keyfile.string_list(rpmostree.get("initramfs-etc")) if initramfs else None,
         "pinned": groups.get("libostree-transient", {}).get("pinned") == "true",
         "rpm_ostree_groups": sorted(g for g in groups if g in ("rpmostree", "packages", "overrides", "modules")),
     }
@@ -263,7 +239,7 @@ def parse_origin_file(text: str) -> dict:
 
 def parse_rpm_ostreed_conf(text: Optional[str]) -> dict:
     """``/etc/rpm-ostreed.conf``'s [Daemon] settings, with rpm-ostree's defaults filled in."""
-    daemon = parse_keyfile(text or "").get("Daemon", {})
+    daemon = keyfile.parse(text or "").get("Daemon", {})
     raw_policy = daemon.get("AutomaticUpdatePolicy", "none").strip().lower()
     policy = _POLICY_ALIASES.get(raw_policy, raw_policy)
     return {

@@ -130,6 +130,7 @@ class DeploymentUnit:
     MODULE_OPTIONS: dict = {}
 
     def desired(self, params: dict, _host) -> dict:
+        reader.check_common(params)
         if not (params["upgrade"] or params["rollback"] or params["pin"] or params["unpin"] or params["cleanup"]):
             raise DeploymentError("nothing to do: set upgrade, rollback, pin, unpin or cleanup")
         if params["rollback"] and params["upgrade"] in ("stage", "download_only"):
@@ -203,7 +204,9 @@ class DeploymentUnit:
     def apply(self, host, plan: Plan, desired: dict) -> dict:
         plans = plan.actions
         if plans["cleanup"]["flags"] or plans["cleanup"]["cache_flags"]:
-            reader.transaction(host, ["cleanup", *plans["cleanup"]["flags"], *plans["cleanup"]["cache_flags"]], desired, ok_rcs=(0,))
+            reader.transaction(
+                host, ["cleanup", *plans["cleanup"]["flags"], *plans["cleanup"]["cache_flags"]], desired, ok_rcs=(0,)
+            )
         if plans["rollback"]["changed"]:
             if plans["rollback"]["cleanup_staged"] and "-p" not in plans["cleanup"]["flags"]:
                 reader.transaction(host, ["cleanup", "-p"], desired, ok_rcs=(0,))

@@ -19,7 +19,6 @@ from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _sta
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree._admin import roles_from_flags
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree._imageref import ref_architecture, rpm_architecture
 
-
 _ARCH_ALIASES = {"amd64": "x86_64", "arm64": "aarch64", "x64": "x86_64"}
 _OCI_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "ppc64le": "ppc64le", "s390x": "s390x"}
 
@@ -319,7 +318,11 @@ def gather(host, retries: int = reader.STARTUP_RETRIES) -> dict:
         policy["timer_enabled"] = reader.timer_enabled(host, "rpm-ostreed-automatic.timer")
         staged = rpm_ostree.pick(status, "staged")
         staged_kargs = None
-        if staged is not None and (staged["checksum"], staged["serial"]) not in kargs and status["merge_index"] == staged["index"]:
+        if (
+            staged is not None
+            and (staged["checksum"], staged["serial"]) not in kargs
+            and status["merge_index"] == staged["index"]
+        ):
             staged_kargs = ostree.split_kargs(reader.read_patiently(host, ["rpm-ostree", "kargs"], retries))
         return from_rpm_ostree(status, kargs, policy, machine, staged_kargs=staged_kargs)
     if host.which("bootc"):

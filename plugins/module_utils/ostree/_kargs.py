@@ -145,6 +145,7 @@ class KargsUnit:
     MODULE_OPTIONS: dict = {}
 
     def desired(self, params: dict, _host) -> dict:
+        reader.check_common(params)
         plan_kargs([], params["args"], params["state"])  # every argument checked before anything runs
         return params
 

@@ -307,6 +307,7 @@ class PackagesUnit:
     MODULE_OPTIONS: dict = {}
 
     def desired(self, params: dict, host) -> dict:
+        reader.check_common(params)
         names = validate_names(params["name"], "name", allow_local=True)
         validate_names(params["override_remove"], "override_remove")
         validate_local(params["override_replace"], "override_replace")
@@ -323,7 +324,9 @@ class PackagesUnit:
             raise InvalidPackage("override_reset takes either package names or the single value 'all'")
         if reset != ["all"]:
             validate_names(reset, "override_reset")
-        if params["apply_live"] and (params["state"] != "present" or params["override_remove"] or params["override_replace"] or reset):
+        if params["apply_live"] and (
+            params["state"] != "present" or params["override_remove"] or params["override_replace"] or reset
+        ):
             raise InvalidPackage("apply_live can only add packages (state=present, no overrides); removals need a reboot")
         if params["state"] == "absent" and not names:
             raise InvalidPackage("state=absent needs the packages to remove in name")
@@ -381,7 +384,7 @@ class PackagesUnit:
             argvs = commands(plan.actions["layering"], desired["allow_inactive"], desired["apply_live"], dry_run=dry_run)
             try:
                 for argv in argvs:
-                    reader.transaction(host, argv, desired)
+                    reader.transaction(host, argv, desired, dry_run=dry_run)
                 return plan
             except CommandFailed as exc:
                 provided = {} if desired["allow_inactive"] else provided_by_base(exc.result.stderr)

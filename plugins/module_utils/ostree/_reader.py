@@ -41,6 +41,12 @@ class OstreeHostError(HostsError):
     pass
 
 
+def check_common(params: dict) -> None:
+    """The shared options checked in every rpm-ostree unit's ``desired``, before anything runs."""
+    if params.get("wait_timeout", 0) < 0:
+        raise OstreeHostError("wait_timeout must be 0 or more seconds")
+
+
 # --- files ----------------------------------------------------------------------------------------------------------
 
 
@@ -167,14 +173,14 @@ def prepare(host, params: dict) -> dict:
     return current
 
 
-def transaction(host, argv: list, params: dict, ok_rcs=(0, 77)):
-    """One rpm-ostree transaction, tried again while another one is in progress; the status is read anew after it."""
+def transaction(host, argv: list, params: dict, ok_rcs=(0, 77), dry_run: bool = False):
+    """One rpm-ostree transaction, tried again while another one is in progress; the status is read anew after it
+    (not after a ``--dry-run``, which changes nothing)."""
     try:
-        return host.run(
-            ["rpm-ostree", *argv], ok_rcs=ok_rcs, busy_deadline=host.runner.deadline(params.get("wait_timeout", 600))
-        )
+        return host.run(["rpm-ostree", *argv], ok_rcs=ok_rcs, busy_deadline=host.runner.deadline(params.get("wait_timeout", 600)))
     finally:
-        host.forget(STATUS)
+        if not dry_run:
+            host.forget(STATUS)
 
 
 def merge(current: dict) -> dict:
@@ -225,4 +231,6 @@ def report(host, changed: bool, check_mode: bool, predicted: Optional[list] = No
 
 
 def bootc_status(host, retries: int = STARTUP_RETRIES) -> dict:
-    return host.once(BOOTC_STATUS, lambda: bootc.parse_status(read_patiently(host, ["bootc", "status", "--format=json"], retries)))
+    return host.once(
+        BOOTC_STATUS, lambda: bootc.parse_status(read_patiently(host, ["bootc", "status", "--format=json"], retries))
+    )

@@ -202,6 +202,7 @@ class RebaseUnit:
     )
 
     def desired(self, params: dict, host) -> dict:
+        reader.check_common(params)
         if params["ref"] and (params["signature"] != "signed" or params["signature_remote"] or params["transport"] != "registry"):
             raise reader.OstreeHostError(
                 "signature, signature_remote and transport apply to images; an ostree ref is verified by its remote's GPG settings"
@@ -223,7 +224,9 @@ class RebaseUnit:
 
     def read(self, host, desired: dict) -> dict:
         if not reader.is_ostree_booted(host):
-            raise reader.OstreeHostError("this host was not booted through OSTree (no /run/ostree-booted); there is nothing to rebase")
+            raise reader.OstreeHostError(
+                "this host was not booted through OSTree (no /run/ostree-booted); there is nothing to rebase"
+            )
         has_rpm_ostree, has_bootc = host.which("rpm-ostree"), host.which("bootc")
         backend = desired["backend"]
         if backend == "auto":
@@ -232,7 +235,9 @@ class RebaseUnit:
             raise reader.OstreeHostError("backend %s is not installed on this host" % backend)
         if backend == "bootc":
             if desired["install"]:
-                raise reader.OstreeHostError("install layers packages with rpm-ostree; bootc switch cannot (use backend=rpm-ostree)")
+                raise reader.OstreeHostError(
+                    "install layers packages with rpm-ostree; bootc switch cannot (use backend=rpm-ostree)"
+                )
             bootc_argv(desired["target"])  # refuses what bootc cannot follow before anything runs
             status = reader.bootc_status(host)
             if not status["is_bootc"]:
@@ -320,7 +325,9 @@ class RebaseUnit:
         reboot = bootc_reboot_state(status)
         if plan.changed and check_mode:
             # bootc switch stages a new deployment without a lock, in place of any staged one.
-            reasons = [r for r in reboot["reboot_reasons"] + reboot["staged_locked_reasons"] if r != ostree.REASON_FINALIZATION_LOCKED]
+            reasons = [
+                r for r in reboot["reboot_reasons"] + reboot["staged_locked_reasons"] if r != ostree.REASON_FINALIZATION_LOCKED
+            ]
             reboot = ostree.reboot_verdict(reasons + ["origin-changed"])
         return dict(reboot, deployment=status.get("staged") or status.get("booted"))
 

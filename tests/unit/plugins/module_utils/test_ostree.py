@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from ansible_collections.immutable.hosts.plugins.module_utils.common import _keyfile as keyfile
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _admin as ostree
 
 A = "25e8d6825bd2b2b5dc9c5b4dba2b0b2a71ee1f6bf2fe2b0e0a3c1cd0bf8a7c8d"
@@ -177,8 +178,8 @@ def test_rpm_ostreed_conf(text, policy, valid):
 
 
 def test_keyfile_rejects_garbage():
-    with pytest.raises(ostree.OstreeParseError):
-        ostree.parse_keyfile("no group here\n")
+    with pytest.raises(keyfile.KeyfileError):
+        keyfile.parse("no group here\n")
 
 
 def test_bls_entry_and_boot_link():

@@ -12,7 +12,6 @@ from ansible_collections.immutable.hosts.plugins.module_utils.common._runner imp
     CommandTimeout,
     Runner,
     busy_title,
-    wait_until_idle,
 )
 
 BUSY = "error: Transaction in progress: install --idempotent htop\n You can cancel the current transaction with `rpm-ostree cancel`\n"
@@ -160,10 +159,10 @@ def test_busy_without_deadline_fails_at_once():
     assert clock.sleeps == []
 
 
-def test_wait_until_idle_polls_then_gives_up():
+def test_until_idle_is_the_one_backoff_loop():
     titles = iter(["Rebase", "Rebase", None])
     runner, clock = make_with_clock(Script())
-    wait_until_idle(lambda: next(titles), runner, runner.deadline(60))
+    assert runner.until_idle(lambda: ("done", next(titles)), runner.deadline(60)) == "done"
     assert clock.sleeps == [1.0, 2.0]
     with pytest.raises(BusyTimeout, match="PkgChange"):
-        wait_until_idle(lambda: "PkgChange", runner, runner.deadline(3))
+        runner.until_idle(lambda: (None, "PkgChange"), runner.deadline(3))

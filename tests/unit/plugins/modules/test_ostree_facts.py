@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ansible_collections.immutable.hosts.plugins.module_utils.common._host import Host
 from ansible_collections.immutable.hosts.plugins.modules import ostree_facts
-from ansible_collections.immutable.hosts.tests.unit.plugins.modules.helpers import Tools, call_module, fixture_text, make_sysroot
+from ansible_collections.immutable.hosts.tests.unit.plugins.modules.helpers import Tools, fixture_text, make_sysroot, run_unit
 
 BOOTED = "cf95f674e208c245d56d0e1e669cd0843e1a9bc0046ba96db48c0b3ca17a7281"
 PINNED = "7a22d0feb18d647d7b3598b1ac006c1d27d1202303fe7118628bc4b8e2ecb74f"
@@ -14,9 +15,8 @@ PLAIN_ROLLBACK = PINNED
 
 
 def run_module(monkeypatch, capsys, root: Path, tools: Tools, args=None):
-    monkeypatch.setattr(ostree_facts, "ROOT", str(root))
-    monkeypatch.setattr(ostree_facts, "make_runner", tools.runner)
-    return call_module(ostree_facts, args or {}, capsys)
+    del monkeypatch  # the host is given, not patched
+    return run_unit(ostree_facts.UNIT, args or {}, Host(runner=tools.runner(), root=str(root)), capsys)
 
 
 def fixture(name: str) -> str:
