@@ -37,6 +37,8 @@ class Host:
         self._passwd = passwd
         self._euid = euid
         self.environ = dict(os.environ if environ is None else environ)
+        if environ is not None and self.runner.env is None:
+            self.runner.env = self.environ  # the commands run in the host's environment
         self._machine = machine
         self.warnings: list = []
         self._cache: dict = {}
@@ -72,7 +74,12 @@ class Host:
         return os.path.exists(self.path(path))
 
     def glob(self, pattern: str) -> list:
-        return sorted(glob.glob(self.path(pattern)))
+        """The host paths (as the host names them, below its root) matching ``pattern``, sorted."""
+        found = sorted(glob.glob(self.path(pattern)))
+        if self.root.rstrip("/") == "":
+            return found
+        prefix = self.root.rstrip("/")
+        return ["/" + path[len(prefix) :].lstrip("/") for path in found]
 
     # --- users ---------------------------------------------------------------------------------------------------
 

@@ -94,11 +94,14 @@ def busy_title(stderr: str) -> Optional[str]:
     return None
 
 
-def c_locale_env(extra: Optional[Mapping[str, str]] = None, base: Optional[Mapping[str, str]] = None) -> dict:
-    """The environment for a child: the caller's, with every locale variable forced to C."""
+def c_locale_env(
+    extra: Optional[Mapping[str, str]] = None, base: Optional[Mapping[str, str]] = None, unset: Sequence[str] = ()
+) -> dict:
+    """The environment for a child: the caller's (``base``) without ``unset``, with every locale variable forced to C,
+    and ``extra``."""
     env = dict(os.environ if base is None else base)
     for key in list(env):
-        if key.startswith("LC_") or key in ("LANG", "LANGUAGE"):
+        if key.startswith("LC_") or key in ("LANG", "LANGUAGE") or key in unset:
             del env[key]
     env.update({"LC_ALL": "C", "LANG": "C"})
     if extra:
@@ -169,15 +172,17 @@ class Runner:
         env: Optional[Mapping[str, str]] = None,
         cwd: Optional[str] = None,
         busy_deadline: Optional[float] = None,
+        unset: Sequence[str] = (),
     ) -> Result:
         """Run ``argv`` once, or until rpm-ostree stops being busy when ``busy_deadline`` (a clock value) is given.
 
-        With ``check`` a return code outside ``ok_rcs`` raises :class:`CommandFailed`.
+        The child's environment is the runner's without ``unset``, plus ``env``.  With ``check`` a return code outside
+        ``ok_rcs`` raises :class:`CommandFailed`.
         """
         argv = self._resolve(argv)
 
         def attempt() -> tuple:
-            result = self._run_once(argv, stdin, timeout, env, cwd)
+            result = self._run_once(argv, stdin, timeout, env, cwd, unset)
             return result, (busy_title(result.stderr) if result.rc != 0 and busy_deadline is not None else None)
 
         result = self.until_idle(attempt, busy_deadline)
@@ -211,12 +216,12 @@ class Runner:
         argv = [str(arg) for arg in argv]
         for arg in argv:
             if _UNSAFE_ARG_RE.search(arg):
-                raise ValueError("argument %r contains a NUL byte" % arg)
+                raise RunnerError("argument %r contains a NUL byte" % arg)
         argv[0] = self.binary(argv[0])
         return argv
 
-    def _run_once(self, argv: list, stdin, timeout, env, cwd) -> Result:
+    def _run_once(self, argv: list, stdin, timeout, env, cwd, unset) -> Result:
         self.commands.append(list(argv))
-        child_env = c_locale_env(extra=env, base=self.env)
+        child_env = c_locale_env(extra=env, base=self.env, unset=unset)
         rc, out, err = self.spawn(argv, child_env, self.timeout if timeout is None else timeout, stdin, cwd)
         return Result(argv=list(argv), rc=rc, stdout=out or "", stderr=err or "")

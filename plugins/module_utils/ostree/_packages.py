@@ -264,22 +264,23 @@ def provided_by_base(stderr: str) -> dict:
 MAX_RPM_READ = 64 * 1024 * 1024
 
 
-def read_rpm(spec: str) -> bytes:
+def read_rpm(host, spec: str) -> bytes:
+    """A local RPM's bytes (up to its header's needs), from a URL or a file of the host."""
     if spec.startswith(("http://", "https://")):
         from ansible.module_utils.urls import open_url
 
         with open_url(spec, timeout=60) as response:
             return response.read(MAX_RPM_READ)
     path = spec[len("file://") :] if spec.startswith("file://") else spec
-    with open(path, "rb") as handle:
+    with open(host.path(path), "rb") as handle:
         return handle.read(MAX_RPM_READ)
 
 
-def nevras(specs: list) -> dict:
+def nevras(host, specs: list) -> dict:
     result = {}
     for spec in specs:
         try:
-            result[spec] = rpm_nevra(read_rpm(spec))
+            result[spec] = rpm_nevra(read_rpm(host, spec))
         except (OSError, ValueError) as exc:
             raise InvalidPackage("cannot read the RPM header of %s: %s" % (spec, exc)) from None
     return result
@@ -333,8 +334,8 @@ class PackagesUnit:
         return dict(params, names=names)
 
     def read(self, host, desired: dict) -> dict:
-        local = nevras([name for name in desired["names"] if is_local(name)])
-        replace = nevras(desired["override_replace"])
+        local = nevras(host, [name for name in desired["names"] if is_local(name)])
+        replace = nevras(host, desired["override_replace"])
         reader.require_rpm_ostree(host)
         return {"merge": reader.merge(reader.status(host)), "local": local, "replace": replace}
 

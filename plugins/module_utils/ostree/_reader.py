@@ -73,11 +73,10 @@ def boot_kargs(host) -> dict:
     def read() -> dict:
         result = {}
         for path in [path for pattern in BLS_GLOBS for path in host.glob(pattern)]:
-            try:
-                with open(path, encoding="utf-8") as handle:
-                    entry = ostree.parse_bls_entry(handle.read())
-            except (OSError, UnicodeDecodeError):
+            text = host.read_text(path)
+            if text is None:
                 return {}
+            entry = ostree.parse_bls_entry(text)
             digest = ostree.composefs_digest(entry["kargs"])
             if digest:
                 result[("composefs", digest)] = entry["kargs"]

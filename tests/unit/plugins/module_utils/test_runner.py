@@ -11,6 +11,7 @@ from ansible_collections.immutable.hosts.plugins.module_utils.common._runner imp
     CommandFailed,
     CommandTimeout,
     Runner,
+    RunnerError,
     busy_title,
 )
 
@@ -92,7 +93,7 @@ def test_refuses_shell_strings_and_empty_commands(argv):
 
 def test_refuses_nul_bytes():
     runner = make(Script())
-    with pytest.raises(ValueError, match="NUL"):
+    with pytest.raises(RunnerError, match="NUL"):
         runner.run(["rpm-ostree", "kargs", "--append=a\x00b"])
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.immutable.hosts.plugins.module_utils import flatpak, quadlet, rootless
+from ansible_collections.immutable.hosts.plugins.module_utils import quadlet, rootless
 from ansible_collections.immutable.hosts.plugins.module_utils.common import _text as text
+from ansible_collections.immutable.hosts.plugins.module_utils.flatpak import _names as names
+from ansible_collections.immutable.hosts.plugins.module_utils.flatpak import _overrides as overrides
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _admin as ostree
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _kargs as kargs
 
@@ -31,10 +33,10 @@ def test_files_split_at_newline_only():
 def test_flatpak_override_environment_cannot_smuggle_a_context_line():
     """Before: the value was written as is; re-parsed with splitlines() it became a real filesystems=host line."""
     params = {"environment": {"FOO": "a\u2028[Context]\u2028filesystems=host"}}
-    with pytest.raises(flatpak.FlatpakError, match="U\\+2028"):
-        flatpak.validate_override(params)
+    with pytest.raises(names.FlatpakError, match="U\\+2028"):
+        overrides.validate_override(params)
     # A file that holds such a value (written by someone else) is read as flatpak reads it: one line.
-    parsed = flatpak.parse_override("[Environment]\nFOO=a\u2028[Context]\u2028filesystems=host\n")
+    parsed = overrides.parse_override("[Environment]\nFOO=a\u2028[Context]\u2028filesystems=host\n")
     assert parsed["context"] == {} and list(parsed["environment"]) == ["FOO"]
 
 

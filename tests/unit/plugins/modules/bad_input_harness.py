@@ -14,10 +14,9 @@ from pathlib import Path
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.immutable.hosts.plugins.module_utils import flatpak_host, quadlet_module, rootless_user_module
+from ansible_collections.immutable.hosts.plugins.module_utils import quadlet_module, rootless_user_module
 from ansible_collections.immutable.hosts.plugins.module_utils.common._host import Host
 from ansible_collections.immutable.hosts.plugins.modules import (
-    batch,
     deployment,
     flatpak,
     flatpak_override,
@@ -39,7 +38,6 @@ from ansible_collections.immutable.hosts.tests.unit.plugins.modules.helpers impo
 )
 
 MODULES = {
-    "batch": batch,
     "deployment": deployment,
     "flatpak": flatpak,
     "flatpak_override": flatpak_override,
@@ -122,8 +120,6 @@ class BadInputHost:
         def lookup(name):
             return users[name]
 
-        mp.setattr(flatpak_host, "make_runner", self.tools.runner)
-        mp.setenv("FLATPAK_SYSTEM_DIR", str(root / "var/lib/flatpak"))
         mp.setattr(quadlet_module, "make_runner", self.tools.runner)
         mp.setattr(quadlet_module, "lookup_user", lookup)
         mp.setattr(quadlet_module, "geteuid", lambda: 0)
@@ -141,7 +137,8 @@ class BadInputHost:
     def run(self, module: str, args: dict) -> dict:
         unit = getattr(MODULES[module], "UNIT", None)
         if unit is not None:
-            host = Host(runner=self.tools.runner(), root=str(self.root), passwd={"core": self.core}, euid=0)
+            core = pwd.struct_passwd(("core", "x", 1000, 1000, "", "/home/core", "/bin/bash"))
+            host = Host(runner=self.tools.runner(), root=str(self.root), passwd={"core": core}, euid=0, environ={})
             return run_unit(unit, args, host, self.capsys)
         with patch_module_args(args), pytest.raises(SystemExit):
             MODULES[module].main()

@@ -3,7 +3,6 @@ useradd and loginctl answering from a table."""
 
 from __future__ import annotations
 
-import json
 import pwd
 
 import pytest
@@ -195,19 +194,3 @@ def test_malformed_subuid_file_fails_before_any_command(host):
     fake = tools({})
     result = host({"name": "core"}, fake)
     assert result["failed"] is True and "line 1" in result["msg"] and fake.calls == []
-
-
-def test_through_a_batch_files_are_edited_and_warnings_carry_the_call(host, monkeypatch, capsys):
-    """immutable.hosts.batch runs this module's body: atomic edits and warnings go through the batch's module."""
-    from ansible_collections.immutable.hosts.plugins.modules import batch
-
-    (host.etc / "subuid").write_text(SUBIDS + "bob:100000:10\n")  # overlaps alice: a warning
-    fake = tools({LINGER: OK}, present=("loginctl",))
-    monkeypatch.setattr(module, "make_runner", fake.runner)
-    result = call_module(batch, {"calls": [{"module": "rootless_user", "args": {"name": "core"}}]}, capsys)
-    assert result["changed"] is True and fake.calls == [LINGER]
-    assert result["results"][0]["item"] == "rootless_user core"
-    assert (host.etc / "subgid").read_text() == SUBIDS + "core:165536:65536\n"
-    # a string, or (2.19+) a structured warning summary holding it
-    assert "rootless_user core: /etc/subuid: the ranges of alice" in json.dumps(result["warnings"])
-    assert result["commands"] == result["results"][0]["commands"]
