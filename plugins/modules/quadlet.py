@@ -274,7 +274,13 @@ diff:
   elements: dict
 """
 
-from ansible_collections.immutable.hosts.plugins.module_utils.quadlet_module import main
+from ansible_collections.immutable.hosts.plugins.module_utils.common._scaffold import run_module
+from ansible_collections.immutable.hosts.plugins.module_utils.podman._quadlet import UNIT
+
+
+def main():
+    run_module(UNIT)
+
 
 if __name__ == "__main__":
     main()

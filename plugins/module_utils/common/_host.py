@@ -41,6 +41,7 @@ class Host:
             self.runner.env = self.environ  # the commands run in the host's environment
         self._machine = machine
         self.warnings: list = []
+        self.check_mode = False  # set for the run: a check reads and plans, and changes nothing
         self._cache: dict = {}
 
     # --- commands ------------------------------------------------------------------------------------------------

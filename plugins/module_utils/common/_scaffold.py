@@ -12,12 +12,12 @@ A unit is the domain of one module (``ostree/_kargs.py`` is ``immutable.hosts.ka
 - ``read(host, desired)``: the current state, through the host reader, which reads each tool once per run;
 - ``plan(current, desired)``: pure, a :class:`Plan` (changed, diff, the unit's actions, result fields, predicted reboot
   reasons);
-- ``prepare(host, plan, desired, check_mode)`` (optional, only when the plan changes something, in check mode too):
+- ``prepare(host, plan, desired)`` (optional, only when the plan changes something, in check mode too):
   what must hold before a change (rpm-ostree idle, no update driver in charge) or what only the tool itself can
   predict; it may return a new plan;
 - ``apply(host, plan, desired)``: carries the plan out (never in check mode) and returns result fields that only a
   real run knows;
-- ``report(host, plan, desired, check_mode)`` (optional): the result fields read back after the change.
+- ``report(host, plan, desired)`` (optional): the result fields read back after the change.
 
 :func:`run_unit` runs one unit against a :class:`~..common._host.Host`; ``immutable.hosts.host_state`` runs many
 against one host.  :func:`run_module` is the whole ``main()`` of a module file.
@@ -49,12 +49,13 @@ class Plan:
 
 def run_unit(unit: Any, host: Any, params: dict, check_mode: bool) -> dict:
     """One unit against ``host``: the module's result (``changed``, ``diff``, its fields), or :class:`HostsError`."""
+    host.check_mode = check_mode
     desired = unit.desired(params, host)
     current = unit.read(host, desired)
     plan = unit.plan(current, desired)
     prepare = getattr(unit, "prepare", None)
     if plan.changed and prepare is not None:
-        plan = prepare(host, plan, desired, check_mode) or plan
+        plan = prepare(host, plan, desired) or plan
     for warning in plan.warnings:
         host.warn(warning)
     result = dict(plan.result)
@@ -62,7 +63,7 @@ def run_unit(unit: Any, host: Any, params: dict, check_mode: bool) -> dict:
         result.update(unit.apply(host, plan, desired) or {})
     report = getattr(unit, "report", None)
     if report is not None:
-        result.update(report(host, plan, desired, check_mode) or {})
+        result.update(report(host, plan, desired) or {})
     result.setdefault("changed", plan.changed)
     if plan.diff is not None:
         result.setdefault("diff", plan.diff)

@@ -342,7 +342,7 @@ class AppsUnit:
             result={"installed": apps["install"], "updated": apps["update"], "removed": apps["uninstall"] + unused},
         )
 
-    def prepare(self, host, plan: Plan, desired: dict, _check_mode: bool) -> None:
+    def prepare(self, host, plan: Plan, desired: dict) -> None:
         if plan.actions["apps"]["install"]:
             remotes.require_enabled(installation.Installation(host, desired["place"]), desired["remote"])
 

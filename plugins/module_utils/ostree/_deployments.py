@@ -228,8 +228,8 @@ class DeploymentUnit:
             host.forget(reader.STATUS)
         return {"diff": {"before": plan.diff["before"], "after": {"deployments": summary(reader.status(host))}}}
 
-    def report(self, host, plan: Plan, _desired: dict, check_mode: bool) -> dict:
-        return reader.report(host, plan.changed, check_mode, plan.reboot_reasons)
+    def report(self, host, plan: Plan, _desired: dict) -> dict:
+        return reader.report(host, plan.changed, plan.reboot_reasons)
 
 
 UNIT = DeploymentUnit()

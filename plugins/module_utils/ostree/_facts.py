@@ -355,8 +355,8 @@ class FactsUnit:
     def plan(self, current: dict, _desired: dict) -> Plan:
         return Plan(changed=False, diff=None, result={"ansible_facts": {"ostree": current}})
 
-    def report(self, _host, _plan: Plan, _desired: dict, check_mode: bool) -> dict:
-        return {"check_mode": check_mode}
+    def report(self, _host, _plan: Plan, _desired: dict) -> dict:
+        return {"check_mode": _host.check_mode}
 
 
 UNIT = FactsUnit()

@@ -171,14 +171,14 @@ class KargsUnit:
             reboot_reasons=["kargs-changed"],
         )
 
-    def prepare(self, host, plan: Plan, desired: dict, _check_mode: bool) -> None:
+    def prepare(self, host, plan: Plan, desired: dict) -> None:
         reader.prepare(host, desired)
 
     def apply(self, host, plan: Plan, desired: dict) -> None:
         reader.transaction(host, ["kargs", "--unchanged-exit-77", *plan.actions], desired)
 
-    def report(self, host, plan: Plan, _desired: dict, check_mode: bool) -> dict:
-        return reader.report(host, plan.changed, check_mode, plan.reboot_reasons, merge_kargs=plan.result["kargs"])
+    def report(self, host, plan: Plan, _desired: dict) -> dict:
+        return reader.report(host, plan.changed, plan.reboot_reasons, merge_kargs=plan.result["kargs"])
 
 
 UNIT = KargsUnit()

@@ -367,9 +367,9 @@ class PackagesUnit:
             reboot_reasons=["layering-changed"],
         )
 
-    def prepare(self, host, plan: Plan, desired: dict, check_mode: bool) -> Optional[Plan]:
+    def prepare(self, host, plan: Plan, desired: dict) -> Optional[Plan]:
         reader.prepare(host, desired)
-        if check_mode and plan.actions["layering"]["install"] and not desired["allow_inactive"]:
+        if host.check_mode and plan.actions["layering"]["install"] and not desired["allow_inactive"]:
             # Only rpm-ostree's own depsolve knows which packages the base already provides: ask it with --dry-run.
             return self._run(host, plan, desired, dry_run=True)
         return None
@@ -396,8 +396,8 @@ class PackagesUnit:
                 if not plan.changed:
                     return plan
 
-    def report(self, host, plan: Plan, _desired: dict, check_mode: bool) -> dict:
-        return reader.report(host, plan.changed, check_mode, plan.reboot_reasons)
+    def report(self, host, plan: Plan, _desired: dict) -> dict:
+        return reader.report(host, plan.changed, plan.reboot_reasons)
 
 
 UNIT = PackagesUnit()

@@ -201,7 +201,7 @@ def kargs_of(host, current: dict, deployment: Optional[dict], ask: bool = True) 
     return known.get(key)
 
 
-def report(host, changed: bool, check_mode: bool, predicted: Optional[list] = None, merge_kargs: Optional[list] = None) -> dict:
+def report(host, changed: bool, predicted: Optional[list] = None, merge_kargs: Optional[list] = None) -> dict:
     """The result every rpm-ostree unit ends with: ``deployment`` (the one changes stack on, in the facts' shape) and
     the reboot state, read again after a real change and predicted in check mode."""
     from ansible_collections.immutable.hosts.plugins.module_utils.ostree._facts import DEPLOYMENT_FACT_KEYS
@@ -209,7 +209,7 @@ def report(host, changed: bool, check_mode: bool, predicted: Optional[list] = No
     current = status(host)
     new_merge = rpm_ostree.pick(current, "merge")
     known = dict(boot_kargs(host))
-    if changed and not check_mode and merge_kargs is not None and new_merge is not None:
+    if changed and not host.check_mode and merge_kargs is not None and new_merge is not None:
         known[(new_merge["checksum"], new_merge["serial"])] = merge_kargs
     booted, pending = rpm_ostree.pick(current, "booted"), rpm_ostree.pick(current, "pending")
     state = rpm_ostree.reboot_state(
@@ -217,7 +217,7 @@ def report(host, changed: bool, check_mode: bool, predicted: Optional[list] = No
         booted_kargs=known.get((booted["checksum"], booted["serial"])) if booted else None,
         pending_kargs=known.get((pending["checksum"], pending["serial"])) if pending else None,
     )
-    if changed and check_mode and predicted:
+    if changed and host.check_mode and predicted:
         # A change this run would make stages a new deployment without a finalization lock, on top of whatever is
         # pending: a reboot then boots it, locked or not before.
         reasons = [r for r in state["reboot_reasons"] + state["staged_locked_reasons"] if r != ostree.REASON_FINALIZATION_LOCKED]

@@ -289,7 +289,7 @@ class RebaseUnit:
             warnings=[found["message"]] if found["message"] and found["step"] == "bootstrap" else [],
         )
 
-    def prepare(self, host, plan: Plan, desired: dict, _check_mode: bool) -> None:
+    def prepare(self, host, plan: Plan, desired: dict) -> None:
         if plan.result["backend"] == "rpm-ostree":
             reader.prepare(host, desired)
 
@@ -318,12 +318,12 @@ class RebaseUnit:
             result["diff"] = {"before": plan.diff["before"], "after": after}
         return result
 
-    def report(self, host, plan: Plan, _desired: dict, check_mode: bool) -> dict:
+    def report(self, host, plan: Plan, _desired: dict) -> dict:
         if plan.result["backend"] == "rpm-ostree":
-            return reader.report(host, plan.changed, check_mode, plan.reboot_reasons)
+            return reader.report(host, plan.changed, plan.reboot_reasons)
         status = reader.bootc_status(host)
         reboot = bootc_reboot_state(status)
-        if plan.changed and check_mode:
+        if plan.changed and host.check_mode:
             # bootc switch stages a new deployment without a lock, in place of any staged one.
             reasons = [
                 r for r in reboot["reboot_reasons"] + reboot["staged_locked_reasons"] if r != ostree.REASON_FINALIZATION_LOCKED

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.immutable.hosts.plugins.module_utils import quadlet, rootless
 from ansible_collections.immutable.hosts.plugins.module_utils.common import _text as text
 from ansible_collections.immutable.hosts.plugins.module_utils.flatpak import _names as names
 from ansible_collections.immutable.hosts.plugins.module_utils.flatpak import _overrides as overrides
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _admin as ostree
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _kargs as kargs
+from ansible_collections.immutable.hosts.plugins.module_utils.podman import _quadlet_keys as keys
+from ansible_collections.immutable.hosts.plugins.module_utils.podman import _rootless as rootless
 
 # Every character Python's str.splitlines() breaks at besides "\n", and the ones systemd's read_line() does.
 SPLITLINES_BREAKS = ["\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
@@ -42,10 +43,10 @@ def test_flatpak_override_environment_cannot_smuggle_a_context_line():
 
 def test_quadlet_value_cannot_rename_the_service():
     """Before: ContainerName=x<U+2028>ServiceName=sshd re-parsed as a ServiceName= line, so the module managed sshd."""
-    with pytest.raises(quadlet.InvalidQuadlet, match="U\\+2028"):
-        quadlet.render_unit("container", {"container": {"image": "a.io/b:c", "container_name": "x\u2028ServiceName=sshd"}})
-    sections = quadlet.parse_unit("[Container]\nImage=a.io/b:c\nContainerName=x\u2028ServiceName=sshd\n")
-    assert quadlet.service_name("web", "container", sections) == "web.service"
+    with pytest.raises(keys.InvalidQuadlet, match="U\\+2028"):
+        keys.render_unit("container", {"container": {"image": "a.io/b:c", "container_name": "x\u2028ServiceName=sshd"}})
+    sections = keys.parse_unit("[Container]\nImage=a.io/b:c\nContainerName=x\u2028ServiceName=sshd\n")
+    assert keys.service_name("web", "container", sections) == "web.service"
 
 
 def test_karg_cannot_split_the_options_line():

@@ -4,17 +4,12 @@ but reads, and left every file of the host as it was (content, mode and owner)."
 
 from __future__ import annotations
 
-import json
 import os
 import pwd
 import shutil
 import stat
 from pathlib import Path
 
-import pytest
-from ansible.module_utils.testing import patch_module_args
-
-from ansible_collections.immutable.hosts.plugins.module_utils import quadlet_module, rootless_user_module
 from ansible_collections.immutable.hosts.plugins.module_utils.common._host import Host
 from ansible_collections.immutable.hosts.plugins.modules import (
     deployment,
@@ -86,17 +81,16 @@ def tree(root: Path) -> dict:
 class BadInputHost:
     """A host under ``root``: an OSTree sysroot, a Flatpak system installation, Quadlet and subid files, a user."""
 
-    def __init__(self, root: Path, monkeypatch, capsys):
+    def __init__(self, root: Path, capsys):
         self.root = root
         self.capsys = capsys
-        self.monkeypatch = monkeypatch
         make_sysroot(root, [(BOOTED, 0, "root=UUID=6f3b rw rhgb quiet")])
         (root / "etc").mkdir(exist_ok=True)
         (root / "etc/rpm-ostreed.conf").write_text("[Daemon]\nAutomaticUpdatePolicy=none\n")
         (root / "etc/containers/systemd").mkdir(parents=True)
         (root / "etc/subuid").write_text("core:100000:65536\n")
         (root / "etc/subgid").write_text("core:100000:65536\n")
-        (root / "linger").mkdir()
+        (root / "var/lib/systemd/linger").mkdir(parents=True)
         installation = root / "var/lib/flatpak"
         (installation / "overrides").mkdir(parents=True)
         (installation / "repo").mkdir()
@@ -109,40 +103,12 @@ class BadInputHost:
                 os.chown(path, 1000, 1000)
         (root / "run/user/1000/systemd").mkdir(parents=True)
         (root / "run/user/1000/systemd/private").write_text("")
-        self.core = pwd.struct_passwd(("core", "x", 1000, 1000, "", str(home), "/bin/bash"))
+        self.core = pwd.struct_passwd(("core", "x", 1000, 1000, "", "/home/core", "/bin/bash"))
         self.tools = Tools(dict(READS), present=("rpm-ostree", "ostree", "systemctl", "flatpak", "runuser", "bootc"))
-        self._patch()
-
-    def _patch(self) -> None:
-        mp, root = self.monkeypatch, self.root
-        users = {"core": self.core}
-
-        def lookup(name):
-            return users[name]
-
-        mp.setattr(quadlet_module, "make_runner", self.tools.runner)
-        mp.setattr(quadlet_module, "lookup_user", lookup)
-        mp.setattr(quadlet_module, "geteuid", lambda: 0)
-        mp.setattr(quadlet_module, "SYSTEM_QUADLET_DIR", str(root / "etc/containers/systemd"))
-        mp.setattr(quadlet_module, "RUNTIME_ROOT", str(root / "run/user"))
-        mp.setattr(quadlet_module, "LINGER_DIR", str(root / "linger"))
-        mp.setattr(quadlet_module, "GENERATOR_PATHS", ())
-        mp.setattr(rootless_user_module, "make_runner", self.tools.runner)
-        mp.setattr(rootless_user_module, "lookup_user", lookup)
-        mp.setattr(rootless_user_module, "SUBUID", str(root / "etc/subuid"))
-        mp.setattr(rootless_user_module, "SUBGID", str(root / "etc/subgid"))
-        mp.setattr(rootless_user_module, "LOGIN_DEFS", str(root / "etc/login.defs"))
-        mp.setattr(rootless_user_module, "LINGER_DIR", str(root / "linger"))
 
     def run(self, module: str, args: dict) -> dict:
-        unit = getattr(MODULES[module], "UNIT", None)
-        if unit is not None:
-            core = pwd.struct_passwd(("core", "x", 1000, 1000, "", "/home/core", "/bin/bash"))
-            host = Host(runner=self.tools.runner(), root=str(self.root), passwd={"core": core}, euid=0, environ={})
-            return run_unit(unit, args, host, self.capsys)
-        with patch_module_args(args), pytest.raises(SystemExit):
-            MODULES[module].main()
-        return json.loads(self.capsys.readouterr().out)
+        host = Host(runner=self.tools.runner(), root=str(self.root), passwd={"core": self.core}, euid=0, environ={})
+        return run_unit(MODULES[module].UNIT, args, host, self.capsys)
 
 
 def read_only(calls: list) -> list:

@@ -217,11 +217,11 @@ def test_the_table_is_as_large_as_promised():
 
 
 @pytest.mark.parametrize(("module", "args", "message", "needs_root"), CASES)
-def test_bad_input_fails_with_its_message_and_changes_nothing(tmp_path, monkeypatch, capsys, module, args, message, needs_root):
+def test_bad_input_fails_with_its_message_and_changes_nothing(tmp_path, capsys, module, args, message, needs_root):
     if needs_root and os.geteuid() != 0:
         pytest.skip("a user's tree with another owner needs root")
     root = tmp_path / "host"
-    host = BadInputHost(root, monkeypatch, capsys)
+    host = BadInputHost(root, capsys)
     planted(host, tmp_path)
     if "containers is a symbolic link" in message:
         units = root / "home/core/.config/containers"

@@ -1,11 +1,13 @@
 # Copyright (c) immutable.hosts contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Rootless users: subordinate id ranges (/etc/subuid, /etc/subgid), linger, and the plan that gives a user what
-rootless Podman needs without ever duplicating or overlapping a range.
+"""Rootless users (the unit of ``immutable.hosts.rootless_user``): subordinate id ranges (/etc/subuid, /etc/subgid),
+linger, and the plan that gives a user what rootless Podman needs without ever duplicating or overlapping a range.
 
 An entry names its owner by login name or by numeric uid; both count as the user's.  New ranges go in the lowest
-free gap at or above SUB_UID_MIN (login.defs), below SUB_UID_MAX.  Pure functions, standard library only, Python 3.9+.
+free gap at or above SUB_UID_MIN (login.defs), below SUB_UID_MAX.
+
+Standard library only, Python 3.9+.
 """
 
 from __future__ import annotations
@@ -13,20 +15,25 @@ from __future__ import annotations
 import re
 from typing import Optional
 
+from ansible_collections.immutable.hosts.plugins.module_utils.common import _files as safe_files
+from ansible_collections.immutable.hosts.plugins.module_utils.common._errors import HostsError
+from ansible_collections.immutable.hosts.plugins.module_utils.common._scaffold import Plan
 from ansible_collections.immutable.hosts.plugins.module_utils.common._text import check_value, split_lines
+from ansible_collections.immutable.hosts.plugins.module_utils.podman._instance import linger_path, quadlet_dir, runtime_dir
 
 DEFAULT_COUNT = 65536
 # shadow's defaults when /etc/login.defs says nothing (useradd(8), login.defs(5)).
 DEFAULT_LIMITS = {"min": 100000, "max": 600100000}
 MAX_ID = 4294967294  # 2^32 - 2: (uid_t) -1 is reserved
-LINGER_DIR = "/var/lib/systemd/linger"
+SUBID_FILES = {"uid": "/etc/subuid", "gid": "/etc/subgid"}
+LOGIN_DEFS = "/etc/login.defs"
 
 _NAME_RE = re.compile(r"^[a-z_][a-z0-9_.\-]*\$?\Z")
 _ENTRY_RE = re.compile(r"^(?P<owner>[^:\s]+):(?P<start>\d+):(?P<count>\d+)\Z")
 
 
-class InvalidRootless(ValueError):
-    pass
+class InvalidRootless(HostsError, ValueError):
+    """A user, a count or a subordinate id file the unit cannot work with."""
 
 
 def validate_name(name) -> str:
@@ -95,14 +102,6 @@ def parse_login_defs(text: Optional[str]) -> dict:
         }
         for kind in ("uid", "gid")
     }
-
-
-def parse_loginctl_linger(text: str) -> Optional[bool]:
-    """``loginctl show-user NAME --property=Linger`` (or the full show-user output) → the Linger value."""
-    for line in split_lines(text):
-        if line.startswith("Linger="):
-            return line.split("=", 1)[1].strip() == "yes"
-    return None
 
 
 # --- ranges -------------------------------------------------------------------------------------------------------
@@ -198,41 +197,6 @@ def usermod_args(subuid_plan: dict, subgid_plan: dict) -> list:
     return args
 
 
-def user_systemctl_argv(name: str, uid: int, args: list, same_user: bool) -> list:
-    """``systemctl --user`` for another user's manager, from a process without that user's login session.
-
-    As the user itself, plain ``systemctl --user`` (the caller passes XDG_RUNTIME_DIR in the environment).  As root,
-    ``runuser`` to the user with XDG_RUNTIME_DIR and the bus address set: systemctl then reaches the manager through
-    ``$XDG_RUNTIME_DIR/systemd/private``, which needs neither a PAM session, nor a D-Bus session bus, nor machined.
-    """
-    if same_user:
-        return ["systemctl", "--user"] + list(args)
-    directory = runtime_dir(uid)
-    return [
-        "runuser",
-        "-u",
-        name,
-        "--",
-        "env",
-        "XDG_RUNTIME_DIR=" + directory,
-        "DBUS_SESSION_BUS_ADDRESS=unix:path=%s/bus" % directory,
-        "systemctl",
-        "--user",
-    ] + list(args)
-
-
-def user_environment(uid: int) -> dict:
-    directory = runtime_dir(uid)
-    return {"XDG_RUNTIME_DIR": directory, "DBUS_SESSION_BUS_ADDRESS": "unix:path=%s/bus" % directory}
-
-
-# --- linger and paths ---------------------------------------------------------------------------------------------
-
-
-def linger_path(name: str, linger_dir: str = LINGER_DIR) -> str:
-    return "%s/%s" % (linger_dir.rstrip("/"), name)
-
-
 def plan_linger(current: bool, wanted: Optional[bool]) -> Optional[str]:
     """``enable-linger``, ``disable-linger`` or None."""
     if wanted is None or wanted == current:
@@ -240,9 +204,124 @@ def plan_linger(current: bool, wanted: Optional[bool]) -> Optional[str]:
     return "enable-linger" if wanted else "disable-linger"
 
 
-def runtime_dir(uid: int) -> str:
-    return "/run/user/%d" % uid
+# --- the unit ---------------------------------------------------------------------------------------------------------
+
+ARGUMENT_SPEC = dict(
+    name=dict(type="str", required=True),
+    create=dict(type="bool", default=False),
+    subuid_count=dict(type="int", default=DEFAULT_COUNT),
+    subgid_count=dict(type="int", default=DEFAULT_COUNT),
+    linger=dict(type="bool", default=True),
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+)
 
 
-def quadlet_dir(home: str) -> str:
-    return "%s/.config/containers/systemd" % home.rstrip("/")
+def read_subids(host) -> dict:
+    """Both files and the limits."""
+    texts = {kind: host.read_text(path) for kind, path in SUBID_FILES.items()}
+    return {
+        "texts": texts,
+        "entries": {kind: parse_subid(text) for kind, text in texts.items()},
+        "limits": parse_login_defs(host.read_text(LOGIN_DEFS)),
+    }
+
+
+def plan_both(subids: dict, name: str, uid: Optional[int], desired: dict) -> dict:
+    entries, limits = subids["entries"], subids["limits"]
+    return {
+        kind: plan_subids(entries[kind], name, uid, desired["sub%s_count" % kind], desired["state"], limits[kind])
+        for kind in ("uid", "gid")
+    }
+
+
+class RootlessUnit:
+    """``immutable.hosts.rootless_user``: a user ready for rootless Podman (subordinate ids, linger)."""
+
+    ARGUMENT_SPEC = ARGUMENT_SPEC
+    MODULE_OPTIONS: dict = {}
+
+    def desired(self, params: dict, host) -> dict:
+        name = validate_name(params["name"])
+        validate_count("subuid_count", params["subuid_count"])
+        validate_count("subgid_count", params["subgid_count"])
+        user = host.user(name)
+        if user is None and params["state"] == "present" and not params["create"]:
+            raise InvalidRootless("user %r does not exist; create it first or set create=true" % name)
+        if user is not None and user.pw_uid == 0:
+            raise InvalidRootless("%r has uid 0: root runs rootful containers and needs no subordinate ids or linger" % name)
+        return dict(params, name=name)
+
+    def read(self, host, desired: dict) -> dict:
+        subids = read_subids(host)
+        for kind in ("uid", "gid"):
+            for first, second in overlaps(subids["entries"][kind]):
+                host.warn(
+                    "/etc/sub%s: the ranges of %s (%d+%d) and %s (%d+%d) overlap"
+                    % (kind, first["owner"], first["start"], first["count"], second["owner"], second["start"], second["count"])
+                )
+        return {"user": host.user(desired["name"]), "subids": subids, "linger": host.exists(linger_path(desired["name"]))}
+
+    def plan(self, current: dict, desired: dict) -> Plan:
+        name, user, state = desired["name"], current["user"], desired["state"]
+        uid = user.pw_uid if user else None
+        plans = plan_both(current["subids"], name, uid, desired)
+        linger_action = plan_linger(current["linger"], desired["linger"] if state == "present" else False)
+        if user is None and linger_action == "disable-linger":
+            linger_action = None  # nobody to linger for: loginctl would refuse the unknown name
+        create = user is None and state == "present"
+        before = {"exists": user is not None, "subuid": plans["uid"]["before"], "subgid": plans["gid"]["before"]}
+        before["linger"] = current["linger"]
+        linger_after = current["linger"] if linger_action is None else linger_action == "enable-linger"
+        after = {"exists": user is not None or create, "subuid": plans["uid"]["after"], "subgid": plans["gid"]["after"]}
+        after["linger"] = linger_after
+        changed = create or plans["uid"]["changed"] or plans["gid"]["changed"] or linger_action is not None
+        return Plan(
+            changed=changed,
+            diff={"before": before, "after": after},
+            actions={"create": create, "subids": plans, "linger": linger_action},
+            result=dict(result_fields(user), subuid=after["subuid"], subgid=after["subgid"], linger=linger_after, created=create),
+        )
+
+    def apply(self, host, plan: Plan, desired: dict) -> dict:
+        name, plans = desired["name"], plan.actions["subids"]
+        user, subids = None, None
+        extra: dict = {}
+        if plan.actions["create"]:
+            host.run(["useradd", "--create-home", name])
+            user = host.user(name)
+            if user is None:
+                raise HostsError("useradd reported success but user %r cannot be looked up" % name, changed=True)
+            subids = read_subids(host)  # useradd may have added ranges of its own
+            plans = plan_both(subids, name, user.pw_uid, desired)
+            extra = dict(result_fields(user), subuid=plans["uid"]["after"], subgid=plans["gid"]["after"])
+            after = dict(plan.diff["after"], subuid=plans["uid"]["after"], subgid=plans["gid"]["after"])
+            extra["diff"] = {"before": plan.diff["before"], "after": after}
+        else:
+            user = host.user(name)
+        uid = user.pw_uid if user else None
+        adding = usermod_args(plans["uid"], plans["gid"])
+        use_usermod = bool(adding) and host.which("usermod") is not None
+        if use_usermod:
+            host.run(["usermod"] + adding + [name])
+        for kind, path in SUBID_FILES.items():
+            if plans[kind]["remove"] or (plans[kind]["add"] and not use_usermod):
+                text = (subids or read_subids(host))["texts"][kind]
+                safe_files.replace_file(host.path(path), edit_subid(text, name, uid, plans[kind]))
+        if plan.actions["linger"]:
+            host.run(["loginctl", plan.actions["linger"], name])
+        return extra
+
+
+def result_fields(user) -> dict:
+    uid = user.pw_uid if user else None
+    home = user.pw_dir if user else None
+    return {
+        "uid": uid,
+        "gid": user.pw_gid if user else None,
+        "home": home,
+        "runtime_dir": runtime_dir(uid) if uid is not None else None,
+        "quadlet_dir": quadlet_dir(home) if home else None,
+    }
+
+
+UNIT = RootlessUnit()

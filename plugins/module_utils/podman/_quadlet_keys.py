@@ -1,8 +1,8 @@
 # Copyright (c) immutable.hosts contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Podman Quadlet units: the key tables of podman 5.4, rendering from snake_case options, parsing, the generator's
-dry-run output, and the plan from the file on disk to the wanted one.
+"""The Quadlet unit file format: the key tables of podman 5.4, unit names, rendering from snake_case options, and
+parsing a unit back into sections.
 
 The key tables are podman 5.4's (``podman-systemd.unit(5)`` of podman 5.4.2, checked key by key against the
 5.4.2 generator, which rejects a key outside its table with ``unsupported key 'K' in group 'G'``).  Keys only
@@ -17,13 +17,13 @@ import difflib
 import re
 from typing import Optional
 
+from ansible_collections.immutable.hosts.plugins.module_utils.common._errors import HostsError
 from ansible_collections.immutable.hosts.plugins.module_utils.common._text import (
     BREAKS_AND_CONTROLS_BUT_TAB,
     MAX_VALUE,
     bad_character,
     shorten,
     split_lines,
-    split_lines_keepends,
 )
 from ansible_collections.immutable.hosts.plugins.module_utils.common._text import (
     check_content as check_text_content,
@@ -274,14 +274,12 @@ _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*\Z")
 _CONTROL_RE = BREAKS_AND_CONTROLS_BUT_TAB
 _NEEDS_QUOTES_RE = re.compile(r"[\s\"'\\]")
 _SECTION_RE = re.compile(r"^\[(?P<name>[^\[\]]+)\]\s*\Z")
-_GENERATOR_PREFIX_RE = re.compile(r"^quadlet-generator\[\d+\]: ")
-_DRYRUN_HEADER_RE = re.compile(r"^---(?P<name>[^\s]+\.service)---\Z")
 
 OPTION_KEYS = {option: key for key, option in KEY_OPTIONS.items()}
 
 
-class InvalidQuadlet(ValueError):
-    pass
+class InvalidQuadlet(HostsError, ValueError):
+    """A unit, a name or an option Quadlet would not take; ``str()`` is the message for the user."""
 
 
 # --- names ------------------------------------------------------------------------------------------------------
@@ -651,134 +649,3 @@ def to_options(sections: dict) -> dict:
                 options[option] = value
         result[part] = options
     return result
-
-
-# --- the generator ----------------------------------------------------------------------------------------------------
-
-
-def generator_argv(generator: str, user: bool) -> list:
-    return [generator, "-dryrun"] + (["-user"] if user else [])
-
-
-def parse_dryrun(stdout: str, stderr: str, rc: int) -> dict:
-    """``quadlet -dryrun`` output as ``{"rc", "units": {service: text}, "errors": [...], "warnings": [...]}``.
-
-    stdout holds ``---NAME.service---`` headers, each followed by that unit's text; stderr holds log lines, with or
-    without the ``quadlet-generator[PID]:`` prefix.  Loading notices are dropped; ``Warning:`` lines are warnings;
-    the rest are errors.
-    """
-    units: dict = {}
-    current = None
-    body: list = []
-    for line in split_lines(stdout):
-        match = _DRYRUN_HEADER_RE.match(line)
-        if match:
-            if current is not None:
-                units[current] = "\n".join(body).strip("\n") + "\n"
-            current, body = match.group("name"), []
-        elif current is not None:
-            body.append(line)
-    if current is not None:
-        units[current] = "\n".join(body).strip("\n") + "\n"
-    errors, warnings = [], []
-    for line in split_lines(stderr):
-        message = _GENERATOR_PREFIX_RE.sub("", line).strip()
-        if not message or message.startswith("Loading source unit file"):
-            continue
-        (warnings if message.startswith("Warning:") else errors).append(message)
-    return {"rc": rc, "units": units, "errors": errors, "warnings": warnings}
-
-
-def generator_verdict(result: dict, unit_file: str, service: str) -> Optional[str]:
-    """None when the generator made ``service`` out of ``unit_file``; else its own message about the unit."""
-    if service in result["units"]:
-        return None
-    about = [error for error in result["errors"] if unit_file in error]
-    messages = about or result["errors"]
-    if messages:
-        return "; ".join(messages)
-    return "the Quadlet generator produced no %s from %s (exit code %d)" % (service, unit_file, result["rc"])
-
-
-# --- systemd state ----------------------------------------------------------------------------------------------------
-
-SHOW_PROPERTIES = ("LoadState", "ActiveState", "SubState", "NeedDaemonReload", "FragmentPath", "SourcePath")
-
-
-def parse_systemctl_show(text: str) -> dict:
-    """``systemctl show --property=...`` output (``Key=value`` lines) as a dict."""
-    result = {}
-    for line in split_lines(text):
-        if "=" in line:
-            key, value = line.split("=", 1)
-            result[key.strip()] = value.strip()
-    return result
-
-
-def is_running(state: Optional[dict]) -> bool:
-    return bool(state) and state.get("ActiveState") in ("active", "activating", "reloading")
-
-
-# --- the plan ---------------------------------------------------------------------------------------------------------
-
-
-def plan_quadlet(
-    current: Optional[str],
-    desired: Optional[str],
-    service_state: Optional[dict],
-    started: Optional[bool] = None,
-    restart_on_change: bool = True,
-    attributes_changed: bool = False,
-    path: str = "",
-) -> dict:
-    """From the file on disk (``current``, None when missing) to ``desired`` (None: absent).
-
-    ``service_state`` is the generated service's ``systemctl show`` properties (None when unknown).  Returns
-    ``{"changed", "file_changed", "actions", "diff"}``; actions are, in order: ``write``/``remove``, ``attributes``,
-    ``daemon-reload``, then one of ``start``/``restart``/``stop``.
-    """
-    actions = []
-    running = is_running(service_state)
-    if desired is None:
-        if current is not None:
-            if running:
-                actions.append("stop")
-            actions += ["remove", "daemon-reload"]
-        file_changed = current is not None
-    else:
-        file_changed = current != desired
-        if file_changed:
-            actions.append("write")
-        elif attributes_changed:
-            actions.append("attributes")
-        state = service_state or {}
-        stale = state.get("LoadState") in ("not-found", None, "") or state.get("NeedDaemonReload") == "yes"
-        if file_changed or stale:
-            actions.append("daemon-reload")
-        if started is False:
-            if running:
-                actions.append("stop")
-        elif running:
-            if file_changed and restart_on_change:
-                actions.append("restart")
-        elif started:
-            actions.append("start")
-    diff = {
-        "before": current or "",
-        "after": desired or "",
-        "before_header": path + ("" if current is not None else " (absent)"),
-        "after_header": path + ("" if desired is not None else " (absent)"),
-    }
-    return {"changed": bool(actions), "file_changed": file_changed, "actions": actions, "diff": diff}
-
-
-def unified_diff(plan: dict) -> str:
-    diff = plan["diff"]
-    return "".join(
-        difflib.unified_diff(
-            split_lines_keepends(diff["before"]),
-            split_lines_keepends(diff["after"]),
-            fromfile=diff["before_header"],
-            tofile=diff["after_header"],
-        )
-    )
