@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import struct
-from typing import Optional
+from typing import Any, Callable, Optional
 
 from ansible_collections.immutable.hosts.plugins.module_utils.common._errors import HostsError
 from ansible_collections.immutable.hosts.plugins.module_utils.common._runner import CommandFailed
@@ -259,6 +259,21 @@ def provided_by_base(stderr: str) -> dict:
     return {match.group("name"): match.group("nevra") for match in _PROVIDED_RE.finditer(stderr or "")}
 
 
+def without_provided(attempt: Callable[[dict], Any], asked: Callable[[], list]) -> tuple:
+    """``attempt(provided)`` runs a transaction that layers ``asked()``; when rpm-ostree refuses it because the base
+    already provides some of them (nothing changed then), those are added to ``provided`` and it is tried again
+    without them.  Returns (what the last attempt returned, provided)."""
+    provided: dict = {}
+    while True:
+        try:
+            return attempt(provided), provided
+        except CommandFailed as exc:
+            refused = provided_by_base(exc.result.stderr)
+            if not refused or set(refused) - set(asked()):
+                raise
+            provided.update(refused)
+
+
 # --- the unit ----------------------------------------------------------------------------------------------------------
 
 MAX_RPM_READ = 64 * 1024 * 1024
@@ -380,21 +395,20 @@ class PackagesUnit:
 
     def _run(self, host, plan: Plan, desired: dict, dry_run: bool) -> Plan:
         """The plan's commands; when the base already provides a package, it is dropped and the plan made again."""
-        skip: dict = {}
-        while True:
-            argvs = commands(plan.actions["layering"], desired["allow_inactive"], desired["apply_live"], dry_run=dry_run)
-            try:
-                for argv in argvs:
+        current = {"plan": plan}
+
+        def attempt(provided: dict) -> Plan:
+            if provided:
+                current["plan"] = self.plan(plan.actions["current"], desired, provided)
+            planned = current["plan"]
+            if planned.changed:
+                for argv in commands(planned.actions["layering"], desired["allow_inactive"], desired["apply_live"], dry_run):
                     reader.transaction(host, argv, desired, dry_run=dry_run)
-                return plan
-            except CommandFailed as exc:
-                provided = {} if desired["allow_inactive"] else provided_by_base(exc.result.stderr)
-                if not provided or set(provided) - set(plan.actions["layering"]["install"]):
-                    raise
-                skip.update(provided)
-                plan = self.plan(plan.actions["current"], desired, skip)
-                if not plan.changed:
-                    return plan
+            return planned
+
+        if desired["allow_inactive"]:
+            return attempt({})
+        return without_provided(attempt, lambda: current["plan"].actions["layering"]["install"])[0]
 
     def report(self, host, plan: Plan, _desired: dict) -> dict:
         return reader.report(host, plan.changed, plan.reboot_reasons)

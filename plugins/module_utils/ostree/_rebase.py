@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 from typing import Optional
 
-from ansible_collections.immutable.hosts.plugins.module_utils.common._runner import CommandFailed
 from ansible_collections.immutable.hosts.plugins.module_utils.common._scaffold import Plan
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _admin as ostree
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _reader as reader
@@ -37,7 +36,7 @@ from ansible_collections.immutable.hosts.plugins.module_utils.ostree._imageref i
     parse_refspec,
     same_origin,
 )
-from ansible_collections.immutable.hosts.plugins.module_utils.ostree._packages import provided_by_base, validate_names
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree._packages import validate_names, without_provided
 
 VERIFYING_REQUIREMENTS = ("signedBy", "sigstoreSigned")
 
@@ -300,18 +299,15 @@ class RebaseUnit:
             return {}
         # One transaction: the rebase with --install for each package.  When the new base already provides some of
         # them, rpm-ostree refuses the whole transaction (nothing changed): those are dropped and it is tried again.
-        install, provided = list(plan.actions["install"]), {}
-        while True:
+        asked = list(plan.actions["install"])
+
+        def attempt(provided: dict) -> list:
+            install = [name for name in asked if name not in provided]
             argv = rpm_ostree_argv(plan.actions["target"], bypass_driver=desired["bypass_driver"], install=install)
-            try:
-                reader.transaction(host, argv, desired, ok_rcs=(0,))
-                break
-            except CommandFailed as exc:
-                refused = provided_by_base(exc.result.stderr)
-                if not refused or set(refused) - set(install):
-                    raise
-                provided.update(refused)
-                install = [name for name in install if name not in refused]
+            reader.transaction(host, argv, desired, ok_rcs=(0,))
+            return install
+
+        install, provided = without_provided(attempt, lambda: asked)
         result = {"installed": install, "provided_by_base": provided}
         if desired["install"]:
             after = dict(plan.diff["after"], requested_packages=sorted(plan.actions["requested"] + install))
