@@ -31,6 +31,7 @@ class Host:
         euid: Optional[int] = None,
         environ: Optional[dict] = None,
         machine: Optional[str] = None,
+        page_size: Optional[int] = None,
     ):
         self.runner = runner if runner is not None else Runner()
         self.root = str(root)
@@ -40,6 +41,7 @@ class Host:
         if environ is not None and self.runner.env is None:
             self.runner.env = self.environ  # the commands run in the host's environment
         self._machine = machine
+        self._page_size = page_size
         self.warnings: list = []
         self.check_mode = False  # set for the run: a check reads and plans, and changes nothing
         self._cache: dict = {}
@@ -71,6 +73,14 @@ class Host:
         except (OSError, UnicodeDecodeError):
             return None
 
+    def read_bytes(self, path: str, limit: int = 1024 * 1024) -> Optional[bytes]:
+        """The first ``limit`` bytes of one of root's files (or a kernel file under /sys), or None when unreadable."""
+        try:
+            with open(self.path(path), "rb") as handle:
+                return handle.read(limit)
+        except OSError:
+            return None
+
     def exists(self, path: str) -> bool:
         return os.path.exists(self.path(path))
 
@@ -99,6 +109,10 @@ class Host:
     def machine(self) -> str:
         """The kernel's machine name (``uname -m``)."""
         return platform.machine() if self._machine is None else self._machine
+
+    def page_size(self) -> int:
+        """The kernel's page size in bytes (``getconf PAGESIZE``)."""
+        return os.sysconf("SC_PAGE_SIZE") if self._page_size is None else self._page_size
 
     # --- state read once per run ----------------------------------------------------------------------------------
 

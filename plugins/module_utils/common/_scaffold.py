@@ -50,7 +50,15 @@ class Plan:
 def run_unit(unit: Any, host: Any, params: dict, check_mode: bool) -> dict:
     """One unit against ``host``: the module's result (``changed``, ``diff``, its fields), or :class:`HostsError`."""
     host.check_mode = check_mode
-    desired = unit.desired(params, host)
+    composite = getattr(unit, "run", None)
+    if composite is not None:
+        return composite(params, host)  # immutable.hosts.host_state: many units, each converged as below
+    return converge(unit, host, unit.desired(params, host))
+
+
+def converge(unit: Any, host: Any, desired: Any) -> dict:
+    """The unit's read, plan, prepare, apply (not in check mode) and report, for ``desired`` (what ``unit.desired``
+    returned): the result fields."""
     current = unit.read(host, desired)
     plan = unit.plan(current, desired)
     prepare = getattr(unit, "prepare", None)
@@ -59,7 +67,7 @@ def run_unit(unit: Any, host: Any, params: dict, check_mode: bool) -> dict:
     for warning in plan.warnings:
         host.warn(warning)
     result = dict(plan.result)
-    if plan.changed and not check_mode:
+    if plan.changed and not host.check_mode:
         result.update(unit.apply(host, plan, desired) or {})
     report = getattr(unit, "report", None)
     if report is not None:

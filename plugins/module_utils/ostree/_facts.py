@@ -306,8 +306,47 @@ def with_origin_file(host, deployment: dict) -> None:
         deployment["origin_kind"] = "container" if (origin["origin_parsed"] or {}).get("kind") == "container" else "refspec"
 
 
+# Where the device tree's root "compatible" strings are (NUL-separated, most specific first); /proc/device-tree is the
+# kernel's compatibility link to the sysfs one.
+DEVICE_TREE_COMPATIBLE = ("/sys/firmware/devicetree/base/compatible", "/proc/device-tree/compatible")
+DMI_VENDOR = "/sys/class/dmi/id/sys_vendor"
+# DMI vendors of the hypervisors that run ARM guests on Apple silicon: Apple's Virtualization.framework, Parallels,
+# VMware Fusion.  A QEMU guest (UTM's QEMU backend) cannot be told apart from any other aarch64 QEMU guest.
+MAC_HYPERVISORS = ("Apple Inc.", "Parallels", "VMware")
+
+
+def parse_hardware(machine: str, page_size: int, compatible: Optional[bytes], vendor: Optional[bytes]) -> dict:
+    """What the host runs on: Apple silicon (its device tree's compatible strings start with ``apple,``; Macs have no
+    DMI tables), a Mac VM (an aarch64 guest of a Mac hypervisor, named by DMI), the machine and the page size.
+    Apple silicon runs only arm64 code, so its ``arch`` is aarch64."""
+    strings = [item.decode("utf-8", "replace") for item in (compatible or b"").split(b"\0") if item]
+    apple = any(item.startswith("apple,") for item in strings)
+    vendor_text = (vendor or b"").decode("utf-8", "replace").strip()
+    mac_vm = machine == "aarch64" and any(vendor_text.startswith(name) for name in MAC_HYPERVISORS)
+    return {
+        "machine": machine,
+        "arch": "aarch64" if apple or mac_vm else machine,
+        "page_size": page_size,
+        "compatible": strings,
+        "apple_silicon": apple,
+        "mac_vm": mac_vm,
+        "hypervisor": vendor_text if mac_vm else None,
+    }
+
+
+def read_hardware(host) -> dict:
+    compatible = next((data for data in map(host.read_bytes, DEVICE_TREE_COMPATIBLE) if data is not None), None)
+    return parse_hardware(host.machine(), host.page_size(), compatible, host.read_bytes(DMI_VENDOR, 256))
+
+
 def gather(host, retries: int = reader.STARTUP_RETRIES) -> dict:
-    """``ansible_facts.ostree`` of the host: one status call of whichever tool manages it."""
+    """``ansible_facts.ostree`` of the host: one status call of whichever tool manages it, and the hardware."""
+    facts = _gather(host, retries)
+    facts["hardware"] = read_hardware(host)
+    return facts
+
+
+def _gather(host, retries: int) -> dict:
     machine = host.machine()
     if not reader.is_ostree_booted(host):
         return empty_facts(machine)
