@@ -145,6 +145,8 @@ docs: $(STAMP) tree
 	@echo "== ansible-doc renders every module"
 	@for m in $$(cd plugins/modules && ls *.py | sed 's/\.py$$//'); do \
 	  ANSIBLE_COLLECTIONS_PATH=$(BUILD) $(VENV)/bin/ansible-doc immutable.hosts.$$m > /dev/null || exit 1; echo "   immutable.hosts.$$m"; done
+	@echo "== host_state's options are the unit modules' own (tools/host_state_doc.py --check)"
+	@$(VENV)/bin/python tools/host_state_doc.py --check
 
 collection: $(STAMP) tree
 	@echo "== ansible-galaxy collection build"

@@ -87,6 +87,12 @@ def except_(without: tuple) -> str:
     return ", except %s" % ", ".join("C(%s)" % name for name in without) if without else ""
 
 
+def installation_options(units: dict) -> dict:
+    found = suboptions({name: units["flatpak"][name] for name in INSTALLATION})
+    found["user"]["aliases"] = ["name"]
+    return found
+
+
 def document(units: dict) -> dict:
     ostree_common = suboptions(units["kargs"], ())
     return {
@@ -136,14 +142,51 @@ def document(units: dict) -> dict:
             "elements": "dict",
             "default": [],
             "suboptions": dict(
-                suboptions({name: units["flatpak"][name] for name in INSTALLATION}),
+                installation_options(units),
                 remotes=resource("The installation's remotes.", "flatpak_remote", units, INSTALLATION),
-                apps=resource("The installation's apps and runtimes.", "flatpak", units, INSTALLATION),
+                apps=resource(
+                    "The installation's apps and runtimes. Items that differ only in their refs are one resource: one "
+                    "C(flatpak install) (or C(uninstall)) for all of them.",
+                    "flatpak",
+                    units,
+                    INSTALLATION + ("exclusive", "uninstall_unused"),
+                ),
+                apps_exclusive={
+                    "description": [
+                        "The installation's apps are exactly the C(apps) not absent: every other app is uninstalled "
+                        "(runtimes stay). They must then all come from one remote.",
+                    ],
+                    "type": "bool",
+                    "default": False,
+                },
+                apps_latest={
+                    "description": ["Apps with C(state=present) are updated to their remote's latest commit too."],
+                    "type": "bool",
+                    "default": False,
+                },
+                uninstall_unused={
+                    "description": ["Also uninstall the runtimes nothing uses any more (C(flatpak uninstall --unused))."],
+                    "type": "bool",
+                    "default": False,
+                },
                 overrides=resource("The installation's sandbox overrides.", "flatpak_override", units, INSTALLATION),
+                overrides_mode={
+                    "description": ["The C(mode) of every override of the installation; unset, each item's own."],
+                    "type": "str",
+                    "choices": ["merge", "exact"],
+                },
             ),
         },
-        "secrets": resource("The system's Podman secrets (root's).", "podman_secret", units, ("user",)),
-        "quadlets": resource("The system's Quadlet units.", "quadlet", units, ("user",)),
+        "secrets": resource(
+            "Podman secrets, root's or (with C(user)) a rootless user's, converged before any Quadlet unit.",
+            "podman_secret",
+            units,
+        ),
+        "quadlets": resource(
+            "Quadlet units, the system's or (with C(user)) a rootless user's, converged after every secret.",
+            "quadlet",
+            units,
+        ),
         "facts": {
             "description": [
                 "Return C(ansible_facts.ostree), as M(immutable.hosts.ostree_facts) gathers them, read after the run "

@@ -75,7 +75,7 @@ ARGUMENT_SPEC = dict(
         default=[],
         options=dict(
             options(rootless.UNIT),
-            secrets=many(secrets.UNIT, ("user",)),
+            secrets=dict(many(secrets.UNIT, ("user",)), no_log=False),  # the list is not; each item's data is
             quadlets=many(quadlet.UNIT, ("user",)),
         ),
     ),
@@ -84,14 +84,18 @@ ARGUMENT_SPEC = dict(
         elements="dict",
         default=[],
         options=dict(
-            copy.deepcopy(installation.COMMON_ARGUMENT_SPEC),
+            dict(copy.deepcopy(installation.COMMON_ARGUMENT_SPEC), user=dict(type="str", aliases=["name"])),
             remotes=many(remotes.UNIT, INSTALLATION_KEYS),
-            apps=many(apps.UNIT, INSTALLATION_KEYS),
+            apps=many(apps.UNIT, INSTALLATION_KEYS + ("exclusive", "uninstall_unused")),
+            apps_exclusive=dict(type="bool", default=False),
+            apps_latest=dict(type="bool", default=False),
+            uninstall_unused=dict(type="bool", default=False),
             overrides=many(overrides.UNIT, INSTALLATION_KEYS),
+            overrides_mode=dict(type="str", choices=["merge", "exact"]),
         ),
     ),
-    secrets=many(secrets.UNIT, ("user",)),
-    quadlets=many(quadlet.UNIT, ("user",)),
+    secrets=dict(many(secrets.UNIT), no_log=False),
+    quadlets=many(quadlet.UNIT),
     facts=dict(type="bool", default=False),
 )
 
@@ -140,24 +144,51 @@ def resources(document: dict) -> list:
         found.append(Resource("rootless_user", rootless.UNIT, params))
     for place in document.get("flatpak") or []:
         where = {key: place.get(key) for key in INSTALLATION_KEYS}
-        for section, module, unit in (
-            ("remotes", "flatpak_remote", remotes.UNIT),
-            ("apps", "flatpak", apps.UNIT),
-            ("overrides", "flatpak_override", overrides.UNIT),
-        ):
-            for item in place.get(section) or []:
-                found.append(Resource(module, unit, dict(item, **where)))
+        for item in place.get("remotes") or []:
+            found.append(Resource("flatpak_remote", remotes.UNIT, dict(item, **where)))
+        for item in app_groups(place):
+            found.append(Resource("flatpak", apps.UNIT, dict(item, **where)))
+        for item in place.get("overrides") or []:
+            mode = place.get("overrides_mode") or item["mode"]
+            found.append(Resource("flatpak_override", overrides.UNIT, dict(item, mode=mode, **where)))
     for item in document.get("secrets") or []:
-        found.append(Resource("podman_secret", secrets.UNIT, dict(item, user=None)))
+        found.append(Resource("podman_secret", secrets.UNIT, dict(item)))
     for user in users:
         for item in user.get("secrets") or []:
             found.append(Resource("podman_secret", secrets.UNIT, dict(item, user=user["name"])))
     for item in document.get("quadlets") or []:
-        found.append(Resource("quadlet", quadlet.UNIT, dict(item, user=None)))
+        found.append(Resource("quadlet", quadlet.UNIT, dict(item)))
     for user in users:
         for item in user.get("quadlets") or []:
             found.append(Resource("quadlet", quadlet.UNIT, dict(item, user=user["name"])))
     return found
+
+
+APP_GROUP_KEYS = ("remote", "state", "arch", "no_related")
+
+
+def app_groups(place: dict) -> list:
+    """The apps of one installation as few ``flatpak`` resources as their options allow: items that differ only in
+    their refs are one resource (one ``flatpak install`` or ``uninstall``).  ``apps_latest``, ``apps_exclusive`` and
+    ``uninstall_unused`` of the installation apply to its items."""
+    groups: dict = {}
+    for item in place.get("apps") or []:
+        item = dict(item, uninstall_unused=place.get("uninstall_unused", False))
+        if item["state"] == "present" and place.get("apps_latest"):
+            item["state"] = "latest"
+        item["exclusive"] = bool(place.get("apps_exclusive")) and item["state"] != "absent"
+        key = tuple(str(item.get(name)) for name in APP_GROUP_KEYS)
+        if key in groups:
+            groups[key]["name"] = groups[key]["name"] + [name for name in item["name"] if name not in groups[key]["name"]]
+        else:
+            groups[key] = dict(item, name=list(item["name"]))
+    wanted = [group for group in groups.values() if group["state"] != "absent"]
+    if place.get("apps_exclusive") and len({group["remote"] for group in wanted}) > 1:
+        raise HostsError(
+            "apps_exclusive needs every app of the installation from one remote (it removes every other app); these come "
+            "from %s" % ", ".join(sorted({str(group["remote"]) for group in wanted}))
+        )
+    return list(groups.values())
 
 
 def stack_packages(found: list) -> None:

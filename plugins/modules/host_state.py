@@ -445,6 +445,8 @@ options:
           C(USER) and C(LOGNAME) from the passwd entry and C(XDG_RUNTIME_DIR=/run/user/UID) plus its session bus when they
           exist. Needs root (C(become=true)).
         type: str
+        aliases:
+        - name
       installation:
         description:
         - A custom system-wide installation by name (C(/etc/flatpak/installations.d/*.conf)).
@@ -533,20 +535,16 @@ options:
         default: []
       apps:
         description:
-        - The installation's apps and runtimes.
-        - Each takes the options of M(immutable.hosts.flatpak), except C(scope), C(user), C(installation).
+        - 'The installation''s apps and runtimes. Items that differ only in their refs are one resource: one C(flatpak install)
+          (or C(uninstall)) for all of them.'
+        - Each takes the options of M(immutable.hosts.flatpak), except C(scope), C(user), C(installation), C(exclusive),
+          C(uninstall_unused).
         type: list
         suboptions:
           arch:
             description:
             - Arch of refs that do not name one. Defaults to the host's (C(x86_64), C(aarch64), ...).
             type: str
-          exclusive:
-            description:
-            - With V(present) or V(latest), uninstall every other app of the installation (apps only, whatever their remote;
-              runtimes stay, see C(uninstall_unused)).
-            type: bool
-            default: false
           name:
             description:
             - Refs, each C(ID), C(ID//BRANCH), C(ID/ARCH/BRANCH), C(app/ID/ARCH/BRANCH) or C(runtime/ID/ARCH/BRANCH).
@@ -575,15 +573,24 @@ options:
             - absent
             - latest
             default: present
-          uninstall_unused:
-            description:
-            - After the changes, remove runtimes and extensions nothing uses (C(flatpak uninstall --unused)). Runs only
-              when the listing shows a runtime used by no app and not pinned, and reports a change only when a ref really
-              went away.
-            type: bool
-            default: false
         elements: dict
         default: []
+      apps_exclusive:
+        description:
+        - 'The installation''s apps are exactly the C(apps) not absent: every other app is uninstalled (runtimes stay).
+          They must then all come from one remote.'
+        type: bool
+        default: false
+      apps_latest:
+        description:
+        - Apps with C(state=present) are updated to their remote's latest commit too.
+        type: bool
+        default: false
+      uninstall_unused:
+        description:
+        - Also uninstall the runtimes nothing uses any more (C(flatpak uninstall --unused)).
+        type: bool
+        default: false
       overrides:
         description:
         - The installation's sandbox overrides.
@@ -709,10 +716,17 @@ options:
             default: []
         elements: dict
         default: []
+      overrides_mode:
+        description:
+        - The C(mode) of every override of the installation; unset, each item's own.
+        type: str
+        choices:
+        - merge
+        - exact
   secrets:
     description:
-    - The system's Podman secrets (root's).
-    - Each takes the options of M(immutable.hosts.podman_secret), except C(user).
+    - Podman secrets, root's or (with C(user)) a rootless user's, converged before any Quadlet unit.
+    - Each takes the options of M(immutable.hosts.podman_secret).
     type: list
     suboptions:
       data:
@@ -731,12 +745,17 @@ options:
         type: str
         choices: *id001
         default: present
+      user:
+        description:
+        - The rootless user whose secret this is. Unset, the secret is root's (the system's rootful containers).
+        - Root acting for another user needs C(become=true).
+        type: str
     elements: dict
     default: []
   quadlets:
     description:
-    - The system's Quadlet units.
-    - Each takes the options of M(immutable.hosts.quadlet), except C(user).
+    - Quadlet units, the system's or (with C(user)) a rootless user's, converged after every secret.
+    - Each takes the options of M(immutable.hosts.quadlet).
     type: list
     suboptions:
       build:
@@ -829,6 +848,12 @@ options:
         - The C([Unit]) section, passed to the generated service. Keys in snake_case (C(description), C(after)) or in systemd's
           spelling (C(Description)); values written as given.
         type: dict
+      user:
+        description:
+        - Manage a rootless unit of this user, under C(~/.config/containers/systemd/) and the user's systemd instance. The
+          user needs linger (M(immutable.hosts.rootless_user)) for the unit to run without a login session.
+        - Unset manages a system unit under C(/etc/containers/systemd/).
+        type: str
       validate:
         description:
         - Validate the candidate unit with Podman's Quadlet generator (C(quadlet -dryrun), with C(-user) for user units)
