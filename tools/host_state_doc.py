@@ -1,12 +1,13 @@
-"""Write the options of ``immutable.hosts.host_state``'s DOCUMENTATION from the unit modules' own documentation.
+"""Write the options of ``immutable.hosts.host_state``'s DOCUMENTATION, and the item options of the roles' list
+variables in their argument specs, from the unit modules' own documentation.
 
 The document's schema is the units' argument specs (module_utils/_host_state.py), so its documentation is theirs:
 each resource's suboptions are the options ``ansible-doc`` shows for that module (doc fragments merged), minus the
 ones the document sets itself.  References to other options (``O(...)``) become code (``C(...)``), since the name
 they point to is the unit module's, not a path in this document.
 
-    python tools/host_state_doc.py          # rewrite plugins/modules/host_state.py
-    python tools/host_state_doc.py --check  # exit 1 when it is not up to date
+    python tools/host_state_doc.py          # rewrite host_state.py and the roles' meta/argument_specs.yml
+    python tools/host_state_doc.py --check  # exit 1 when one is not up to date
 """
 
 from __future__ import annotations
@@ -22,6 +23,18 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+class Dumper(yaml.SafeDumper):
+    """Block sequences indented under their key, as yamllint and the rest of the collection write them."""
+
+    def increase_indent(self, flow=False, indentless=False):
+        return super().increase_indent(flow, False)
+
+
+def dump(data: dict, width: int) -> str:
+    return yaml.dump(data, Dumper=Dumper, sort_keys=False, default_flow_style=False, width=width)
+
 MODULE = ROOT / "plugins/modules/host_state.py"
 BEGIN = "# BEGIN GENERATED OPTIONS (tools/host_state_doc.py)\n"
 END = "# END GENERATED OPTIONS\n"
@@ -85,6 +98,14 @@ def resource(description: str, module: str, options: dict, without: tuple = (), 
 
 def except_(without: tuple) -> str:
     return ", except %s" % ", ".join("C(%s)" % name for name in without) if without else ""
+
+
+def override_items(units: dict) -> dict:
+    found = resource("The installation's sandbox overrides.", "flatpak_override", units, INSTALLATION)
+    mode = found["suboptions"]["mode"]
+    del mode["default"]
+    mode["description"] = mode["description"] + ["Unset, the installation's C(overrides_mode)."]
+    return found
 
 
 def installation_options(units: dict) -> dict:
@@ -169,11 +190,12 @@ def document(units: dict) -> dict:
                     "type": "bool",
                     "default": False,
                 },
-                overrides=resource("The installation's sandbox overrides.", "flatpak_override", units, INSTALLATION),
+                overrides=override_items(units),
                 overrides_mode={
-                    "description": ["The C(mode) of every override of the installation; unset, each item's own."],
+                    "description": ["The C(mode) of an override item that names none."],
                     "type": "str",
                     "choices": ["merge", "exact"],
+                    "default": "merge",
                 },
             ),
         },
@@ -199,23 +221,74 @@ def document(units: dict) -> dict:
 
 
 def render(units: dict) -> str:
-    text = yaml.safe_dump({"options": document(units)}, sort_keys=False, default_flow_style=False, width=118)
+    text = dump({"options": document(units)}, 118)
     return BEGIN + text + END
+
+
+# --- the roles' argument specs: the items of their list variables are the units' resources -------------------------
+
+ROLE_BEGIN = "# BEGIN GENERATED ITEM OPTIONS %s (tools/host_state_doc.py)"
+ROLE_END = "# END GENERATED ITEM OPTIONS %s"
+
+
+def role_options(units: dict, option: dict) -> dict:
+    """The argument spec form (``options`` where module docs say ``suboptions``)."""
+    found = {key: value for key, value in option.items() if key != "suboptions"}
+    if "suboptions" in option:
+        found["options"] = {name: role_options(units, sub) for name, sub in option["suboptions"].items()}
+    return found
+
+
+def role_items(units: dict) -> dict:
+    """{(role, variable): the options of one item}."""
+    flatpak = document(units)["flatpak"]["suboptions"]
+    items = {
+        ("rootless_podman", "rootless_podman_users"): suboptions(units["rootless_user"]),
+        ("rootless_podman", "rootless_podman_secrets"): suboptions(units["podman_secret"]),
+        ("rootless_podman", "rootless_podman_quadlets"): suboptions(units["quadlet"]),
+        ("flatpak", "flatpak_remotes"): flatpak["remotes"]["suboptions"],
+        ("flatpak", "flatpak_apps"): flatpak["apps"]["suboptions"],
+        ("flatpak", "flatpak_overrides"): flatpak["overrides"]["suboptions"],
+    }
+    user = {"name": {"description": ["The user's login name."], "type": "str", "required": True}}
+    for key in ("remotes", "apps", "apps_exclusive", "overrides"):
+        user[key] = flatpak[key]
+    items[("flatpak", "flatpak_users")] = user
+    return {key: {name: role_options(units, value) for name, value in spec.items()} for key, spec in items.items()}
+
+
+def fill_role(text: str, variable: str, options: dict) -> str:
+    begin, end = ROLE_BEGIN % variable, ROLE_END % variable
+    start = text.index(begin)
+    line_start = text.rindex("\n", 0, start) + 1
+    indent = text[line_start:start]
+    stop = text.index(end, start)
+    body = dump({"options": options}, 118 - len(indent))
+    body = "".join(indent + line + "\n" for line in body.splitlines())
+    return text[:start] + begin + "\n" + body + indent + text[stop:]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 when host_state.py is not up to date")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a generated file is not up to date")
     args = parser.parse_args()
-    source = MODULE.read_text()
+    units = unit_options()
+    files = {MODULE: MODULE.read_text()}
+    source = files[MODULE]
     start, end = source.index(BEGIN), source.index(END) + len(END)
-    wanted = source[:start] + render(unit_options()) + source[end:]
+    wanted = {MODULE: source[:start] + render(units) + source[end:]}
+    for (role, variable), options in role_items(units).items():
+        path = ROOT / "roles" / role / "meta/argument_specs.yml"
+        files.setdefault(path, path.read_text())
+        wanted[path] = fill_role(wanted.get(path, files[path]), variable, options)
+    stale = [str(path.relative_to(ROOT)) for path in wanted if wanted[path] != files[path]]
     if args.check:
-        if wanted != source:
-            print("plugins/modules/host_state.py is not up to date: run python tools/host_state_doc.py", file=sys.stderr)
+        if stale:
+            print("not up to date: %s; run python tools/host_state_doc.py" % ", ".join(stale), file=sys.stderr)
             return 1
         return 0
-    MODULE.write_text(wanted)
+    for path in stale:
+        (ROOT / path).write_text(wanted[ROOT / path])
     return 0
 
 

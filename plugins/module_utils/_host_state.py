@@ -58,6 +58,13 @@ def many(unit: Any, without: tuple = ()) -> dict:
     return dict(one(unit, without), type="list", elements="dict", default=[])
 
 
+def override_items() -> dict:
+    """The overrides of an installation: an item without a ``mode`` takes the installation's ``overrides_mode``."""
+    spec = many(overrides.UNIT, INSTALLATION_KEYS)
+    del spec["options"]["mode"]["default"]
+    return spec
+
+
 ARGUMENT_SPEC = dict(
     os=dict(
         type="dict",
@@ -90,8 +97,8 @@ ARGUMENT_SPEC = dict(
             apps_exclusive=dict(type="bool", default=False),
             apps_latest=dict(type="bool", default=False),
             uninstall_unused=dict(type="bool", default=False),
-            overrides=many(overrides.UNIT, INSTALLATION_KEYS),
-            overrides_mode=dict(type="str", choices=["merge", "exact"]),
+            overrides=override_items(),
+            overrides_mode=dict(type="str", choices=["merge", "exact"], default="merge"),
         ),
     ),
     secrets=dict(many(secrets.UNIT), no_log=False),
@@ -149,7 +156,7 @@ def resources(document: dict) -> list:
         for item in app_groups(place):
             found.append(Resource("flatpak", apps.UNIT, dict(item, **where)))
         for item in place.get("overrides") or []:
-            mode = place.get("overrides_mode") or item["mode"]
+            mode = item["mode"] or place.get("overrides_mode") or "merge"
             found.append(Resource("flatpak_override", overrides.UNIT, dict(item, mode=mode, **where)))
     for item in document.get("secrets") or []:
         found.append(Resource("podman_secret", secrets.UNIT, dict(item)))
@@ -287,6 +294,7 @@ def run(document: dict, host) -> dict:
         for diff in diffs(item)
     ]
     result.update(reboot_state(found, host, document))
+    result["check_mode"] = host.check_mode
     if document.get("facts"):
         result["ansible_facts"] = {"ostree": facts.gather(host)}
     return result
