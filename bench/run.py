@@ -32,6 +32,7 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 RESULTS = BENCH / "results"
 PROJECT_BIN = REPO / ".venv" / "bin"
+sys.path.insert(0, str(REPO / "src"))  # the lab's API
 ANCHOR_VENV = BENCH / ".venv-anchor"
 ANCHOR_BIN = ANCHOR_VENV / "bin"
 TOOLS = ("rpm-ostree", "flatpak", "podman", "systemctl")
@@ -99,19 +100,16 @@ def log(msg: str) -> None:
 
 
 class Lab:
-    def __init__(self, state: Path) -> None:
-        self.state = state
-        self.env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    """The bench's own lab, through the lab's Python API."""
 
-    def cli(self, *args: str, check: bool = True, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
-        argv = [str(PROJECT_BIN / "python"), "-m", "immutable_hosts.lab.cli", args[0], "--state-dir", str(self.state)]
-        done = subprocess.run([*argv, *args[1:]], env=self.env, capture_output=True, text=True, timeout=timeout)
-        if check and done.returncode != 0:
-            raise RuntimeError(f"lab {' '.join(args)} -> rc {done.returncode}\n{done.stdout}\n{done.stderr}")
-        return done
+    def __init__(self, state: Path) -> None:
+        from immutable_hosts.lab.api import Lab as LabAPI
+
+        self.state = state
+        self.api = LabAPI(state)
 
     def sh(self, host: str, script: str, check: bool = True) -> str:
-        return self.cli("exec", host, "--", "sh", "-c", script, check=check).stdout
+        return self.api.exec(host, ["sh", "-c", script], check=check).stdout
 
     def on_all(self, hosts: list[str], script: str) -> dict[str, str]:
         with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
@@ -119,8 +117,7 @@ class Lab:
             return dict(zip(hosts, outs, strict=True))
 
     def boots(self) -> dict[str, int]:
-        status = json.loads(self.cli("status", "--json").stdout)
-        return {h["name"]: h["boots"] for h in status["hosts"]}
+        return {h["name"]: h["boots"] for h in self.api.status()["hosts"]}
 
 
 def ensure_anchor_venv() -> str:
@@ -214,9 +211,9 @@ class Bench:
         for side in SIDES:
             log(f"lab up: {self.n} silverblue hosts for {side}")
             started = time.monotonic()
-            self.lab.cli("up", "--profile", "silverblue", "--hosts", str(self.n), "--name", side)
+            self.lab.api.up(hosts=self.n, profile="silverblue", name=side)
             log(f"  up in {time.monotonic() - started:.1f}s")
-        self.inventory = self.lab.cli("inventory").stdout.strip()
+        self.inventory = str(self.lab.api.inventory)
         script = "; ".join(
             f"printf %s {shlex_quote(WRAPPER.format(log=EXEC_LOG))} > /usr/local/bin/{t}; chmod 755 /usr/local/bin/{t}"
             for t in TOOLS
@@ -408,10 +405,11 @@ class Bench:
             c["detection"] = self.detection(c)
         finally:
             log("lab down")
-            if self.lab.cli("down", check=False).returncode == 0:
+            try:
+                self.lab.api.down()
                 shutil.rmtree(self.tmp, ignore_errors=True)  # the image symlink is removed, not followed
-            else:
-                log(f"lab down failed: the lab state stays in {self.lab.state}")
+            except Exception as exc:
+                log(f"lab down failed ({exc}): the lab state stays in {self.lab.state}")
         return {
             "hosts": self.n,
             "runs": self.args.runs,

@@ -35,6 +35,7 @@ class Dumper(yaml.SafeDumper):
 def dump(data: dict, width: int) -> str:
     return yaml.dump(data, Dumper=Dumper, sort_keys=False, default_flow_style=False, width=width)
 
+
 MODULE = ROOT / "plugins/modules/host_state.py"
 BEGIN = "# BEGIN GENERATED OPTIONS (tools/host_state_doc.py)\n"
 END = "# END GENERATED OPTIONS\n"
