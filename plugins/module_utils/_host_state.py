@@ -58,6 +58,11 @@ def many(unit: Any, without: tuple = ()) -> dict:
     return dict(one(unit, without), type="list", elements="dict", default=[])
 
 
+def entries(base: dict, **more: dict) -> dict:
+    """A list of entries (users, installations), each with the options of ``base`` and ``more``."""
+    return dict(type="list", elements="dict", default=[], options=dict(base, **more))
+
+
 def override_items() -> dict:
     """The overrides of an installation: an item without a ``mode`` takes the installation's ``overrides_mode``."""
     spec = many(overrides.UNIT, INSTALLATION_KEYS)
@@ -76,30 +81,20 @@ ARGUMENT_SPEC = dict(
             **copy.deepcopy(reader.COMMON_ARGUMENT_SPEC),
         ),
     ),
-    users=dict(
-        type="list",
-        elements="dict",
-        default=[],
-        options=dict(
-            options(rootless.UNIT),
-            secrets=dict(many(secrets.UNIT, ("user",)), no_log=False),  # the list is not; each item's data is
-            quadlets=many(quadlet.UNIT, ("user",)),
-        ),
+    users=entries(
+        options(rootless.UNIT),
+        secrets=dict(many(secrets.UNIT, ("user",)), no_log=False),  # the list is not; each item's data is
+        quadlets=many(quadlet.UNIT, ("user",)),
     ),
-    flatpak=dict(
-        type="list",
-        elements="dict",
-        default=[],
-        options=dict(
-            dict(copy.deepcopy(installation.COMMON_ARGUMENT_SPEC), user=dict(type="str", aliases=["name"])),
-            remotes=many(remotes.UNIT, INSTALLATION_KEYS),
-            apps=many(apps.UNIT, INSTALLATION_KEYS + ("exclusive", "uninstall_unused")),
-            apps_exclusive=dict(type="bool", default=False),
-            apps_latest=dict(type="bool", default=False),
-            uninstall_unused=dict(type="bool", default=False),
-            overrides=override_items(),
-            overrides_mode=dict(type="str", choices=["merge", "exact"], default="merge"),
-        ),
+    flatpak=entries(
+        dict(copy.deepcopy(installation.COMMON_ARGUMENT_SPEC), user=dict(type="str", aliases=["name"])),
+        remotes=many(remotes.UNIT, INSTALLATION_KEYS),
+        apps=many(apps.UNIT, INSTALLATION_KEYS + ("exclusive", "uninstall_unused")),
+        apps_exclusive=dict(type="bool", default=False),
+        apps_latest=dict(type="bool", default=False),
+        uninstall_unused=dict(type="bool", default=False),
+        overrides=override_items(),
+        overrides_mode=dict(type="str", choices=["merge", "exact"], default="merge"),
     ),
     secrets=dict(many(secrets.UNIT), no_log=False),
     quadlets=many(quadlet.UNIT),

@@ -8,7 +8,7 @@ process (``immutable.hosts.host_state``) cost one ``rpm-ostree status`` or ``fla
 Everything a unit needs from the host goes through here, which is also how tests give a unit their own host: another
 runner, a directory as root, a passwd table.
 
-Standard library only, Python 3.9+.
+Standard library (and ``ansible.module_utils.urls`` for a URL), Python 3.9+.
 """
 
 from __future__ import annotations
@@ -80,6 +80,18 @@ class Host:
                 return handle.read(limit)
         except OSError:
             return None
+
+    def fetch(self, location: str, limit: int) -> bytes:
+        """The first ``limit`` bytes of a URL (``http://``, ``https://``) or of a file of this host (a path or
+        ``file://``); OSError when it cannot be read."""
+        if location.startswith(("http://", "https://")):
+            from ansible.module_utils.urls import open_url
+
+            with open_url(location, timeout=60) as response:
+                return response.read(limit)
+        path = location[len("file://") :] if location.startswith("file://") else location
+        with open(self.path(path), "rb") as handle:
+            return handle.read(limit)
 
     def exists(self, path: str) -> bool:
         return os.path.exists(self.path(path))

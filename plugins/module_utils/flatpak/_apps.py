@@ -78,14 +78,12 @@ def parse_ref(spec, default_arch: str) -> dict:
 
 
 def parse_refs(specs: list, default_arch: str) -> list:
-    wants, seen = [], set()
-    for spec in specs:
-        want = parse_ref(spec, default_arch)
-        key = (want["kind"], want["id"], want["arch"], want["branch"])
-        if key in seen:
-            raise FlatpakError("ref %r is listed twice" % spec)
-        seen.add(key)
-        wants.append(want)
+    """Every ref the user asks for (``parse_ref``), none twice."""
+    wants = [parse_ref(spec, default_arch) for spec in specs]
+    keys = [(want["kind"], want["id"], want["arch"], want["branch"]) for want in wants]
+    twice = [want["spec"] for index, want in enumerate(wants) if keys[index] in keys[:index]]
+    if twice:
+        raise FlatpakError("ref %r is listed twice" % twice[0])
     return wants
 
 

@@ -222,18 +222,6 @@ def remote_argv(plan: dict, name: str, scope: list, key_file: Optional[str] = No
 # --- the unit -------------------------------------------------------------------------------------------------------------
 
 
-def read_location(host, location: str) -> bytes:
-    """A .flatpakrepo from a URL or a file of the host."""
-    if location.startswith(("http://", "https://")):
-        from ansible.module_utils.urls import open_url
-
-        with open_url(location, timeout=60) as response:
-            return response.read(MAX_READ)
-    path = location[len("file://") :] if location.startswith("file://") else location
-    with open(host.path(path), "rb") as handle:
-        return handle.read(MAX_READ)
-
-
 def read_key(host, spec: str) -> bytes:
     """Key bytes (binary OpenPGP) from inline armour or a file of the host; fails clearly when unreadable."""
     if openpgp.is_armored(spec):
@@ -241,8 +229,7 @@ def read_key(host, spec: str) -> bytes:
     if not os.path.isabs(spec):
         raise FlatpakError("gpg_key is an absolute path to a key file or inline ASCII armour; %r is neither" % spec[:80])
     try:
-        with open(host.path(spec), "rb") as handle:
-            data = handle.read(MAX_READ)
+        data = host.fetch(spec, MAX_READ)
     except OSError as exc:
         raise FlatpakError("cannot read the GPG key %s: %s" % (spec, exc.strerror)) from None
     return openpgp.dearmor(data.decode("ascii", "replace")) if data.lstrip().startswith(b"-----BEGIN PGP") else data
@@ -300,7 +287,7 @@ def desired_remote(params: dict, host) -> tuple:
     repo = repo_text = None
     if params["flatpakrepo_url"]:
         try:
-            repo_text = read_location(host, params["flatpakrepo_url"]).decode("utf-8")
+            repo_text = host.fetch(params["flatpakrepo_url"], MAX_READ).decode("utf-8")
         except (OSError, ValueError) as exc:
             raise FlatpakError("cannot read the .flatpakrepo %s: %s" % (params["flatpakrepo_url"], exc)) from None
         repo = parse_flatpakrepo(repo_text)

@@ -111,15 +111,22 @@ def _detail(current: dict, line: str) -> None:
         current.setdefault("other", []).append(line)
 
 
-def parse_admin_status_json(document: Any) -> list:
-    """Parse ``ostree admin status --json`` (ostree 2025.4 and later)."""
+def load_status_json(document: Any, command: str, error: type) -> dict:
+    """A status document (``rpm-ostree status --json``, ``ostree admin status --json``) as data, with its
+    ``deployments`` list, or ``error`` naming ``command``."""
     if isinstance(document, (str, bytes)):
         try:
             document = json.loads(document)
         except ValueError as exc:
-            raise OstreeParseError("ostree admin status --json did not print JSON: %s" % exc) from None
+            raise error("%s did not print JSON: %s" % (command, exc)) from None
     if not isinstance(document, dict) or not isinstance(document.get("deployments"), list):
-        raise OstreeParseError("ostree admin status --json printed no 'deployments' list")
+        raise error("%s printed no 'deployments' list" % command)
+    return document
+
+
+def parse_admin_status_json(document: Any) -> list:
+    """Parse ``ostree admin status --json`` (ostree 2025.4 and later)."""
+    document = load_status_json(document, "ostree admin status --json", OstreeParseError)
     result = []
     for index, raw in enumerate(document["deployments"]):
         item = _deployment(raw.get("stateroot"), raw.get("checksum"), raw.get("serial", 0), raw.get("index", index))

@@ -110,6 +110,21 @@ def _pick(deployments: list, index: Optional[int]) -> Optional[dict]:
     return None if index is None else deployments[index]
 
 
+def _by_role(deployments: list, roles: dict) -> dict:
+    """The deployments and the ones each role names (``booted_index``, ``pending_index``...), with the kernel
+    arguments of the next boot."""
+    booted, pending = _pick(deployments, roles["booted_index"]), _pick(deployments, roles["pending_index"])
+    return {
+        "deployments": deployments,
+        "booted": booted,
+        "pending": pending,
+        "staged": _pick(deployments, roles["staged_index"]),
+        "rollback": _pick(deployments, roles["rollback_index"]),
+        "merge": _pick(deployments, roles["merge_index"]),
+        "kargs": (pending or booted or {}).get("kargs"),
+    }
+
+
 def from_rpm_ostree(status: dict, kargs: dict, update_policy: dict, machine: str, staged_kargs: Optional[list] = None) -> dict:
     """Facts from a parsed ``rpm-ostree status --json`` plus kernel arguments by (checksum, serial)."""
     facts = empty_facts(machine, True, "rpm-ostree")
@@ -118,24 +133,9 @@ def from_rpm_ostree(status: dict, kargs: dict, update_policy: dict, machine: str
         item["kargs"] = kargs.get((item["checksum"], item["serial"]))
         if item["kargs"] is None and item["staged"] and staged_kargs is not None:
             item["kargs"] = staged_kargs
-    booted = _pick(deployments, status["booted_index"])
-    pending = _pick(deployments, status["pending_index"])
-    facts.update(
-        {
-            "osname": status["osname"],
-            "deployments": deployments,
-            "booted": booted,
-            "pending": pending,
-            "staged": _pick(deployments, status["staged_index"]),
-            "rollback": _pick(deployments, status["rollback_index"]),
-            "merge": _pick(deployments, status["merge_index"]),
-            "kargs": (pending or booted or {}).get("kargs"),
-            "update_policy": update_policy,
-            "update_driver": status["update_driver"],
-            "transaction": status["transaction"],
-            "cached_update": status["cached_update"],
-        }
-    )
+    facts.update(_by_role(deployments, status), osname=status["osname"], update_policy=update_policy)
+    facts.update({key: status[key] for key in ("update_driver", "transaction", "cached_update")})
+    booted, pending = facts["booted"], facts["pending"]
     facts.update(
         rpm_ostree.reboot_state(status, booted_kargs=(booted or {}).get("kargs"), pending_kargs=(pending or {}).get("kargs"))
     )
@@ -229,8 +229,9 @@ def from_ostree(deployments: list, kargs: dict, machine: str) -> dict:
         origin = item.get("origin_parsed") or {}
         fact["architecture"] = ref_architecture(origin.get("ref")) if origin.get("kind") == "refspec" else None
         items.append(fact)
-    booted = _pick(items, roles["booted_index"])
-    pending = _pick(items, roles["pending_index"])
+    facts.update(_by_role(items, roles))
+    booted, pending = facts["booted"], facts["pending"]
+    facts["osname"] = (booted or (items[0] if items else {})).get("osname")
     reasons = []
     if pending is not None:
         if booted is not None and pending["osname"] != booted["osname"]:
@@ -241,18 +242,6 @@ def from_ostree(deployments: list, kargs: dict, machine: str) -> dict:
             reasons.append(ostree.REASON_ROLLBACK)
         if pending.get("finalization_locked"):
             reasons.append(ostree.REASON_FINALIZATION_LOCKED)
-    facts.update(
-        {
-            "osname": (booted or (items[0] if items else {})).get("osname"),
-            "deployments": items,
-            "booted": booted,
-            "pending": pending,
-            "staged": _pick(items, roles["staged_index"]),
-            "rollback": _pick(items, roles["rollback_index"]),
-            "merge": _pick(items, roles["merge_index"]),
-            "kargs": (pending or booted or {}).get("kargs"),
-        }
-    )
     facts.update(ostree.reboot_verdict(reasons))
     _running_architecture(facts, booted)
     return facts

@@ -279,23 +279,11 @@ def without_provided(attempt: Callable[[dict], Any], asked: Callable[[], list]) 
 MAX_RPM_READ = 64 * 1024 * 1024
 
 
-def read_rpm(host, spec: str) -> bytes:
-    """A local RPM's bytes (up to its header's needs), from a URL or a file of the host."""
-    if spec.startswith(("http://", "https://")):
-        from ansible.module_utils.urls import open_url
-
-        with open_url(spec, timeout=60) as response:
-            return response.read(MAX_RPM_READ)
-    path = spec[len("file://") :] if spec.startswith("file://") else spec
-    with open(host.path(path), "rb") as handle:
-        return handle.read(MAX_RPM_READ)
-
-
 def nevras(host, specs: list) -> dict:
     result = {}
     for spec in specs:
         try:
-            result[spec] = rpm_nevra(read_rpm(host, spec))
+            result[spec] = rpm_nevra(host.fetch(spec, MAX_RPM_READ))
         except (OSError, ValueError) as exc:
             raise InvalidPackage("cannot read the RPM header of %s: %s" % (spec, exc)) from None
     return result

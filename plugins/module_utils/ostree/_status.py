@@ -21,6 +21,7 @@ from ansible_collections.immutable.hosts.plugins.module_utils.ostree._admin impo
     REASON_ROLLBACK,
     REASON_STAGED,
     REASON_STATEROOT,
+    load_status_json,
     reboot_verdict,
 )
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree._imageref import (
@@ -73,14 +74,7 @@ class StatusParseError(HostsError, ValueError):
 
 
 def _load(document: Any) -> dict:
-    if isinstance(document, (str, bytes)):
-        try:
-            document = json.loads(document)
-        except ValueError as exc:
-            raise StatusParseError("rpm-ostree status --json did not print JSON: %s" % exc) from None
-    if not isinstance(document, dict) or not isinstance(document.get("deployments"), list):
-        raise StatusParseError("rpm-ostree status --json printed no 'deployments' list")
-    return document
+    return load_status_json(document, "rpm-ostree status --json", StatusParseError)
 
 
 def _nevra(item: Any) -> dict:

@@ -226,17 +226,8 @@ ARGUMENT_SPEC = dict(
     restart_on_change=dict(type="bool", default=True),
     validate=dict(type="bool", default=True),
     content=dict(type="str"),
-    container=dict(type="dict"),
-    pod=dict(type="dict"),
-    volume=dict(type="dict"),
-    network=dict(type="dict"),
-    kube=dict(type="dict"),
-    image=dict(type="dict"),
-    build=dict(type="dict"),
-    quadlet=dict(type="dict"),
-    unit=dict(type="dict"),
-    service=dict(type="dict"),
-    install=dict(type="dict"),
+    # One dict per section: the kind's own ([Container], [Pod]...), [Quadlet], [Unit], [Service], [Install].
+    **{section: dict(type="dict") for section in SECTION_OPTIONS},
 )
 
 
