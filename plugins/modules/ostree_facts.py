@@ -13,7 +13,8 @@ description:
   - Sets C(ansible_facts.ostree) with the backend managing the host (rpm-ostree, bootc or plain ostree), every
     deployment with its parsed origin or image, layered packages and overrides, the deployments that are booted,
     pending, staged, rollback and the one new changes stack on, the kernel arguments of the next boot, whether a
-    reboot is pending and why, the automatic update policy, the busy transaction and the architecture.
+    reboot is pending and why, the automatic update policy, the busy transaction, the architecture and the
+    hardware (Apple silicon, Mac VMs, the page size).
   - Reads state once, with one status call of the backend tool (C(rpm-ostree status --json),
     C(bootc status --format=json) or C(ostree admin status)). Kernel arguments come from the Boot Loader
     Specification entries in C(/boot/loader/entries) (and the ESP's for bootc's composefs backend); only a staged
@@ -121,6 +122,27 @@ ansible_facts:
           type: str
           returned: always
           sample: arm64
+        hardware:
+          description:
+            - What the host runs on, read from the kernel's files, whatever the backend (also on a host that is not
+              an OSTree host).
+            - C(apple_silicon) when the device tree's root C(compatible) strings (C(/sys/firmware/devicetree/base),
+              else C(/proc/device-tree)) name an C(apple,...) machine; Macs have no DMI tables.
+            - C(mac_vm) for an aarch64 guest whose DMI vendor (C(/sys/class/dmi/id/sys_vendor)) is a Mac hypervisor
+              (Apple's Virtualization.framework, Parallels, VMware Fusion), named in C(hypervisor). A UTM/QEMU guest
+              looks like any QEMU guest and is not reported.
+            - C(machine) is C(uname -m); C(arch) is C(aarch64) on Apple silicon and Mac VMs, else the machine's;
+              C(page_size) is the kernel's page size in bytes (16384 on Asahi kernels).
+          type: dict
+          returned: always
+          sample:
+            machine: aarch64
+            arch: aarch64
+            page_size: 16384
+            compatible: ["apple,j314s", "apple,t6000", "apple,arm-platform"]
+            apple_silicon: true
+            mac_vm: false
+            hypervisor: null
         deployments:
           description:
             - Every deployment in boot order (index 0 boots next).

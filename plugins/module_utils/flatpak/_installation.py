@@ -207,7 +207,8 @@ class Installation:
         argv = ["flatpak", *args]
         if self.place.as_user:
             argv = ["runuser", "-u", self.place.user, "--", self.host.runner.binary("flatpak"), *args]
-        return self.host.run(argv, check=check, env=env, unset=PER_USER_VARIABLES)
+        cwd = "/" if self.place.as_user else None  # not root's working directory, which the user cannot enter
+        return self.host.run(argv, check=check, env=env, unset=PER_USER_VARIABLES, cwd=cwd)
 
     def once(self, what: str, read: Callable[[], Any]) -> Any:
         """``read()`` once per run for this installation (a listing), shared by every unit of the run."""

@@ -113,6 +113,9 @@ class Instance:
 
     def run(self, argv: list, **kwargs):
         argv, env = self.command(argv)
+        if argv[0] == "runuser":
+            # Not root's working directory, which the user cannot enter (podman's runtime refuses to start there).
+            kwargs.setdefault("cwd", "/")
         return self.host.run(argv, env=env, **kwargs)
 
     def systemctl(self, args: list, **kwargs):

@@ -203,3 +203,23 @@ def test_bls_entry_and_boot_link():
     assert ostree.deployment_from_link(f"../../../deploy/fedora/deploy/{A}.12") == ("fedora", A, 12)
     assert ostree.deployment_from_link("/ostree/boot.1/fedora/7c3e/0") is None
     assert ostree.split_kargs(None) == [] and ostree.split_kargs('a "b') == ["a", '"b']
+
+
+def test_hardware_apple_silicon_from_the_device_tree():
+    from ansible_collections.immutable.hosts.plugins.module_utils.ostree._facts import parse_hardware
+
+    found = parse_hardware("x86_64", 16384, b"apple,j314s\0apple,t6000\0apple,arm-platform\0", None)
+    assert found["apple_silicon"] is True and found["arch"] == "aarch64" and found["page_size"] == 16384
+    assert found["compatible"] == ["apple,j314s", "apple,t6000", "apple,arm-platform"] and found["mac_vm"] is False
+
+
+def test_hardware_mac_vm_from_the_hypervisors_dmi_vendor():
+    from ansible_collections.immutable.hosts.plugins.module_utils.ostree._facts import parse_hardware
+
+    vm = parse_hardware("aarch64", 4096, None, b"Parallels International GmbH.\n")
+    assert vm["mac_vm"] is True and vm["hypervisor"] == "Parallels International GmbH." and vm["apple_silicon"] is False
+    # the same vendor on x86_64 is an Intel Mac's VM: not Apple silicon, not a Mac VM of this kind
+    intel = parse_hardware("x86_64", 4096, None, b"VMware, Inc.\n")
+    assert intel["mac_vm"] is False and intel["arch"] == "x86_64" and intel["hypervisor"] is None
+    qemu = parse_hardware("aarch64", 4096, b"linux,dummy-virt\0", b"QEMU\n")
+    assert qemu["mac_vm"] is False and qemu["apple_silicon"] is False

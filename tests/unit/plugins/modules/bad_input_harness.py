@@ -16,8 +16,10 @@ from ansible_collections.immutable.hosts.plugins.modules import (
     flatpak,
     flatpak_override,
     flatpak_remote,
+    host_state,
     kargs,
     ostree_facts,
+    podman_secret,
     quadlet,
     rebase,
     rootless_user,
@@ -37,8 +39,10 @@ MODULES = {
     "flatpak": flatpak,
     "flatpak_override": flatpak_override,
     "flatpak_remote": flatpak_remote,
+    "host_state": host_state,
     "kargs": kargs,
     "ostree_facts": ostree_facts,
+    "podman_secret": podman_secret,
     "quadlet": quadlet,
     "rebase": rebase,
     "rootless_user": rootless_user,
@@ -46,8 +50,12 @@ MODULES = {
     "update_policy": update_policy,
 }
 BOOTED = "9412245c1880a155cf9c23a49234194f26e3a8b7e847e7636cf65aaee373c7c1"
-FLATPAK_LIST = "flatpak list --system --columns=application,branch,arch,origin,ref,active,runtime,installation,options"
-FLATPAK_REMOTES = "flatpak remotes --system --show-disabled --columns=name,url,title,comment,priority,filter,collection,options"
+FLATPAK_LIST = (
+    "flatpak list --system --columns=application:f,branch:f,arch:f,origin:f,ref:f,active:f,runtime:f,installation:f,options:f"
+)
+FLATPAK_REMOTES = (
+    "flatpak remotes --system --show-disabled --columns=name:f,url:f,title:f,comment:f,priority:f,filter:f,collection:f,options:f"
+)
 SHOW = "systemctl show --property=LoadState,ActiveState,SubState,NeedDaemonReload,FragmentPath,SourcePath "
 NOT_FOUND = "LoadState=not-found\nActiveState=inactive\nSubState=dead\nNeedDaemonReload=no\nFragmentPath=\nSourcePath=\n"
 

@@ -179,6 +179,41 @@ case(
 )
 case("ostree_facts", {"status_retries": -1}, "status_retries must be 0 or more")
 
+# --- the whole host: every resource is checked before anything runs, and the message names the resource -----------
+UNIT_TEXT = "[Container]\nImage=a.io/b:c\n"
+case("host_state", {"users": [{"name": "core", "quadlets": [{"name": "web", "content": UNIT_TEXT, "frob": 1}]}]}, "frob")
+case(
+    "host_state",
+    {"os": {"rebase": {"ref": "fedora:fedora/42/x86_64/silverblue", "image": "quay.io/a/b:1"}}},
+    "mutually exclusive",
+)
+case("host_state", {"os": {"kargs": [{"args": ["ostree=/x"]}]}}, "kargs: ")
+case("host_state", {"flatpak": [{"scope": "system", "overrides": [{"app": "not an id"}]}]}, "flatpak_override not an id: ")
+case(
+    "host_state",
+    {
+        "flatpak": [
+            {
+                "scope": "system",
+                "apps_exclusive": True,
+                "apps": [{"name": "a.b.C", "remote": "x"}, {"name": "a.b.D", "remote": "y"}],
+            }
+        ]
+    },
+    "from one remote",
+)
+case("host_state", {"users": [{"name": "core", "quadlets": [{"name": "../evil", "content": UNIT_TEXT}]}]}, "not a path")
+case("host_state", {"users": [{"name": "root"}]}, "rootless_user root: ")
+case("host_state", {"secrets": [{"name": "db", "user": "nobody-at-all", "data": "a-long-secret"}]}, "does not exist")
+case(
+    "host_state",
+    {"flatpak": [{"user": "core", "scope": "system", "apps": [{"name": "a.b.C", "remote": "x"}]}]},
+    "needs scope=user",
+)
+case("podman_secret", {"name": "../db", "data": "a-long-secret"}, "is not valid")
+case("podman_secret", {"name": "db"}, "missing: data")
+case("podman_secret", {"name": "db", "data": "a-long-secret", "state": "gone"}, "value of state must be one of")
+
 
 def planted(host: BadInputHost, tmp_path) -> None:
     """What the cases above expect on the host besides the harness: links, broken files."""

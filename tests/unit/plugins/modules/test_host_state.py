@@ -227,3 +227,96 @@ def test_the_schema_is_the_units_own():
     assert "user" not in spec["users"]["options"]["quadlets"]["options"]
     assert "install" not in spec["os"]["options"]["rebase"]["options"]
     assert spec["os"]["options"]["rebase"]["mutually_exclusive"] == [("ref", "image")]
+
+
+def test_apps_that_differ_only_in_their_refs_are_one_transaction(run):
+    install = "flatpak install --system --noninteractive -y testrepo org.test.New/x86_64/ org.test.Other/x86_64/"
+    remotes = (
+        "flatpak remotes --system --show-disabled "
+        "--columns=name:f,url:f,title:f,comment:f,priority:f,filter:f,collection:f,options:f"
+    )
+    document = {
+        "flatpak": [
+            {
+                "scope": "system",
+                "apps": [
+                    {"name": "org.test.New", "remote": "testrepo", "arch": "x86_64"},
+                    {"name": "org.test.Other", "remote": "testrepo", "arch": "x86_64"},
+                ],
+            }
+        ]
+    }
+    answers = {
+        LIST: (0, (FIXTURES / "flatpak/1.16.6/list-system.txt").read_text(), ""),
+        remotes: (0, (FIXTURES / "flatpak/1.16.6/remotes-system.txt").read_text(), ""),
+        install: OK,
+    }
+    result, calls = run(document, answers)
+    assert len(result["resources"]) == 1 and calls.count(install) == 1
+    assert result["resources"][0]["installed"] == ["org.test.New/x86_64/", "org.test.Other/x86_64/"]
+
+
+def test_exclusive_apps_from_two_remotes_are_refused_before_anything_runs(run):
+    document = {
+        "flatpak": [
+            {
+                "scope": "system",
+                "apps_exclusive": True,
+                "apps": [{"name": "org.test.A", "remote": "one"}, {"name": "org.test.B", "remote": "two"}],
+            }
+        ]
+    }
+    result, calls = run(document, {})
+    assert result["failed"] is True and "from one remote" in result["msg"] and calls == []
+
+
+def test_installation_options_apply_to_its_items():
+    place = {
+        "apps_latest": True,
+        "apps_exclusive": True,
+        "uninstall_unused": True,
+        "apps": [
+            {"name": ["org.test.A"], "remote": "r", "state": "present", "arch": None, "no_related": False},
+            {"name": ["org.test.B"], "remote": None, "state": "absent", "arch": None, "no_related": False},
+        ],
+    }
+    groups = host_state.app_groups(place)
+    assert [(g["state"], g["exclusive"], g["uninstall_unused"]) for g in groups] == [
+        ("latest", True, True),
+        ("absent", False, True),
+    ]
+
+
+def test_an_override_without_a_mode_takes_the_installations():
+    document = {
+        "flatpak": [
+            {
+                "scope": "system",
+                "overrides_mode": "exact",
+                "overrides": [{"app": "org.test.A", "mode": None}, {"app": "org.test.B", "mode": "merge"}],
+            }
+        ]
+    }
+    found = host_state.resources(document)
+    assert [(r.params["app"], r.params["mode"]) for r in found] == [("org.test.A", "exact"), ("org.test.B", "merge")]
+
+
+def test_system_and_user_units_and_secrets_converge_after_every_user():
+    document = {
+        "users": [{"name": "core", "secrets": [{"name": "s"}], "quadlets": [{"name": "u"}]}],
+        "secrets": [{"name": "root-secret", "user": None}, {"name": "core-secret", "user": "core"}],
+        "quadlets": [{"name": "system-unit", "user": None}],
+        "os": {"kargs": [{"args": ["quiet"]}]},
+    }
+    order = [
+        (r.module, r.params.get("name") or r.params.get("args"), r.params.get("user")) for r in host_state.resources(document)
+    ]
+    assert order == [
+        ("kargs", ["quiet"], None),
+        ("rootless_user", "core", None),
+        ("podman_secret", "root-secret", None),
+        ("podman_secret", "core-secret", "core"),
+        ("podman_secret", "s", "core"),
+        ("quadlet", "system-unit", None),
+        ("quadlet", "u", "core"),
+    ]

@@ -201,3 +201,19 @@ def test_a_lost_signature_does_not_stop_fact_gathering_where_ostree_can_skip_it(
     )
     result = run_module(monkeypatch, capsys, tmp_path, old)
     assert result["failed"] is True and "older than 2024.1" in result["msg"] and "no signatures found" in result["msg"]
+
+
+def test_hardware_is_read_from_the_hosts_own_files(tmp_path, capsys):
+    (tmp_path / "sys/firmware/devicetree/base").mkdir(parents=True)
+    (tmp_path / "sys/firmware/devicetree/base/compatible").write_bytes(b"apple,j314s\0apple,arm-platform\0")
+    host = Host(runner=Tools({}, ()).runner(), root=str(tmp_path), machine="aarch64", page_size=16384)
+    facts = run_unit(ostree_facts.UNIT, {}, host, capsys)["ansible_facts"]["ostree"]
+    assert facts["hardware"] == {
+        "machine": "aarch64",
+        "arch": "aarch64",
+        "page_size": 16384,
+        "compatible": ["apple,j314s", "apple,arm-platform"],
+        "apple_silicon": True,
+        "mac_vm": False,
+        "hypervisor": None,
+    }
