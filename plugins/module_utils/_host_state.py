@@ -118,8 +118,12 @@ class Resource:
 
     @property
     def args(self) -> dict:
-        """The options naming the resource, for the report (never a secret)."""
-        return {key: self.params[key] for key in IDENTITY_KEYS if self.params.get(key) not in (None, "", [], False)}
+        """The options naming the resource, for the report (never a secret); the system installation is the default
+        one, named as a task of the module itself would name it."""
+        found = {key: self.params[key] for key in IDENTITY_KEYS if self.params.get(key) not in (None, "", [], False)}
+        if found.get("scope") == "system":
+            del found["scope"]
+        return found
 
     @property
     def os(self) -> bool:

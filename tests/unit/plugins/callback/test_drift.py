@@ -253,7 +253,7 @@ def test_host_state_resources_are_recorded_under_the_module_each_ran(plugin, tmp
                         "changed": True,
                         "resource": "flatpak",
                         "module": "immutable.hosts.flatpak",
-                        "args": {"name": ["org.example.Chat"], "scope": "system"},
+                        "args": {"name": ["org.example.Chat"], "user": "core"},
                         "diff": {"before": {"refs": {}}, "after": {"refs": {"app/org.example.Chat/x86_64/stable": {}}}},
                         "commands": [["flatpak", "install", "--system", "flathub", "org.example.Chat"]],
                     },
@@ -273,7 +273,7 @@ def test_host_state_resources_are_recorded_under_the_module_each_ran(plugin, tmp
     assert [change["action"] for change in report["changes"]] == ["immutable.hosts.flatpak", "immutable.hosts.quadlet"]
     change = report["changes"][0]
     assert change["task"] == "The whole host"
-    assert change["resource"] == "flatpak apps (scope=system)"  # as for a flatpak task of its own
+    assert change["resource"] == "flatpak apps (user=core)"  # as for a flatpak task of its own
     assert change["diff"] == [{"before": {"refs": {}}, "after": {"refs": {"app/org.example.Chat/x86_64/stable": {}}}}]
     assert change["commands"] == [["flatpak", "install", "--system", "flathub", "org.example.Chat"]]
     assert report["changes"][1]["resource"] == "quadlet web (user=core)"
