@@ -52,8 +52,9 @@ def lab_unavailable() -> str | None:
 
 
 # Hosts of the test session, one set of hosts per test file so files never share mutable state:
-# OS-tree modules silverblue-1..4 and bootc-1; Flatpak modules kinoite-1 and silverblue-5; Podman modules silverblue-6.
-DEFAULT_HOSTS = "silverblue:6,kinoite:1,bootc:1"
+# OS-tree modules silverblue-1..4 and bootc-1; Flatpak modules kinoite-1 and silverblue-5; Podman modules silverblue-6;
+# host_state silverblue-7.
+DEFAULT_HOSTS = "silverblue:7,kinoite:1,bootc:1"
 
 
 def requested_hosts() -> dict[str, int]:
