@@ -310,8 +310,12 @@ class Bench:
         ok = done.returncode == 0
         log(f"  {label} {side}: {wall:.1f}s rc={done.returncode}")
         if not ok:
-            # A failed run is a finding: the log stays, and the failed tasks go into the results.
-            log(f"    failed: see {self.logs / f'{label}-{side}.log'}: {parsed['failures'][:3]}")
+            # A failed run is a finding: its log is kept (committed with the results), its failed tasks go into them.
+            kept = RESULTS / "failures" / f"{time.strftime('%Y%m%dT%H%M%S')}-hosts-{self.n}-{label}-{side}.log"
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self.logs / f"{label}-{side}.log", kept)
+            parsed["log"] = str(kept.relative_to(BENCH))
+            log(f"    failed: see {kept}: {parsed['failures'][:3]}")
         result = {"wall_s": round(wall, 2), "rc": done.returncode, **parsed}
         report = self.logs / f"{label}-{side}-drift.json"
         if side == "ours" and check and report.is_file():
@@ -591,7 +595,7 @@ def failures_of(r: dict) -> list[dict]:
     found = []
     for label, run in runs:
         for failure in run.get("failures", []):
-            found.append(dict(failure, run=label, log=f"logs/hosts-{r['hosts']}/{label}-{failure['host'].split('-')[0]}.log"))
+            found.append(dict(failure, run=label, log=run.get("log", "")))
     return found
 
 

@@ -81,14 +81,3 @@ def split_lines(text: Optional[str]) -> list:
     if parts[-1] == "":
         parts.pop()
     return parts
-
-
-def split_lines_keepends(text: Optional[str]) -> list:
-    """The lines of a file, each with its ``\\n`` (the last one without, when the text does not end in one), for diffs."""
-    if not text:
-        return []
-    parts = text.split("\n")
-    result = [part + "\n" for part in parts[:-1]]
-    if parts[-1]:
-        result.append(parts[-1])
-    return result

@@ -355,21 +355,6 @@ def same_origin(left: Origin, right: Origin) -> bool:
     return left.key == right.key
 
 
-def same_image_content(desired: ImageReference, current: ImageReference, current_digest: Optional[str]) -> bool:
-    """True when ``desired`` names exactly what ``current`` runs: same reference, or a digest equal to the deployed one.
-
-    A tag and a digest are different references; they name the same content only when the deployed digest is known.
-    """
-    if desired.key == current.key:
-        return True
-    want, have = desired.registry_name, current.registry_name
-    if want is None or have is None or desired.sigverify != current.sigverify or desired.remote != current.remote:
-        return False
-    if (want.registry, want.repository) != (have.registry, have.repository):
-        return False
-    return bool(want.digest and current_digest and want.digest == current_digest.lower())
-
-
 # Architectures as RPM (and OSTree refs) name them, and the OCI/Go names image configs use.
 RPM_ARCHES = ("x86_64", "aarch64", "ppc64le", "s390x", "riscv64", "armhfp", "i686")
 OCI_TO_RPM_ARCH = {

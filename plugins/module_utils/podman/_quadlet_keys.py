@@ -623,29 +623,3 @@ def check_content(kind: str, text: str) -> dict:
                 raise InvalidQuadlet("unsupported key %r in the [%s] section of content (podman 5.4)" % (key, section))
     check_required(kind, sections)
     return sections
-
-
-def to_options(sections: dict) -> dict:
-    """Parsed sections back to options: the renderer's inverse for text it rendered.
-
-    A repeated key becomes a list; a key the generator splits into words becomes the list of its words.
-    """
-    result = {}
-    for section, items in sections.items():
-        names = {value: key for key, value in SECTION_NAMES.items()}
-        part = names.get(section)
-        if part is None:
-            raise InvalidQuadlet("unknown section [%s]" % section)
-        quadlet_section = section in SECTION_KEYS
-        options: dict = {}
-        for key, value in items:
-            option = KEY_OPTIONS[key] if quadlet_section else key
-            if quadlet_section and key in WORD_SPLIT_KEYS:
-                options.setdefault(option, []).extend(split_words(value))
-            elif option in options:
-                previous = options[option]
-                options[option] = (previous if isinstance(previous, list) else [previous]) + [value]
-            else:
-                options[option] = value
-        result[part] = options
-    return result

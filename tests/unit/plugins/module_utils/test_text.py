@@ -25,7 +25,6 @@ def test_every_break_and_control_is_refused(char):
 
 def test_files_split_at_newline_only():
     assert text.split_lines("a\u2028b\x85c\r\nd\n") == ["a\u2028b\x85c\r", "d"]
-    assert text.split_lines_keepends("a\u2028b\nc") == ["a\u2028b\n", "c"]
     assert text.check_content("[Unit]\n\tDescription=x\n", "content") == "[Unit]\n\tDescription=x\n"
     with pytest.raises(ValueError, match="U\\+2028"):
         text.check_content("[Unit]\u2028Description=x\n", "content")
