@@ -48,19 +48,12 @@ def user_environment(uid: int) -> dict:
     return {"XDG_RUNTIME_DIR": directory, "DBUS_SESSION_BUS_ADDRESS": "unix:path=%s/bus" % directory}
 
 
-def as_user_argv(name: str, uid: int, argv: list) -> list:
-    """``argv`` run by root as user ``name``, with that user's runtime directory and bus."""
+def as_user_argv(name: str, uid: int, argv: list, runtime: bool = True) -> list:
+    """``argv`` run by root as user ``name``, with that user's runtime directory and bus (``runtime``: they exist;
+    without them Podman keeps its runtime files in a directory of its own)."""
     directory = runtime_dir(uid)
-    return [
-        "runuser",
-        "-u",
-        name,
-        "--",
-        "env",
-        "XDG_RUNTIME_DIR=" + directory,
-        "DBUS_SESSION_BUS_ADDRESS=unix:path=%s/bus" % directory,
-        *argv,
-    ]
+    env = ["XDG_RUNTIME_DIR=" + directory, "DBUS_SESSION_BUS_ADDRESS=unix:path=%s/bus" % directory] if runtime else []
+    return ["runuser", "-u", name, "--", "env", *env, *argv]
 
 
 def parse_systemctl_show(text: str) -> dict:
@@ -107,9 +100,10 @@ class Instance:
         module itself; through runuser as the user when root acts for another user."""
         if self.scope == "system":
             return list(argv), None
+        runtime = self.host.exists(self.runtime_dir)
         if self.host.euid() == self.uid:
-            return list(argv), user_environment(self.uid)
-        return as_user_argv(self.user, self.uid, argv), None
+            return list(argv), user_environment(self.uid) if runtime else None
+        return as_user_argv(self.user, self.uid, argv, runtime), None
 
     def run(self, argv: list, **kwargs):
         argv, env = self.command(argv)

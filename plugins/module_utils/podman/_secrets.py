@@ -99,6 +99,10 @@ class SecretUnit:
         instance = Instance(host, desired["user"])
         if not host.which("podman"):
             raise SecretError("podman is not installed on this host")
+        if instance.scope == "user" and not host.check_mode and instance.lingering() and not instance.manager_running():
+            # Linger was just turned on (the user's resource, earlier in this run): the user's systemd instance and
+            # its runtime directory are on their way; Podman keeps its runtime files there.
+            instance.ensure_manager(False)
         result = instance.run(inspect_argv(desired["name"]), check=False)
         return parse_inspect(result.rc, result.stdout, result.stderr)
 

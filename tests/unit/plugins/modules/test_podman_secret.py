@@ -31,17 +31,23 @@ class SecretTools(Tools):
 
     def runner(self):
         runner = super().runner()
-        runner.exists = lambda path: path in ("/usr/bin/podman", "/usr/sbin/runuser")
+        runner.exists = lambda path: path in ("/usr/bin/podman", "/usr/sbin/runuser", "/usr/bin/systemctl")
         return runner
 
 
 @pytest.fixture
 def run(tmp_path, capsys):
+    """A host under tmp_path where core's systemd instance runs (its runtime directory exists)."""
     users = {"core": pwd.struct_passwd(("core", "x", 1000, 1000, "", "/home/core", "/bin/bash"))}
+    (tmp_path / "run/user/1000/systemd").mkdir(parents=True)
+    (tmp_path / "run/user/1000/systemd/private").write_text("")
+    (tmp_path / "var/lib/systemd/linger").mkdir(parents=True)
 
     def run(args, tools):
-        return run_unit(secrets.UNIT, dict({"user": "core"}, **args), Host(runner=tools.runner(), passwd=users, euid=0), capsys)
+        host = Host(runner=tools.runner(), root=str(tmp_path), passwd=users, euid=0)
+        return run_unit(secrets.UNIT, dict({"user": "core"}, **args), host, capsys)
 
+    run.root = tmp_path
     return run
 
 
@@ -103,3 +109,29 @@ def test_bad_input_fails_before_anything_runs(run, args, message):
         message = "embedded null character"  # ansible-core 2.21 refuses it before the module runs
     assert result["failed"] is True and message in result["msg"] and tools.calls == [], result
     assert "s3cret" not in str(result)
+
+
+def test_without_a_runtime_directory_podman_keeps_its_own(run):
+    """No linger, no session: Podman runs without XDG_RUNTIME_DIR (its secrets live in the user's storage)."""
+    import shutil
+
+    shutil.rmtree(run.root / "run/user/1000")
+    bare = "runuser -u core -- env podman secret inspect --showsecret --format {{.SecretData}}|end db"
+    tools = SecretTools({bare: (0, "pw|end\n", "")})
+    assert run({"name": "db", "data": "pw"}, tools)["changed"] is False and tools.calls == [bare]
+
+
+def test_linger_just_turned_on_starts_the_users_instance_first(run):
+    private = run.root / "run/user/1000/systemd/private"
+    private.unlink()
+    (run.root / "var/lib/systemd/linger/core").write_text("")
+
+    class Starting(SecretTools):
+        def spawn(self, argv, env, timeout, stdin, cwd):
+            if argv[1:] == ["start", "user@1000.service"]:
+                private.write_text("")
+            return super().spawn(argv, env, timeout, stdin, cwd)
+
+    tools = Starting({"systemctl start user@1000.service": OK, INSPECT: (0, "pw|end\n", "")})
+    result = run({"name": "db", "data": "pw"}, tools)
+    assert result["changed"] is False and tools.calls == ["systemctl start user@1000.service", INSPECT]
