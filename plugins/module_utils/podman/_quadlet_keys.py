@@ -366,36 +366,6 @@ def quote_word(word: str) -> str:
     return '"%s"' % word.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def split_words(value: str) -> list:
-    """Words of a value as systemd splits them: blanks separate, quotes group, a backslash escapes one character."""
-    words_found, word, quote, escaped, in_word = [], [], None, False, False
-    for char in value:
-        if escaped:
-            word.append(char)
-            escaped = False
-        elif char == "\\" and quote != "'":
-            escaped, in_word = True, True
-        elif quote:
-            if char == quote:
-                quote = None
-            else:
-                word.append(char)
-        elif char in "\"'":
-            quote, in_word = char, True
-        elif char.isspace():
-            if in_word:
-                words_found.append("".join(word))
-                word, in_word = [], False
-        else:
-            word.append(char)
-            in_word = True
-    if quote or escaped:
-        raise InvalidQuadlet("unbalanced quotes or a trailing backslash in %r" % value)
-    if in_word:
-        words_found.append("".join(word))
-    return words_found
-
-
 def check_length(section: str, key: str, value: str) -> None:
     if len(value) > MAX_VALUE:
         raise InvalidQuadlet(

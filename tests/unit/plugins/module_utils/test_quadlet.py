@@ -7,7 +7,7 @@ import pytest
 from ansible_collections.immutable.hosts.plugins.module_utils.podman import _instance as instance
 from ansible_collections.immutable.hosts.plugins.module_utils.podman import _quadlet as quadlet
 from ansible_collections.immutable.hosts.plugins.module_utils.podman import _quadlet_keys as keys
-from ansible_collections.immutable.hosts.tests.unit.plugins.module_utils.quadlet_cases import CASES, SERVICES, golden
+from ansible_collections.immutable.hosts.tests.unit.plugins.module_utils.quadlet_cases import CASES, SERVICES, golden, split_words
 
 # podman 5.4.2's keys per section, as its generator accepts them (deprecated Remap*/VolatileTmp left out).
 PODMAN_54_COUNTS = {"Container": 82, "Pod": 21, "Volume": 14, "Network": 16, "Kube": 15, "Image": 15, "Build": 24, "Quadlet": 1}
@@ -138,7 +138,7 @@ def test_exec_quoting(value, line):
 def test_quoted_words_split_back_to_the_arguments():
     args = ["/bin/sh", "-c", 'echo "a b" \\ c', "", "it's"]
     rendered = " ".join(keys.quote_word(arg) for arg in args)
-    assert keys.split_words(rendered) == args
+    assert split_words(rendered) == args
 
 
 def test_enabled_adds_the_default_target_per_scope():

@@ -20,7 +20,7 @@ from ansible_collections.immutable.hosts.plugins.module_utils.common._host impor
 from ansible_collections.immutable.hosts.plugins.module_utils.common._runner import Runner
 from ansible_collections.immutable.hosts.plugins.module_utils.podman import _quadlet as quadlet
 from ansible_collections.immutable.hosts.plugins.module_utils.podman import _quadlet_keys as keys
-from ansible_collections.immutable.hosts.tests.unit.plugins.module_utils.quadlet_cases import CASES, SERVICES, golden
+from ansible_collections.immutable.hosts.tests.unit.plugins.module_utils.quadlet_cases import CASES, SERVICES, golden, split_words
 from ansible_collections.immutable.hosts.tests.unit.plugins.modules.helpers import run_unit
 
 STANDARD = "/usr/libexec/podman/quadlet"
@@ -72,7 +72,7 @@ def test_quoting_survives_the_generator(tmp_path):
     write_goldens(tmp_path)
     web = dryrun(tmp_path)["units"]["web.service"]
     start = next(line for line in web.splitlines() if line.startswith("ExecStart="))
-    assert keys.split_words(start.split("=", 1)[1])[-3:] == ["localhost/bb:latest", "/bin/sleep", "1000"]
+    assert split_words(start.split("=", 1)[1])[-3:] == ["localhost/bb:latest", "/bin/sleep", "1000"]
     assert '--env "GREETING=hello world"' in start and "--publish 8443:443" in start
 
 
