@@ -110,21 +110,21 @@ def c_locale_env(
 
 
 def _spawn(argv: list, env: dict, timeout: float, stdin: Optional[str], cwd: Optional[str]) -> tuple:
+    # Bytes in and out, decoded here: text mode would turn "\r\n" into "\n", and a value read back (a secret, a
+    # file's content) must compare exactly with the one written.
     try:
         proc = subprocess.run(
             argv,
-            input=stdin,
+            input=None if stdin is None else stdin.encode("utf-8"),
             capture_output=True,
-            text=True,
             env=env,
             timeout=timeout,
             cwd=cwd,
             check=False,
-            errors="replace",
         )
     except subprocess.TimeoutExpired:
         raise CommandTimeout(argv, timeout) from None
-    return proc.returncode, proc.stdout, proc.stderr
+    return proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
 
 
 @dataclass

@@ -167,3 +167,11 @@ def test_until_idle_is_the_one_backoff_loop():
     assert clock.sleeps == [1.0, 2.0]
     with pytest.raises(BusyTimeout, match="PkgChange"):
         runner.until_idle(lambda: (None, "PkgChange"), runner.deadline(3))
+
+
+def test_output_and_input_keep_every_byte_of_a_line_end():
+    """A value read back (a Podman secret, a file's text) compares exactly with the one written: no newline
+    translation either way."""
+    runner = Runner()
+    assert runner.run(["printf", "windows line\\r\\ntwo\\n\\n"]).stdout == "windows line\r\ntwo\n\n"
+    assert runner.run(["cat"], stdin="a\r\nb\r").stdout == "a\r\nb\r"
