@@ -19,7 +19,10 @@ A unit is the domain of one module (``ostree/_kargs.py`` is ``immutable.hosts.ka
   real run knows;
 - ``report(host, plan, desired)`` (optional): the result fields read back after the change.
 
-:func:`run_unit` runs one unit against a :class:`~..common._host.Host`; ``immutable.hosts.host_state`` runs many
+Whether the run is a check is the host's (``host.check_mode``), so every step reads it from there.
+
+:func:`run_unit` runs one unit against a :class:`~..common._host.Host` (:func:`converge` once its ``desired`` is known);
+a composite unit (``immutable.hosts.host_state``) has a ``run(params, host)`` of its own that converges many units
 against one host.  :func:`run_module` is the whole ``main()`` of a module file.
 
 Standard library plus ``ansible.module_utils``; Python 3.9+.

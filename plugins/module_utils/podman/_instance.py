@@ -127,6 +127,16 @@ class Instance:
     def forget_service(self, service: str) -> None:
         self.host.forget(("systemd", self.scope, self.uid, service))
 
+    def ensure_user_namespace(self) -> None:
+        """Rootless Podman's user namespace, and the pause process that keeps it, made once per run before a service
+        of the user starts: the first Podman process of a user creates them and moves the pause process into a scope
+        of its own; when that first process is a service's ``podman run``, its conmon can end up outside the service
+        (systemd then fails the service with result 'protocol').  Made here, from outside any service, no service
+        is the first."""
+        if self.scope != "user" or not self.host.which("podman"):
+            return
+        self.host.once(("podman", "userns", self.uid), lambda: self.run(["podman", "unshare", "true"], check=False))
+
     # --- the user's manager -----------------------------------------------------------------------------------
 
     def manager_running(self) -> bool:

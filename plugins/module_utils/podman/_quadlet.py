@@ -368,6 +368,8 @@ class QuadletUnit:
                     if action in ("start", "restart") and plan.actions["failed"]:
                         # A unit that hit its start limit refuses to start until its failed state is reset.
                         instance.systemctl(["reset-failed", service], check=False)
+                    if action in ("start", "restart") and desired["scope"] == "user":
+                        instance.ensure_user_namespace()
                     instance.systemctl([action, service])
                 done.append(action)
         except (OSError, RunnerError, UnsafePath) as exc:

@@ -173,11 +173,12 @@ def test_check_mode_reports_every_resource_and_changes_nothing(run):
 def test_a_changed_secret_restarts_the_running_unit_that_reads_it(run):
     create = AS_CORE + "podman secret create --replace db -"
     restart = AS_CORE + "systemctl --user restart web.service"
+    unshare = AS_CORE + "podman unshare true"  # the user's namespace exists before any service of the user starts
     document = {
         "users": [{"name": "core", "secrets": [{"name": "db", "data": "new"}], "quadlets": [{"name": "web", "content": WEB}]}]
     }
-    result, calls = run(document, {INSPECT: (0, "old|end\n", ""), create: OK, SHOW: ACTIVE, restart: OK})
-    assert calls == [INSPECT, create, SHOW, restart]
+    result, calls = run(document, {INSPECT: (0, "old|end\n", ""), create: OK, SHOW: ACTIVE, unshare: OK, restart: OK})
+    assert calls == [INSPECT, create, SHOW, unshare, restart]
     assert result["resources"][-1]["actions"] == ["restart"] and result["changed"] is True
     # in check mode the restart is predicted the same way
     result, calls = run(document, {INSPECT: (0, "old|end\n", ""), SHOW: ACTIVE}, check=True)

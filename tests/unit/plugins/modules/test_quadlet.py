@@ -409,3 +409,14 @@ def test_bad_input_fails_before_any_command(host, args):
     tools = UnitTools({})
     result = host(dict(args, user=args.get("user", "core")), tools)
     assert result["failed"] is True and tools.calls == [] and not host.unit_dir.exists()
+
+
+def test_the_users_namespace_is_made_before_the_first_service_of_the_user_starts(host):
+    """The first Podman process of a user makes its namespace and pause process; when that is a service's own
+    ``podman run``, systemd can fail the service (result 'protocol'), so the module makes them first."""
+    start = AS_CORE + "systemctl --user start web.service"
+    unshare = AS_CORE + "podman unshare true"
+    tools = UnitTools({DRYRUN: ACCEPTED, USER_SHOW: NOT_FOUND, RELOAD: OK, unshare: OK, start: OK})
+    tools.binaries.add("/usr/bin/podman")
+    result = host({"name": "web", "user": "core", "container": WEB}, tools)
+    assert result["changed"] is True and tools.calls == [DRYRUN, USER_SHOW, RELOAD, unshare, start]
