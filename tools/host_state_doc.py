@@ -1,5 +1,6 @@
 """Write the options of ``immutable.hosts.host_state``'s DOCUMENTATION, and the item options of the roles' list
-variables in their argument specs, from the unit modules' own documentation.
+variables in their argument specs, from the unit modules' own documentation; and the workstation role's argument spec
+from those of the roles it composes.
 
 The document's schema is the units' argument specs (module_utils/_host_state.py), so its documentation is theirs:
 each resource's suboptions are the options ``ansible-doc`` shows for that module (doc fragments merged), minus the
@@ -269,6 +270,25 @@ def fill_role(text: str, variable: str, options: dict) -> str:
     return text[:start] + begin + "\n" + body + indent + text[stop:]
 
 
+WORKSTATION = ROOT / "roles/workstation/meta/argument_specs.yml"
+WORKSTATION_BEGIN = "# BEGIN GENERATED ROLE OPTIONS (tools/host_state_doc.py)"
+WORKSTATION_END = "# END GENERATED ROLE OPTIONS"
+COMPOSED_ROLES = ("os_image", "flatpak", "rootless_podman")
+
+
+def fill_workstation(text: str, role_specs: dict) -> str:
+    """workstation's argument spec holds the options of the roles it composes (their argument specs, as written)."""
+    options: dict = {}
+    for role in COMPOSED_ROLES:
+        options.update(yaml.safe_load(role_specs[role])["argument_specs"]["main"]["options"])
+    start = text.index(WORKSTATION_BEGIN)
+    indent = text[text.rindex("\n", 0, start) + 1 : start]
+    stop = text.index(WORKSTATION_END, start)
+    body = dump(options, 118 - len(indent))
+    body = "".join(indent + line + "\n" for line in body.splitlines())
+    return text[:start] + WORKSTATION_BEGIN + "\n" + body + indent + text[stop:]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="exit 1 when a generated file is not up to date")
@@ -282,6 +302,12 @@ def main() -> int:
         path = ROOT / "roles" / role / "meta/argument_specs.yml"
         files.setdefault(path, path.read_text())
         wanted[path] = fill_role(wanted.get(path, files[path]), variable, options)
+    role_specs = {role: wanted.get(ROOT / "roles" / role / "meta/argument_specs.yml") for role in COMPOSED_ROLES}
+    for role, text in role_specs.items():
+        if text is None:
+            role_specs[role] = (ROOT / "roles" / role / "meta/argument_specs.yml").read_text()
+    files[WORKSTATION] = WORKSTATION.read_text()
+    wanted[WORKSTATION] = fill_workstation(files[WORKSTATION], role_specs)
     stale = [str(path.relative_to(ROOT)) for path in wanted if wanted[path] != files[path]]
     if args.check:
         if stale:

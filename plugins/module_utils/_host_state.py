@@ -32,8 +32,10 @@ from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _rea
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _rebase as rebase
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _update_policy as update_policy
 from ansible_collections.immutable.hosts.plugins.module_utils.podman import _quadlet as quadlet
+from ansible_collections.immutable.hosts.plugins.module_utils.podman import _quadlet_keys as quadlet_keys
 from ansible_collections.immutable.hosts.plugins.module_utils.podman import _rootless as rootless
 from ansible_collections.immutable.hosts.plugins.module_utils.podman import _secrets as secrets
+from ansible_collections.immutable.hosts.plugins.module_utils.podman._instance import Instance
 
 OSTREE_KEYS = tuple(reader.COMMON_ARGUMENT_SPEC)
 INSTALLATION_KEYS = tuple(installation.COMMON_ARGUMENT_SPEC)
@@ -262,6 +264,7 @@ def run(document: dict, host) -> dict:
     found = resources(document)
     stack_packages(found)
     check(found, host)
+    read_services_together(found, host)
     changed_secrets: set = set()
     done: list = []
     for resource in found:
@@ -297,6 +300,19 @@ def run(document: dict, host) -> dict:
     if document.get("facts"):
         result["ansible_facts"] = {"ostree": facts.gather(host)}
     return result
+
+
+def read_services_together(found: list, host) -> None:
+    """The generated services of every Quadlet unit of one user (or of the system), read with one ``systemctl show``
+    instead of one each."""
+    by_user: dict = {}
+    for resource in found:
+        if resource.module == "quadlet" and resource.desired is not None and resource.desired["text"] is not None:
+            desired = resource.desired
+            service = quadlet_keys.service_name(desired["name"], desired["kind"], quadlet.sections_of(desired["text"]))
+            by_user.setdefault(desired["user"], []).append(service)
+    for user, services in by_user.items():
+        Instance(host, user).service_states(services)
 
 
 def run_one(resource: Resource, host, changed_secrets: set) -> dict:

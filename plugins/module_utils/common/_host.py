@@ -83,7 +83,10 @@ class Host:
 
     def fetch(self, location: str, limit: int) -> bytes:
         """The first ``limit`` bytes of a URL (``http://``, ``https://``) or of a file of this host (a path or
-        ``file://``); OSError when it cannot be read."""
+        ``file://``), read once per run; OSError when it cannot be read."""
+        return self.once(("fetch", location, limit), lambda: self._fetch(location, limit))
+
+    def _fetch(self, location: str, limit: int) -> bytes:
         if location.startswith(("http://", "https://")):
             from ansible.module_utils.urls import open_url
 
@@ -133,6 +136,11 @@ class Host:
         if key not in self._cache:
             self._cache[key] = read()
         return self._cache[key]
+
+    @property
+    def cached(self) -> frozenset:
+        """The keys read in this run so far."""
+        return frozenset(self._cache)
 
     def forget(self, key: tuple) -> None:
         """After a change: the next ``once(key, ...)`` reads again."""

@@ -321,3 +321,14 @@ def test_system_and_user_units_and_secrets_converge_after_every_user():
         ("quadlet", "system-unit", None),
         ("quadlet", "u", "core"),
     ]
+
+
+def test_the_services_of_a_users_units_are_read_with_one_systemctl_call(run):
+    both = SHOW.replace("web.service", "web.service db.service")
+    inactive_db = "LoadState=not-found\nActiveState=inactive\nSubState=dead\nNeedDaemonReload=no\nFragmentPath=\nSourcePath=\n"
+    document = {"users": [{"name": "core", "quadlets": [{"name": "web", "content": WEB}, {"name": "db", "content": WEB}]}]}
+    result, calls = run(document, {both: (0, ACTIVE[1] + "\n" + inactive_db, "")}, check=True)
+    assert calls == [both], calls
+    web, db = result["resources"][1:]
+    assert web["changed"] is False and web["active"] is True
+    assert db["changed"] is True and db["actions"] == ["write", "daemon-reload", "start"]
