@@ -124,7 +124,16 @@ class Lab:
         self.api = LabAPI(state)
 
     def sh(self, host: str, script: str, check: bool = True) -> str:
-        return self.api.exec(host, ["sh", "-c", script], check=check).stdout
+        """A script on a host; an SSH connection the host's sshd dropped (exit 255 before the script ran: sshd
+        throttles many new connections at once, MaxStartups) is tried again."""
+        for attempt in range(3):
+            done = self.api.exec(host, ["sh", "-c", script])
+            if done.returncode != 255 or attempt == 2:
+                break
+            time.sleep(1 + attempt)
+        if check and done.returncode != 0:
+            raise RuntimeError(f"{host}: {script[:80]} exited {done.returncode}: {done.stderr.strip()[-500:]}")
+        return done.stdout
 
     def on_all(self, hosts: list[str], script: str) -> dict[str, str]:
         with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
