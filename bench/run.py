@@ -124,13 +124,15 @@ class Lab:
         self.api = LabAPI(state)
 
     def sh(self, host: str, script: str, check: bool = True) -> str:
-        """A script on a host; an SSH connection the host's sshd dropped (exit 255 before the script ran: sshd
-        throttles many new connections at once, MaxStartups) is tried again."""
-        for attempt in range(3):
+        """A script on a host; an SSH connection the host's sshd refused (exit 255 before the script ran: OpenSSH 10
+        keeps a source that left connections unauthenticated out for at least 15 s, PerSourcePenalties) is tried
+        again, up to about half a minute later."""
+        for delay in (2, 5, 10, 20, None):
             done = self.api.exec(host, ["sh", "-c", script])
-            if done.returncode != 255 or attempt == 2:
+            if done.returncode != 255 or delay is None:
                 break
-            time.sleep(1 + attempt)
+            log(f"    {host}: ssh refused ({done.stderr.strip()[-120:]}), again in {delay}s")
+            time.sleep(delay)
         if check and done.returncode != 0:
             raise RuntimeError(f"{host}: {script[:80]} exited {done.returncode}: {done.stderr.strip()[-500:]}")
         return done.stdout
