@@ -117,6 +117,7 @@ class Resource:
     desired: Any = None
     deferred: Optional[str] = None  # why it could not be checked yet (its user is created by this run)
     result: dict = field(default_factory=dict)
+    early_warnings: list = field(default_factory=list)  # what checking its options warned about
 
     @property
     def args(self) -> dict:
@@ -244,10 +245,13 @@ def check(found: list, host) -> None:
         if resource.params.get("user") in created and resource.module != "rootless_user":
             resource.deferred = "the user %s is created by this run" % resource.params["user"]
             continue
+        warned = len(host.warnings)
         try:
             resource.desired = resource.unit.desired(resource.params, host)
         except errors() as exc:
             raise HostsError("%s: %s" % (label(resource), message(exc))) from None
+        resource.early_warnings = host.warnings[warned:]
+        host.warnings[warned:] = ["%s: %s" % (label(resource), text) for text in resource.early_warnings]
 
 
 # --- the run ----------------------------------------------------------------------------------------------------------
@@ -278,8 +282,8 @@ def run(document: dict, host) -> dict:
             raise HostsError("%s: %s" % (label(resource), message(exc)), changed=changed, resources=done) from None
         resource.result["commands"] = host.commands[start:]
         own = host.warnings[warned:]
-        if own:
-            resource.result["warnings"] = list(own)
+        if own or resource.early_warnings:
+            resource.result["warnings"] = resource.early_warnings + list(own)
             host.warnings[warned:] = ["%s: %s" % (label(resource), text) for text in own]
         if resource.module == "podman_secret" and resource.result.get("changed"):
             changed_secrets.add((resource.params["user"], resource.params["name"]))

@@ -332,3 +332,12 @@ def test_the_services_of_a_users_units_are_read_with_one_systemctl_call(run):
     web, db = result["resources"][1:]
     assert web["changed"] is False and web["active"] is True
     assert db["changed"] is True and db["actions"] == ["write", "daemon-reload", "start"]
+
+
+def test_a_warning_names_its_resource(run):
+    document = {"os": {"rebase": {"image": "quay.io/fedora/fedora-silverblue:42", "signature": "unverified"}}}
+    result, calls = run(document, {STATUS: (0, fixture_text(PLAIN), "")}, check=True)
+    assert result["changed"] is True and calls == [STATUS]
+    texts = [w if isinstance(w, str) else w.get("event", {}).get("msg", "") for w in result["warnings"]]
+    assert len(texts) == 1 and texts[0].startswith("rebase quay.io/fedora/fedora-silverblue:42: "), texts
+    assert "followed unverified" in texts[0] and result["resources"][0]["warnings"] == [texts[0].split(": ", 1)[1]]
