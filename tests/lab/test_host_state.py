@@ -86,8 +86,8 @@ def calls(result: TaskResult, *words: str) -> int:
         tail = [arg.rsplit("/", 1)[-1] if i == 0 else arg for i, arg in enumerate(argv)]
         if "runuser" in tail[0]:
             tail = tail[tail.index("--") + 1 :]
-            while tail and (tail[0] == "env" or "=" in tail[0]):
-                tail = tail[1:]
+            while tail and (tail[0] in ("env", "-u") or "=" in tail[0]):
+                tail = tail[2:] if tail[0] == "-u" else tail[1:]
         if tail[: len(words)] == list(words):
             found += 1
     return found

@@ -146,6 +146,12 @@ class Host:
         """After a change: the next ``once(key, ...)`` reads again."""
         self._cache.pop(key, None)
 
+    def assume(self, key: tuple, value: Any) -> None:
+        """In check mode, after a change that was only planned: ``once(key, ...)`` returns ``value``, what the read
+        would return had the change been made, so that later units of the run plan against it (``host_state``
+        installing apps from a remote it adds)."""
+        self._cache[key] = value
+
     # --- reporting -----------------------------------------------------------------------------------------------
 
     def warn(self, message: str) -> None:

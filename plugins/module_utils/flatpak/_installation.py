@@ -217,6 +217,9 @@ class Installation:
     def forget(self, what: str) -> None:
         self.host.forget(("flatpak", what) + self.place.key)
 
+    def assume(self, what: str, value: Any) -> None:
+        self.host.assume(("flatpak", what) + self.place.key, value)
+
     # --- files of the installation ---------------------------------------------------------------------------
 
     def directory(self) -> str:

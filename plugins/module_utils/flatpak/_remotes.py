@@ -177,6 +177,17 @@ def plan_remote(current: Optional[dict], current_keys: Optional[list], desired: 
     }
 
 
+def assumed_listing(remotes: dict, name: str, after: dict) -> dict:
+    """``remotes`` (as :func:`parse_remotes` returns them) as they would be listed once remote ``name`` is ``after``
+    (a planned view)."""
+    remotes = dict(remotes)
+    if after["state"] == "absent":
+        remotes.pop(name, None)
+    else:
+        remotes[name] = dict({"name": name}, **{field: after.get(field) for field in REMOTE_FIELDS})
+    return remotes
+
+
 def _ordered(view: dict) -> dict:
     return {key: view.get(key) for key in ("state", *REMOTE_FIELDS, "gpg_keys")}
 
@@ -375,6 +386,12 @@ class RemoteUnit:
             actions=planned,
             result={"remote": planned["after"]},
         )
+
+    def report(self, host, plan: Plan, desired: dict) -> None:
+        """In check mode, the listing the rest of the run sees is the one this plan would leave."""
+        if host.check_mode and plan.changed:
+            where = installation.Installation(host, desired["place"])
+            where.assume("remotes", assumed_listing(listed(where), desired["name"], plan.actions["after"]))
 
     def apply(self, host, plan: Plan, desired: dict) -> None:
         where = installation.Installation(host, desired["place"])

@@ -50,9 +50,13 @@ def user_environment(uid: int) -> dict:
 
 def as_user_argv(name: str, uid: int, argv: list, runtime: bool = True) -> list:
     """``argv`` run by root as user ``name``, with that user's runtime directory and bus (``runtime``: they exist;
-    without them Podman keeps its runtime files in a directory of its own)."""
+    without them Podman keeps its runtime files in a directory of its own, and root's own, which an SSH session sets,
+    must not reach it)."""
     directory = runtime_dir(uid)
-    env = ["XDG_RUNTIME_DIR=" + directory, "DBUS_SESSION_BUS_ADDRESS=unix:path=%s/bus" % directory] if runtime else []
+    if runtime:
+        env = ["XDG_RUNTIME_DIR=" + directory, "DBUS_SESSION_BUS_ADDRESS=unix:path=%s/bus" % directory]
+    else:
+        env = ["-u", "XDG_RUNTIME_DIR", "-u", "DBUS_SESSION_BUS_ADDRESS"]
     return ["runuser", "-u", name, "--", "env", *env, *argv]
 
 

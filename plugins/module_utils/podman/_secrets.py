@@ -103,6 +103,14 @@ class SecretUnit:
             # Linger was just turned on (the user's resource, earlier in this run): the user's systemd instance and
             # its runtime directory are on their way; Podman keeps its runtime files there.
             instance.ensure_manager(False)
+        if instance.scope == "user" and host.check_mode and not host.exists(instance.runtime_dir):
+            # No session, linger off or only planned: Podman would refuse the runtime root its database recorded, or
+            # set the user's storage up, which check mode must not do.
+            host.warn(
+                "the secrets of %s cannot be read while that user has no runtime directory (%s: no session, linger "
+                "off); the plan assumes secret %s is missing" % (desired["user"], instance.runtime_dir, desired["name"])
+            )
+            return None
         result = instance.run(inspect_argv(desired["name"]), check=False)
         return parse_inspect(result.rc, result.stdout, result.stderr)
 

@@ -341,3 +341,37 @@ def test_a_warning_names_its_resource(run):
     texts = [w if isinstance(w, str) else w.get("event", {}).get("msg", "") for w in result["warnings"]]
     assert len(texts) == 1 and texts[0].startswith("rebase quay.io/fedora/fedora-silverblue:42: "), texts
     assert "followed unverified" in texts[0] and result["resources"][0]["warnings"] == [texts[0].split(": ", 1)[1]]
+
+
+def test_check_mode_installs_apps_from_a_remote_the_same_document_adds(run):
+    remotes = (
+        "flatpak remotes --system --show-disabled "
+        "--columns=name:f,url:f,title:f,comment:f,priority:f,filter:f,collection:f,options:f"
+    )
+    (run.root / "etc/pki").mkdir(parents=True)
+    shutil.copy(FIXTURES / "flatpak/1.16.6/key.asc", run.root / "etc/pki/new.asc")
+    document = {
+        "flatpak": [
+            {
+                "scope": "system",
+                "remotes": [{"name": "newrepo", "url": "https://repo.example/flatpak/", "gpg_key": "/etc/pki/new.asc"}],
+                "apps": [{"name": "org.test.New", "remote": "newrepo", "arch": "x86_64"}],
+            }
+        ]
+    }
+    answers = {
+        LIST: (0, (FIXTURES / "flatpak/1.16.6/list-system.txt").read_text(), ""),
+        remotes: (0, (FIXTURES / "flatpak/1.16.6/remotes-system.txt").read_text(), ""),
+    }
+    result, calls = run(document, answers, check=True)
+    assert result["changed"] is True and "failed" not in result, result
+    assert calls == [remotes, LIST]  # reads only: nothing added, nothing installed
+    remote, apps = result["resources"]
+    assert remote["diff"]["before"] == {"state": "absent"} and remote["remote"]["url"] == "https://repo.example/flatpak/"
+    assert apps["installed"] == ["org.test.New/x86_64/"]
+
+    absent = copy.deepcopy(document)
+    absent["flatpak"][0]["remotes"] = [{"name": "testrepo", "state": "absent"}]
+    absent["flatpak"][0]["apps"][0]["remote"] = "testrepo"
+    result, calls = run(absent, answers, check=True)
+    assert result["failed"] is True and "remote testrepo is not configured" in result["msg"], result

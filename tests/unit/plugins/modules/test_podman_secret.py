@@ -112,13 +112,25 @@ def test_bad_input_fails_before_anything_runs(run, args, message):
 
 
 def test_without_a_runtime_directory_podman_keeps_its_own(run):
-    """No linger, no session: Podman runs without XDG_RUNTIME_DIR (its secrets live in the user's storage)."""
+    """No linger, no session: Podman runs without XDG_RUNTIME_DIR (its secrets live in the user's storage), and
+    root's (an SSH session's /run/user/0) does not reach it."""
     import shutil
 
     shutil.rmtree(run.root / "run/user/1000")
-    bare = "runuser -u core -- env podman secret inspect --showsecret --format {{.SecretData}}|end db"
+    bare = "runuser -u core -- env -u XDG_RUNTIME_DIR -u DBUS_SESSION_BUS_ADDRESS podman secret inspect --showsecret --format {{.SecretData}}|end db"
     tools = SecretTools({bare: (0, "pw|end\n", "")})
     assert run({"name": "db", "data": "pw"}, tools)["changed"] is False and tools.calls == [bare]
+
+
+def test_check_mode_without_a_runtime_directory_runs_no_podman(run):
+    """Check mode never sets up the user's Podman storage; the secret is assumed missing, and the user told why."""
+    import shutil
+
+    shutil.rmtree(run.root / "run/user/1000")
+    tools = SecretTools({})
+    result = run({"name": "db", "data": "pw", "_ansible_check_mode": True}, tools)
+    assert result["changed"] is True and result["action"] == "create" and tools.calls == []
+    assert "no runtime directory" in str(result["warnings"])
 
 
 def test_linger_just_turned_on_starts_the_users_instance_first(run):
