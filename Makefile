@@ -122,13 +122,14 @@ ifeq ($(PY39),)
 else
 	@echo "== module code compiles, and module_utils import, on the oldest target Python ($$($(PY39) --version))"
 	@$(PY39) -c 'import sys; [compile(open(f).read(), f, "exec") for f in sys.argv[1:]]; print("   %d files compile" % (len(sys.argv) - 1))' \
-	    plugins/module_utils/*.py plugins/modules/*.py
+	    $$(find plugins/module_utils plugins/modules -name '*.py')
 	@# What AnsiballZ ships to a host besides our module_utils: ansible's own module_utils under an empty package.
 	@rm -rf $(BUILD)/target-py39 && mkdir -p $(BUILD)/target-py39/ansible && touch $(BUILD)/target-py39/ansible/__init__.py
 	@cp -r $$($(VENV)/bin/python -c 'import ansible.module_utils, os; print(os.path.dirname(ansible.module_utils.__file__))') \
 	    $(BUILD)/target-py39/ansible/module_utils
 	@cd $(BUILD) && $(PY39) -I -c 'import importlib, pathlib, sys; sys.path[:0] = [".", "target-py39"]; \
-	    names = [p.stem for p in pathlib.Path("ansible_collections/immutable/hosts/plugins/module_utils").glob("*.py")]; \
+	    base = pathlib.Path("ansible_collections/immutable/hosts/plugins/module_utils"); \
+	    names = [".".join(p.relative_to(base).with_suffix("").parts) for p in base.rglob("*.py") if p.name != "__init__.py"]; \
 	    [importlib.import_module("ansible_collections.immutable.hosts.plugins.module_utils." + n) for n in names]; \
 	    print("   %d module_utils import with the standard library and ansible.module_utils only" % len(names))'
 endif
@@ -144,6 +145,8 @@ docs: $(STAMP) tree
 	@echo "== ansible-doc renders every module"
 	@for m in $$(cd plugins/modules && ls *.py | sed 's/\.py$$//'); do \
 	  ANSIBLE_COLLECTIONS_PATH=$(BUILD) $(VENV)/bin/ansible-doc immutable.hosts.$$m > /dev/null || exit 1; echo "   immutable.hosts.$$m"; done
+	@echo "== host_state's options are the unit modules' own (tools/host_state_doc.py --check)"
+	@$(VENV)/bin/python tools/host_state_doc.py --check
 
 collection: $(STAMP) tree
 	@echo "== ansible-galaxy collection build"

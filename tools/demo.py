@@ -1,7 +1,8 @@
 """`make demo`: boot three lab hosts, converge them, show no drift, drift them by hand, show the drift, converge again.
 
 Steps (each printed as it starts, with its wall time):
-  1. `immutable-hosts lab up` for one silverblue, one kinoite and one apple-silicon host;
+  1. the lab (its Python API, what `immutable-hosts lab up` runs) boots one silverblue, one kinoite and one
+     apple-silicon host;
   2. copy the demo's desired state (tools/demo/group_vars) next to the lab inventory;
   3. `ansible-playbook playbooks/site.yml`, including the reboot;
   4. `immutable-hosts drift`: no drift;
@@ -20,6 +21,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from immutable_hosts.lab.api import Lab  # noqa: E402
+
 DESIRED = ROOT / "tools" / "demo" / "group_vars"
 BUILD = ROOT / "build"
 REPORTS = BUILD / "demo"
@@ -74,12 +79,13 @@ def drift(inventory: Path, report_dir: Path, env: dict[str, str], expect: int) -
 def main() -> int:
     total = time.monotonic()
     env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(BUILD), "ANSIBLE_FORKS": "10", "ANSIBLE_PIPELINING": "1"}
-    lab = [tool("immutable-hosts"), "lab"]
+    lab = Lab(progress=lambda title: (print(f"    {title}", flush=True), lambda _message: None)[1])
 
     started = step("1. boot the lab: one silverblue, one kinoite and one apple-silicon host")
     for profile in PROFILES:
-        run([*lab, "up", "--profile", profile, "--hosts", "1"], env)
-    inventory = Path(subprocess.run([*lab, "inventory"], env=env, capture_output=True, text=True, check=True).stdout.strip())
+        print(f"$ immutable-hosts lab up --profile {profile} --hosts 1", flush=True)
+        lab.up(hosts=1, profile=profile)
+    inventory = lab.inventory
     done(started)
 
     started = step("2. the desired state: group_vars per profile next to the lab inventory")
@@ -101,7 +107,8 @@ def main() -> int:
     started = step("5. drift by hand")
     for host, what, argv in DRIFT_BY_HAND:
         print(f"    {host}: {what}")
-        run([*lab, "exec", host, "--", *argv], env)
+        print("$ immutable-hosts lab exec %s -- %s" % (host, " ".join(argv)), flush=True)
+        lab.exec(host, argv, capture=False, check=True)
     done(started)
 
     started = step("6. drift check again, then converge")

@@ -20,7 +20,8 @@ description:
     Markdown and HTML.
   - It is an aggregate callback, so the normal stdout callback keeps printing. Enable it with
     C(ANSIBLE_CALLBACKS_ENABLED=immutable.hosts.drift) or C(callbacks_enabled) in C(ansible.cfg).
-  - Loop results are recorded per item, and so are the calls of M(immutable.hosts.batch), each under the module it ran.
+  - Loop results are recorded per item, and the resources of M(immutable.hosts.host_state) per resource, each under
+    the module whose unit converged it, so the report names the same resources whichever way a play called them.
     Results of tasks with C(no_log) keep their C(changed) flag but no diff.
 requirements:
   - Enabled in C(callbacks_enabled) (C(ANSIBLE_CALLBACKS_ENABLED)).
@@ -225,9 +226,12 @@ class CallbackModule(CallbackBase):
 
     def record_change(self, result, data, item=None):
         action = result.task.action
-        if short_action(action) == "batch" and isinstance(data.get("module"), str):
-            action = data["module"]  # one call of immutable.hosts.batch: the module it ran
-        args = self.module_args(result, data)
+        if short_action(action) == "host_state" and isinstance(data.get("module"), str):
+            # One resource of immutable.hosts.host_state: the module whose unit converged it, the options naming it.
+            action = data["module"]
+            args = data.get("args") if isinstance(data.get("args"), dict) else {}
+        else:
+            args = self.module_args(result, data)
         entry = self.describe(result)
         entry["action"] = to_text(action)
         entry["resource"] = resource_name(action, args, item)
@@ -257,7 +261,12 @@ class CallbackModule(CallbackBase):
         name = result.host.get_name()
         self.host(name)
         loop_results = data.get("results")
-        if isinstance(loop_results, list) and loop_results and all(isinstance(r, dict) for r in loop_results):
+        resources = data.get("resources") if short_action(result.task.action) == "host_state" else None
+        if isinstance(resources, list) and all(isinstance(r, dict) for r in resources):
+            for entry in resources:
+                if entry.get("changed"):
+                    self.record_change(result, entry)
+        elif isinstance(loop_results, list) and loop_results and all(isinstance(r, dict) for r in loop_results):
             for item in loop_results:
                 if item.get("changed") and not item.get("skipped"):
                     label = item.get("_ansible_item_label", item.get("item"))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    # Which installation a flatpak module works on (module_utils/flatpak_host.py COMMON_ARGUMENT_SPEC).
+    # Which installation a flatpak module works on (module_utils/flatpak/_installation.py COMMON_ARGUMENT_SPEC).
     DOCUMENTATION = r"""
 options:
   scope:

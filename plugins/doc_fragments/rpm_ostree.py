@@ -6,7 +6,7 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    # The options every rpm-ostree module shares (module_utils/ostree_host.py COMMON_ARGUMENT_SPEC).
+    # The options every rpm-ostree module shares (module_utils/ostree/_reader.py COMMON_ARGUMENT_SPEC).
     DOCUMENTATION = r"""
 options:
   wait_timeout:

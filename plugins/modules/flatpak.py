@@ -139,7 +139,13 @@ diff:
     after: {refs: {app/org.gnome.Calculator/x86_64/stable: flathub, org.mozilla.firefox/x86_64/: flathub}}
 """
 
-from ansible_collections.immutable.hosts.plugins.module_utils.flatpak_module import main
+from ansible_collections.immutable.hosts.plugins.module_utils.common._scaffold import run_module
+from ansible_collections.immutable.hosts.plugins.module_utils.flatpak._apps import UNIT
+
+
+def main():
+    run_module(UNIT)
+
 
 if __name__ == "__main__":
     main()

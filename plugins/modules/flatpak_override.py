@@ -182,7 +182,13 @@ diff:
   sample: {before: {sockets: [x11]}, after: {sockets: ["!x11", wayland]}}
 """
 
-from ansible_collections.immutable.hosts.plugins.module_utils.flatpak_override_module import main
+from ansible_collections.immutable.hosts.plugins.module_utils.common._scaffold import run_module
+from ansible_collections.immutable.hosts.plugins.module_utils.flatpak._overrides import UNIT
+
+
+def main():
+    run_module(UNIT)
+
 
 if __name__ == "__main__":
     main()

@@ -160,7 +160,13 @@ diff:
   sample: {before: {state: present, filter: /usr/share/flatpak/fedora-flathub.filter, enabled: false}, after: {state: present, filter: null, enabled: true}}
 """
 
-from ansible_collections.immutable.hosts.plugins.module_utils.flatpak_remote_module import main
+from ansible_collections.immutable.hosts.plugins.module_utils.common._scaffold import run_module
+from ansible_collections.immutable.hosts.plugins.module_utils.flatpak._remotes import UNIT
+
+
+def main():
+    run_module(UNIT)
+
 
 if __name__ == "__main__":
     main()

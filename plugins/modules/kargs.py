@@ -117,45 +117,12 @@ diff:
   sample: {before: {kargs: [rw, quiet]}, after: {kargs: [rw, mitigations=off]}}
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.immutable.hosts.plugins.module_utils import kargs as kargs_plan
-from ansible_collections.immutable.hosts.plugins.module_utils.ostree_host import COMMON_ARGUMENT_SPEC, run_module
-
-
-def converge(host):
-    params = host.module.params
-    plan = kargs_plan.plan_kargs([], params["args"], params["state"])  # validates before anything runs
-    host.require_ostree()
-    host.load()
-    merge = host.merge()
-    current = host.kargs_of(merge)
-    if current is None:
-        host.fail("cannot read the kernel arguments of deployment %s" % merge["id"])
-    plan = kargs_plan.plan_kargs(current, params["args"], params["state"])
-    if plan["changed"]:
-        host.wait_idle()
-        host.refuse_driver()
-        if not host.module.check_mode:
-            host.run(["kargs", "--unchanged-exit-77", *plan["argv"]])
-    host.exit(
-        plan["changed"],
-        {"before": {"kargs": plan["before"]}, "after": {"kargs": plan["after"]}},
-        predicted_reasons=["kargs-changed"],
-        merge_kargs=plan["after"],
-        kargs=plan["after"],
-        changes={"append": plan["append"], "delete": plan["delete"], "replace": plan["replace"]},
-    )
+from ansible_collections.immutable.hosts.plugins.module_utils.common._scaffold import run_module
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree._kargs import UNIT
 
 
 def main():
-    argument_spec = dict(
-        args=dict(type="list", elements="str", required=True),
-        state=dict(type="str", choices=["present", "absent", "exact"], default="present"),
-    )
-    argument_spec.update(COMMON_ARGUMENT_SPEC)
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    run_module(module, converge)
+    run_module(UNIT)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ description:
   - Sets C(ansible_facts.ostree) with the backend managing the host (rpm-ostree, bootc or plain ostree), every
     deployment with its parsed origin or image, layered packages and overrides, the deployments that are booted,
     pending, staged, rollback and the one new changes stack on, the kernel arguments of the next boot, whether a
-    reboot is pending and why, the automatic update policy, the busy transaction and the architecture.
+    reboot is pending and why, the automatic update policy, the busy transaction, the architecture and the
+    hardware (Apple silicon, Mac VMs, the page size).
   - Reads state once, with one status call of the backend tool (C(rpm-ostree status --json),
     C(bootc status --format=json) or C(ostree admin status)). Kernel arguments come from the Boot Loader
     Specification entries in C(/boot/loader/entries) (and the ESP's for bootc's composefs backend); only a staged
@@ -121,6 +122,27 @@ ansible_facts:
           type: str
           returned: always
           sample: arm64
+        hardware:
+          description:
+            - What the host runs on, read from the kernel's files, whatever the backend (also on a host that is not
+              an OSTree host).
+            - C(apple_silicon) when the device tree's root C(compatible) strings (C(/sys/firmware/devicetree/base),
+              else C(/proc/device-tree)) name an C(apple,...) machine; Macs have no DMI tables.
+            - C(mac_vm) for an aarch64 guest whose DMI vendor (C(/sys/class/dmi/id/sys_vendor)) is a Mac hypervisor
+              (Apple's Virtualization.framework, Parallels, VMware Fusion), named in C(hypervisor). A UTM/QEMU guest
+              looks like any QEMU guest and is not reported.
+            - C(machine) is C(uname -m); C(arch) is C(aarch64) on Apple silicon and Mac VMs, else the machine's;
+              C(page_size) is the kernel's page size in bytes (16384 on Asahi kernels).
+          type: dict
+          returned: always
+          sample:
+            machine: aarch64
+            arch: aarch64
+            page_size: 16384
+            compatible: ["apple,j314s", "apple,t6000", "apple,arm-platform"]
+            apple_silicon: true
+            mac_vm: false
+            hypervisor: null
         deployments:
           description:
             - Every deployment in boot order (index 0 boots next).
@@ -241,129 +263,13 @@ commands:
   sample: [[/usr/bin/rpm-ostree, status, --json]]
 """
 
-import platform
-import time
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.immutable.hosts.plugins.module_utils import bootc, facts, host, ostree, rpm_ostree
-from ansible_collections.immutable.hosts.plugins.module_utils.runner import Runner, RunnerError
-
-# Every path is read below this root; "/" on a real host.
-ROOT = "/"
-_STARTUP_ERRORS = ("Failed to activate service", "Timeout was reached", "timed out")
-
-
-def run_status(runner, argv, retries):
-    for attempt in range(retries + 1):
-        result = runner.run(argv, check=False)
-        transient = any(text in result.stderr for text in _STARTUP_ERRORS)
-        if result.rc == 0 or not transient or attempt == retries:
-            break
-        runner.sleep(1)
-    if result.rc != 0:
-        raise RunnerError("%s failed with exit code %d: %s" % (" ".join(argv), result.rc, result.stderr.strip()))
-    return result.stdout
-
-
-def gather(runner, retries):
-    machine = platform.machine()
-    if not host.is_ostree_booted(ROOT):
-        return facts.empty_facts(machine)
-    kargs = host.read_boot_kargs(ROOT) or {}
-    if runner.which("rpm-ostree"):
-        status = rpm_ostree.parse_status(run_status(runner, ["rpm-ostree", "status", "--json"], retries))
-        policy = host.read_update_config(ROOT)
-        policy["timer_enabled"] = host.timer_enabled(ROOT, "rpm-ostreed-automatic.timer")
-        staged = rpm_ostree.pick(status, "staged")
-        staged_kargs = None
-        if (
-            staged is not None
-            and (staged["checksum"], staged["serial"]) not in kargs
-            and status["merge_index"] == staged["index"]
-        ):
-            staged_kargs = ostree.split_kargs(run_status(runner, ["rpm-ostree", "kargs"], retries))
-        return facts.from_rpm_ostree(status, kargs, policy, machine, staged_kargs=staged_kargs)
-    if runner.which("bootc"):
-        status = bootc.parse_status(run_status(runner, ["bootc", "status", "--format=json"], retries))
-        policy = {"timer_enabled": host.timer_enabled(ROOT, "bootc-fetch-apply-updates.timer")}
-        return facts.from_bootc(status, kargs, policy, machine)
-    if runner.which("ostree"):
-        deployments = read_ostree_status(runner)
-        for deployment in deployments:
-            if not deployment["origin"]:
-                with_origin_file(deployment)
-        return facts.from_ostree(deployments, kargs, machine)
-    return facts.empty_facts(machine, is_ostree=True, backend="none")
-
-
-# Newest first: --json (ostree 2025.3, never verifies signatures), --skip-signatures (2024.1), then plain text, which
-# older releases stop printing at a deployment whose commit lost its signature.
-OSTREE_STATUS_ARGVS = (
-    ["ostree", "admin", "status", "--json"],
-    ["ostree", "admin", "status", "--skip-signatures"],
-    ["ostree", "admin", "status"],
-)
-
-
-def read_ostree_status(runner):
-    for argv in OSTREE_STATUS_ARGVS:
-        result = runner.run(argv, check=False)
-        if result.rc != 0 and "Unknown option" in result.stderr:
-            continue
-        if result.rc != 0:
-            raise RunnerError(
-                "%s failed with exit code %d: %s%s"
-                % (
-                    " ".join(argv),
-                    result.rc,
-                    result.stderr.strip(),
-                    "; this ostree is older than 2024.1 and cannot skip signature checks in its status"
-                    if argv == OSTREE_STATUS_ARGVS[-1] and "signature" in result.stderr
-                    else "",
-                )
-            )
-        if argv == OSTREE_STATUS_ARGVS[0]:
-            return ostree.parse_admin_status_json(result.stdout)
-        return ostree.parse_admin_status(result.stdout)
-    raise RunnerError("ostree admin status is not available on this host")
-
-
-def with_origin_file(deployment):
-    """Where ostree's status names no origin (JSON before ostree 2026.1 has no refspec; text shows a container
-    origin as "<unknown origin type>"), the deployment's own origin file says what it follows."""
-    path = host.host_path(
-        ROOT, "ostree/deploy/%s/deploy/%s.%d.origin" % (deployment["osname"], deployment["checksum"], deployment["serial"])
-    )
-    text = host.read_text(path)
-    if text is None:
-        return
-    try:
-        origin = ostree.parse_origin_file(text)
-    except ValueError:
-        return
-    if origin["origin"]:
-        deployment.update({key: value for key, value in origin.items() if key not in ("pinned", "rpm_ostree_groups")})
-        deployment["origin_kind"] = "container" if (origin["origin_parsed"] or {}).get("kind") == "container" else "refspec"
-
-
-def make_runner():
-    return Runner(sleep=time.sleep)
+from ansible_collections.immutable.hosts.plugins.module_utils.common._scaffold import run_module
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree._facts import UNIT
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(status_retries=dict(type="int", default=10)),
-        supports_check_mode=True,
-    )
-    if module.params["status_retries"] < 0:
-        module.fail_json(msg="status_retries must be 0 or more")
-    runner = make_runner()
-    try:
-        result = gather(runner, module.params["status_retries"])
-    except (RunnerError, ValueError) as exc:
-        module.fail_json(msg="cannot read the OSTree state: %s" % exc, commands=runner.commands)
-    module.exit_json(changed=False, ansible_facts={"ostree": result}, commands=runner.commands, check_mode=module.check_mode)
+    run_module(UNIT)
 
 
 if __name__ == "__main__":

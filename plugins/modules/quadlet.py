@@ -133,6 +133,11 @@ notes:
     login session, without a D-Bus session bus and without systemd-machined; it needs the user's instance to be
     running, which linger provides. When linger is on but the instance is not up yet, the module starts
     C(user@UID.service) and waits for it.
+  - Before a service of a rootless user starts, the module makes that user's Podman namespace (C(podman unshare
+    true) as the user). The first Podman process of a user makes it and moves its pause process into a scope of its
+    own, and when that first process is the service's own C(podman run), systemd can fail the service (result
+    C(protocol)). At boot no module runs first and a user's containers start together and race the same way, so give
+    units that must come back after a reboot C(Restart=on-failure) (the C(service) option C(restart=on-failure)).
   - Secrets belong in Podman secrets referenced by name (C(secret)); environment values appear in the diff.
     Use the task's C(no_log) when a value must not be shown.
   - Keys that only podman newer than 5.4 knows are refused; pass their command-line flags through C(podman_args).
@@ -274,7 +279,13 @@ diff:
   elements: dict
 """
 
-from ansible_collections.immutable.hosts.plugins.module_utils.quadlet_module import main
+from ansible_collections.immutable.hosts.plugins.module_utils.common._scaffold import run_module
+from ansible_collections.immutable.hosts.plugins.module_utils.podman._quadlet import UNIT
+
+
+def main():
+    run_module(UNIT)
+
 
 if __name__ == "__main__":
     main()

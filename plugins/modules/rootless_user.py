@@ -146,7 +146,13 @@ diff:
     after: {exists: true, subuid: [{start: 100000, count: 65536}], subgid: [{start: 100000, count: 65536}], linger: true}
 """
 
-from ansible_collections.immutable.hosts.plugins.module_utils.rootless_user_module import main
+from ansible_collections.immutable.hosts.plugins.module_utils.common._scaffold import run_module
+from ansible_collections.immutable.hosts.plugins.module_utils.podman._rootless import UNIT
+
+
+def main():
+    run_module(UNIT)
+
 
 if __name__ == "__main__":
     main()

@@ -99,90 +99,13 @@ diff:
   elements: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.immutable.hosts.plugins.module_utils import keyfile_edit, ostree, safe_files
-from ansible_collections.immutable.hosts.plugins.module_utils.runner import Runner, RunnerError
-
-TIMER = "rpm-ostreed-automatic.timer"
-ENABLED_STATES = ("enabled", "enabled-runtime", "static", "alias", "indirect", "generated")
-
-
-def make_runner():
-    return Runner()
-
-
-def read(path):
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return ""
-
-
-def timer_state(runner):
-    state = runner.run(["systemctl", "is-enabled", TIMER], check=False).stdout.strip()
-    return state in ENABLED_STATES
+from ansible_collections.immutable.hosts.plugins.module_utils.common._scaffold import run_module
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree._update_policy import UNIT
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            policy=dict(type="str", choices=["none", "check", "stage", "apply"]),
-            idle_exit_timeout=dict(type="int"),
-            lock_layering=dict(type="bool"),
-            timer_enabled=dict(type="bool"),
-            path=dict(type="path", default="/etc/rpm-ostreed.conf"),
-        ),
-        required_one_of=[("policy", "idle_exit_timeout", "lock_layering", "timer_enabled")],
-        supports_check_mode=True,
-    )
-    params = module.params
-    if params["idle_exit_timeout"] is not None and params["idle_exit_timeout"] < 0:
-        module.fail_json(msg="idle_exit_timeout is 0 (never exit) or a positive number of seconds")
-    runner = make_runner()
-    path = params["path"]
-    try:
-        before = read(path)
-        values = {
-            "AutomaticUpdatePolicy": params["policy"],
-            "IdleExitTimeout": params["idle_exit_timeout"],
-            "LockLayering": None if params["lock_layering"] is None else str(params["lock_layering"]).lower(),
-        }
-        current = ostree.parse_rpm_ostreed_conf(before)
-        wanted = {
-            "AutomaticUpdatePolicy": (current["policy"], params["policy"]),
-            "IdleExitTimeout": (current["idle_exit_timeout"], params["idle_exit_timeout"]),
-            "LockLayering": (current["lock_layering"], params["lock_layering"]),
-        }
-        to_set = {key: values[key] for key, (have, want) in wanted.items() if want is not None and have != want}
-        after = keyfile_edit.set_values(before, "Daemon", to_set) if to_set else before
-        file_changed = after != before
-        timer_before = timer_after = None
-        if params["timer_enabled"] is not None:
-            timer_before = timer_state(runner)
-            timer_after = params["timer_enabled"]
-        timer_changed = timer_before is not None and timer_before != timer_after
-        if not module.check_mode:
-            if file_changed:
-                safe_files.replace_file(path, after)
-                runner.run(["rpm-ostree", "reload"])
-            if timer_changed:
-                runner.run(["systemctl", "enable" if timer_after else "disable", "--now", TIMER])
-    except (OSError, RunnerError, ValueError, safe_files.UnsafePath) as exc:
-        module.fail_json(msg="cannot set the update policy: %s" % exc, commands=runner.commands)
-    diff = [{"before": before, "after": after, "before_header": path, "after_header": path}]
-    if timer_changed:
-        diff.append({"before": {"timer_enabled": timer_before}, "after": {"timer_enabled": timer_after}})
-    module.exit_json(
-        changed=file_changed or timer_changed,
-        diff=diff,
-        settings=ostree.parse_rpm_ostreed_conf(after),
-        timer_enabled=timer_after,
-        reboot_required=False,
-        reboot_reasons=[],
-        commands=runner.commands,
-    )
+    run_module(UNIT)
 
 
 if __name__ == "__main__":

@@ -52,22 +52,20 @@ def is_checkout(root: Path) -> bool:
 @contextlib.contextmanager
 def collection_path() -> Iterator[tuple[str, Path]]:
     """Yields (ANSIBLE_COLLECTIONS_PATH value, collection root). Uses a collection Ansible already finds through
-    ``ANSIBLE_COLLECTIONS_PATH``; else, running from a checkout, lays the checkout out as a collection tree in a
-    temp dir (tools/collection_tree.py); else the default collection paths."""
+    ``ANSIBLE_COLLECTIONS_PATH``; else, running from a checkout, links the checkout into a temp dir as
+    ``ansible_collections/immutable/hosts``; else the default collection paths."""
     configured = [Path(p).expanduser() for p in os.environ.get("ANSIBLE_COLLECTIONS_PATH", "").split(os.pathsep) if p]
     for root in configured:
         found = collection_in(root)
         if found:
             yield os.environ["ANSIBLE_COLLECTIONS_PATH"], found
             return
-    if is_checkout(CHECKOUT) and (CHECKOUT / "tools" / "collection_tree.py").is_file():
+    if is_checkout(CHECKOUT):
         with tempfile.TemporaryDirectory(prefix="immutable-hosts-collection-") as temp:
-            done = subprocess.run(
-                [sys.executable, str(CHECKOUT / "tools" / "collection_tree.py"), temp], capture_output=True, text=True
-            )
-            if done.returncode != 0:
-                raise DriftError(f"could not lay out the collection from {CHECKOUT}: {done.stderr.strip()}")
-            yield os.pathsep.join([temp, *map(str, configured)]), Path(temp) / "ansible_collections" / "immutable" / "hosts"
+            namespace = Path(temp) / "ansible_collections" / "immutable"
+            namespace.mkdir(parents=True)
+            (namespace / "hosts").symlink_to(CHECKOUT, target_is_directory=True)
+            yield os.pathsep.join([temp, *map(str, configured)]), namespace / "hosts"
         return
     defaults = [Path("~/.ansible/collections").expanduser(), Path("/usr/share/ansible/collections")]
     for root in defaults:

@@ -18,7 +18,10 @@ from immutable_hosts import adopt
 # The collection laid out by `make tree` (make cli depends on it): adopt is tested against what ostree_facts returns.
 BUILD = Path(__file__).resolve().parents[2] / "build"
 sys.path.insert(0, str(BUILD))
-from ansible_collections.immutable.hosts.plugins.module_utils import bootc, facts, imageref, rpm_ostree  # noqa: E402
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _bootc as bootc  # noqa: E402
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _facts as facts  # noqa: E402
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _imageref as imageref  # noqa: E402
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _status as rpm_ostree  # noqa: E402
 
 FIXTURES = Path(__file__).resolve().parents[1] / "unit" / "fixtures"
 

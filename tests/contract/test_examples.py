@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from typing import Any
 
@@ -152,3 +153,17 @@ def test_bootc_incompatible_layered(make_host) -> None:
     assert doc["status"]["booted"]["incompatible"] is True
     res = host.run("bootc", "upgrade")
     assert res.returncode == 1 and "local rpm-ostree modifications" in res.stderr
+
+
+def test_a_status_read_from_the_commit_cache_is_the_status_ostree_gives(make_host, tmp_path) -> None:
+    """The simulator keeps what ``ostree show`` says of a commit (commits never change), as rpm-ostreed keeps it in
+    memory; a status from that cache is the same document, byte for byte, as one read from ostree itself."""
+    host: Host = make_host("silverblue")
+    rpm = ostree_content.make_local_rpm(tmp_path / "x-1-1.noarch.rpm", "x", "1", "1")
+    host.rpm_ostree("install", "vim-enhanced", str(rpm))
+    host.rpm_ostree("override", "remove", "firefox")
+    cache = host.root / "var/cache/rpm-ostree-sim/commits"
+    shutil.rmtree(cache, ignore_errors=True)
+    from_ostree = host.rpm_ostree("status", "--json").stdout
+    assert len(list(cache.glob("*.json"))) >= 2
+    assert host.rpm_ostree("status", "--json").stdout == from_ostree

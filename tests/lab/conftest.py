@@ -28,11 +28,13 @@ if str(SRC) not in sys.path:
 from harness import Lab  # noqa: E402
 from snapshot import HostAccess  # noqa: E402
 
+from immutable_hosts.lab import api  # noqa: E402
 from immutable_hosts.lab.state import resolve_state_dir  # noqa: E402
 
 
 def lab_cli(*args: str, state_dir: Path, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    """Run ``immutable-hosts lab ARGS… --state-dir STATE_DIR`` as its own process, as a user would."""
+    """Run ``immutable-hosts lab ARGS… --state-dir STATE_DIR`` as its own process, as a user would (the CLI's own
+    tests); everything else drives the lab through its API (:class:`immutable_hosts.lab.api.Lab`)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")]))}
     # --state-dir goes right after the subcommand: after `exec HOST -- CMD` or `sim HOST ...` it would be an argument.
     argv = [sys.executable, "-m", "immutable_hosts.lab.cli", args[0], "--state-dir", str(state_dir), *args[1:]]
@@ -50,8 +52,9 @@ def lab_unavailable() -> str | None:
 
 
 # Hosts of the test session, one set of hosts per test file so files never share mutable state:
-# OS-tree modules silverblue-1..4 and bootc-1; Flatpak modules kinoite-1 and silverblue-5; Podman modules silverblue-6.
-DEFAULT_HOSTS = "silverblue:6,kinoite:1,bootc:1"
+# OS-tree modules silverblue-1..4 and bootc-1; Flatpak modules kinoite-1 and silverblue-5; Podman modules silverblue-6;
+# host_state silverblue-7.
+DEFAULT_HOSTS = "silverblue:7,kinoite:1,bootc:1"
 
 
 def requested_hosts() -> dict[str, int]:
@@ -79,8 +82,13 @@ class LabSession:
     def access(self, name: str) -> HostAccess:
         return HostAccess.from_state_dir(self.state_dir, name)
 
+    @property
+    def lab(self) -> api.Lab:
+        """The lab itself, through its API."""
+        return api.Lab(self.state_dir)
+
     def exec(self, name: str, *command: str, user: str = "root") -> subprocess.CompletedProcess[str]:
-        return lab_cli("exec", "--user", user, name, "--", *command, state_dir=self.state_dir, check=False)
+        return self.lab.exec(name, list(command), user=user)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -128,15 +136,14 @@ def lab_session(lab_state_dir: Path) -> Iterator[LabSession]:
     if reason:
         pytest.skip(reason)
     hosts: dict[str, list[str]] = {}
+    lab = api.Lab(lab_state_dir)
     try:
         for profile, count in requested_hosts().items():
-            lab_cli("up", "--profile", profile, "--hosts", str(count), state_dir=lab_state_dir)
-            hosts[profile] = [f"{profile}-{i}" for i in range(1, count + 1)]
-        inventory = Path(lab_cli("inventory", state_dir=lab_state_dir).stdout.strip())
-        yield LabSession(lab_state_dir, inventory, hosts)
+            hosts[profile] = lab.up(hosts=count, profile=profile)
+        yield LabSession(lab_state_dir, lab.inventory, hosts)
     finally:
         if os.environ.get("LAB_KEEP") != "1":
-            lab_cli("down", state_dir=lab_state_dir, check=False)
+            lab.down()
 
 
 @pytest.fixture

@@ -20,8 +20,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import SRC, lab_cli, lab_unavailable
+from conftest import SRC, lab_unavailable
 from harness import Lab
+
+from immutable_hosts.lab.api import Lab as LabAPI
 
 pytestmark = pytest.mark.lab
 
@@ -39,10 +41,10 @@ def drift_lab(tmp_path_factory: pytest.TempPathFactory, lab_state_dir: Path) -> 
     (lab_state_dir / "image").mkdir(parents=True, exist_ok=True)
     (state_dir / "image").symlink_to(lab_state_dir / "image")
     try:
-        lab_cli("up", "--profile", "silverblue", "--hosts", str(len(HOSTS)), "--name", "drift", state_dir=state_dir)
+        LabAPI(state_dir).up(hosts=len(HOSTS), profile="silverblue", name="drift")
         yield state_dir
     finally:
-        lab_cli("down", state_dir=state_dir, check=False)
+        LabAPI(state_dir).down()
 
 
 def immutable_hosts(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -62,7 +64,7 @@ def drift(state_dir: Path, report_dir: Path) -> tuple[subprocess.CompletedProces
 
 
 def exec_on(state_dir: Path, host: str, *command: str) -> str:
-    return lab_cli("exec", host, "--", *command, state_dir=state_dir).stdout
+    return LabAPI(state_dir).exec(host, list(command), check=True).stdout
 
 
 def chromium() -> str | None:

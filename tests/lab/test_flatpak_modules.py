@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import lab_cli
 from snapshot import assert_unchanged, diff_snapshots, snapshot, snapshot_hash
 
 from immutable_hosts.lab import flatpak_content as fc
@@ -325,7 +324,7 @@ def test_latest_updates_after_publish_only(lab, lab_session, lab_hosts):
     assert subcommands(quiet[host]) == ["list", "remote-ls"]
     assert "--updates" in flatpak_calls(quiet[host])[1]
 
-    published = lab_cli("sim", "publish", EDITOR, state_dir=lab_session.state_dir).stdout.strip().splitlines()[-1]
+    published = lab_session.lab.publish(EDITOR)
     assert len(published) == 64
     old = sh(lab_session, host, f"flatpak info --system --show-commit {EDITOR}").strip()
     assert old != published

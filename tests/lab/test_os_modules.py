@@ -15,7 +15,6 @@ import sys
 import time
 
 import pytest
-from conftest import lab_cli
 from snapshot import assert_unchanged, snapshot
 
 pytestmark = pytest.mark.lab
@@ -116,8 +115,8 @@ def test_packages_update_policy_and_staged_stacking(lab, lab_session, lab_hosts)
     assert "nano" in skipped.result["provided_by_base"], "the base provides nano: reported, not requested"
 
     # An update is staged; a package layered now stacks on it.
-    published = lab_cli("sim", "publish", "fedora/41/x86_64/silverblue", state_dir=lab_session.state_dir)
-    assert published.returncode == 0
+    published = lab_session.lab.publish("fedora/41/x86_64/silverblue")
+    assert published["kind"] == "ostree" and len(published["commit"]) == 64
     staged, _ = converge_twice(lab, host, "immutable.hosts.deployment", {"upgrade": "stage"})
     assert staged.changed and staged.result["update_available"] is True
     new_base = staged.result["deployment"]["base_checksum"]
@@ -186,7 +185,7 @@ def test_busy_transaction_is_waited_on_and_driver_respected(lab, lab_session, la
         short.wait(timeout=30)
         lab_session.exec(host, "rpm-ostree", "cancel")
 
-    driver = lab_cli("sim", host, "driver", "Zincati", state_dir=lab_session.state_dir, check=False)
+    driver = lab_session.lab.sim(host, "driver", "Zincati")
     assert driver.returncode == 0, driver.stderr
     assert status(lab_session, host)["update-driver"]["driver-name"] == "Zincati"
     before = snapshot(lab_session.access(host))

@@ -18,9 +18,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import lab_cli, lab_unavailable
+from conftest import lab_unavailable
 from harness import Lab, RunResult
 from snapshot import HostAccess, assert_unchanged, snapshot
+
+from immutable_hosts.lab.api import Lab as LabAPI
 
 pytestmark = pytest.mark.lab
 
@@ -42,11 +44,11 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, lab_state_dir: Path) -> Iter
     (state_dir / "image").symlink_to(lab_state_dir / "image")
     try:
         for profile in dict.fromkeys(HOSTS.values()):
-            lab_cli("up", "--profile", profile, "--hosts", "1", state_dir=state_dir)
+            LabAPI(state_dir).up(hosts=1, profile=profile)
         shutil.copytree(DESIRED, state_dir / "group_vars")
         yield state_dir
     finally:
-        lab_cli("down", state_dir=state_dir, check=False)
+        LabAPI(state_dir).down()
         print("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in TIMINGS.items()))
 
 
@@ -66,7 +68,7 @@ def sh(fleet: Path, host: str, command: str, user: str = "root") -> str:
 
 
 def boots(fleet: Path) -> dict[str, int]:
-    status = json.loads(lab_cli("status", "--json", state_dir=fleet).stdout)
+    status = LabAPI(fleet).status()
     return {h["name"]: h["boots"] for h in status["hosts"]}
 
 
@@ -142,9 +144,16 @@ def test_injected_drift_is_reported_then_converged(fleet: Path, ansible: Lab) ->
     for host in HOSTS:
         assert_unchanged(before[host], snapshot(access(fleet, host)))
 
-    assert changed_names(run, "silverblue-1") == ["Flatpak remotes, apps and overrides (system)"]
-    assert changed_names(run, "kinoite-1") == ["Layer packages and remove base packages on the pending deployment"]
-    assert changed_names(run, "apple-silicon-1") == ["Quadlet units of rootless users (after their secrets)"]
+    # One module run per host (the workstation role's host_state), whose result names each resource that drifted.
+    for host, module in (
+        ("silverblue-1", "immutable.hosts.flatpak"),
+        ("kinoite-1", "immutable.hosts.rpm_ostree_packages"),
+        ("apple-silicon-1", "immutable.hosts.quadlet"),
+    ):
+        assert changed_names(run, host) == ["The whole host"]
+        whole = next(r for r in run.changed_tasks(host) if task_name(r.task) == "The whole host")
+        resources = whole.result["resources"]
+        assert [entry["module"] for entry in resources if entry["changed"]] == [module], resources
     flatpak_diff = json.dumps(run.diffs("silverblue-1"))
     assert "org.example.Chat" in flatpak_diff
     assert "vim-enhanced" in json.dumps(run.diffs("kinoite-1"))

@@ -1,4 +1,5 @@
-"""``immutable-hosts lab …``: bring lab hosts up and down, inspect them, run commands and simulator actions.
+"""``immutable-hosts lab …``: bring lab hosts up and down, inspect them, run commands and simulator actions, each
+command one call of the :class:`~immutable_hosts.lab.api.Lab` API.
 
 ``register(subparsers)`` adds the ``lab`` command to the main CLI; every leaf parser sets ``func(args) -> int``.
 The module also runs on its own: ``python -m immutable_hosts.lab.cli up --hosts 2``.
@@ -7,71 +8,24 @@ The module also runs on its own: ``python -m immutable_hosts.lab.cli up --hosts 
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
-import contextlib
+import functools
 import json
-import os
-import re
-import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
-from immutable_hosts.lab import flatpak_content, inventory, oci_content, ostree_content, server, sim, ssh
-from immutable_hosts.lab.hosts import Host, ensure_inotify_instances, restore_inotify_instances
-from immutable_hosts.lab.image import Image, remove_tree
-from immutable_hosts.lab.network import MAX_HOSTS, index_is_free
-from immutable_hosts.lab.state import PROFILES, SERVER_URL, HostRecord, LabState, resolve_state_dir
-
-SIM_ACTIONS = ("busy", "driver", "lock-finalization")
-BOOT_TIMEOUT = 120.0
-STOP_TIMEOUT = 30.0
-
-
-# --- helpers -------------------------------------------------------------------------------------------
+from immutable_hosts.lab.api import PREFIX_RE, SIM_ACTIONS, Lab, LabError
+from immutable_hosts.lab.network import MAX_HOSTS
+from immutable_hosts.lab.server import SERVER_PORT
+from immutable_hosts.lab.state import PROFILES
 
 
 def console() -> Any:
     from rich.console import Console
 
     return Console(stderr=True)
-
-
-def child_env() -> dict[str, str]:
-    """Environment for the lab's own long-running processes: they import this package."""
-    src = str(Path(__file__).resolve().parents[2])
-    paths = [src, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}
-
-
-def open_state(args: argparse.Namespace) -> LabState:
-    return LabState(resolve_state_dir(getattr(args, "state_dir", None)))
-
-
-def lab_hosts(state: LabState) -> list[Host]:
-    return [Host(state, r) for r in sorted(state.hosts.values(), key=lambda r: r.index)]
-
-
-def find_host(state: LabState, name: str) -> Host:
-    if name not in state.hosts:
-        known = ", ".join(sorted(state.hosts)) or "none"
-        raise SystemExit(f"lab: no host named {name!r} (hosts: {known})")
-    return Host(state, state.hosts[name])
-
-
-def check_machine() -> None:
-    if os.geteuid() != 0:
-        raise SystemExit("lab: must run as root (namespaces, mounts, systemd-nspawn)")
-    missing = [tool for tool in ("debootstrap", "systemd-nspawn", "ip", "ssh", "zstd") if not shutil.which(tool)]
-    if missing:
-        raise SystemExit(
-            f"lab: missing tools: {' '.join(missing)} "
-            "(apt-get install debootstrap systemd-container iproute2 openssh-client zstd)"
-        )
 
 
 @contextmanager
@@ -96,283 +50,97 @@ def progress() -> Iterator[Callable[[str], Callable[[str], None]]]:
             bar.update(current[-1], completed=1, total=1)
 
 
-# --- up ------------------------------------------------------------------------------------------------
+def handled(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """A command whose LabError is its message and exit status 1."""
 
-
-def plan_new_hosts(state: LabState, names: list[str], profile: str, image_key: str) -> list[HostRecord]:
-    ours = {Host(state, r).net.veth for r in state.hosts.values()}
-    taken: set[int] = set()
-    created = []
-    for name in names:
-        existing = state.hosts.get(name)
-        if existing is not None:
-            if existing.profile != profile:
-                raise SystemExit(f"lab: host {name} exists with profile {existing.profile}, not {profile}")
-            continue
-        index = state.free_index(taken)
-        while not index_is_free(state.lab_id, index, ours):
-            taken.add(index)
-            index = state.free_index(taken)
-        if index >= MAX_HOSTS:
-            raise SystemExit("lab: no free address range left")
-        taken.add(index)
-        record = HostRecord(name=name, index=index, profile=profile, image=image_key)
-        state.hosts[name] = record
-        created.append(record)
-    return created
-
-
-def build_server_content(state: LabState, report: Callable[[str], None]) -> None:
-    state.server_dir.mkdir(parents=True, exist_ok=True)
-    report("OSTree repo and OCI catalogue")
-    ostree_content.build_server(state.server_dir)
-    report("Flatpak repo")
-    flatpak_content.build_server(state.server_dir, SERVER_URL)
-    report("OCI archive")
-    oci_content.build_server(state.server_dir)
-
-
-def prepare_host(host: Host, public_key: str) -> None:
-    host.net.create()
-    host.mount()
-    if not host.provisioned_stamp.exists():
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
         try:
-            host.provision(public_key)
-        except BaseException:
-            host.discard_root()  # a half-provisioned root would make the next `up` build on a broken host
-            raise
+            return command(args)
+        except LabError as exc:
+            raise SystemExit(str(exc)) from None
+
+    return run
 
 
-def wait_ready(host: Host, deadline: float) -> str:
-    """Wait for SSH, then for systemd to finish booting; returns the system state ("running"/"degraded")."""
-    address = str(host.net.host_address)
-    if not ssh.wait_for_port(address, 22, deadline):
-        raise RuntimeError(f"{host.name}: no SSH on {address}; see {host.dir / 'console.log'}")
-    state = host.state
-    argv = ssh.remote_argv(
-        state.ssh_dir / ssh.CLIENT_KEY, state.ssh_dir / "known_hosts", "root", address,
-        ["systemctl", "is-system-running", "--wait"],
-    )  # fmt: skip
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise RuntimeError(f"{host.name}: boot did not finish; see {host.dir / 'console.log'}")
-        try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=remaining)
-        except subprocess.TimeoutExpired:
-            continue
-        status = done.stdout.strip()
-        if status in ("running", "degraded"):
-            return status
-        time.sleep(0.2)
+def open_lab(args: argparse.Namespace, phase: Callable[[str], Callable[[str], None]] | None = None) -> Lab:
+    return Lab(getattr(args, "state_dir", None), progress=phase)
 
 
-def write_known_hosts(state: LabState) -> None:
-    entries = {}
-    for host in lab_hosts(state):
-        key = ssh.host_public_key(host.merged) if host.mounted() else None
-        if key:
-            entries[host.name] = (str(host.net.host_address), key)
-    ssh.write_known_hosts(state.ssh_dir / "known_hosts", entries)
+# --- commands: each one call of the Lab API ---------------------------------------------------------------
 
 
-def run_parallel(func: Callable[[Host], Any], hosts: list[Host], report: Callable[[str], None]) -> dict[str, Any]:
-    results: dict[str, Any] = {}
-    workers = max(2, os.cpu_count() or 2) if len(hosts) > 1 else 1
-    with concurrent.futures.ThreadPoolExecutor(max_workers=min(workers * 4, 32)) as pool:
-        futures = {pool.submit(func, host): host for host in hosts}
-        for done, future in enumerate(concurrent.futures.as_completed(futures), 1):
-            results[futures[future].name] = future.result()
-            report(f"{done}/{len(hosts)}")
-    return results
-
-
+@handled
 def cmd_up(args: argparse.Namespace) -> int:
-    check_machine()
-    state = open_state(args)
-    prefix = args.name or args.profile
-    names = [f"{prefix}-{i}" for i in range(1, args.hosts + 1)]
     started = time.monotonic()
-    with state.locked(), progress() as phase:
-        image = Image.current(state.image_dir)
-        image.prune_others(keep={r.image for r in state.hosts.values()})
-        image_seconds = image.ensure(phase(f"image {image.key}"))
-        public_key = (ssh.ensure_client_key(state.ssh_dir).with_suffix(".pub")).read_text()
-        build_server_content(state, phase("image server content"))
-        plan_new_hosts(state, names, args.profile, image.key)
-        state.save()
-        wanted = [Host(state, state.hosts[n]) for n in names]
-        report = phase(f"preparing {len(wanted)} host(s)")
-        # Provisioning runs on separate roots; H2/H3 helpers are subprocess-bound, so threads are enough.
-        run_parallel(lambda h: prepare_host(h, public_key), wanted, report)
-        write_known_hosts(state)
-        server.update(state, [str(h.net.machine_address) for h in lab_hosts(state)], sys.executable, child_env())
-        report = phase(f"booting {len(wanted)} host(s)")
-        ensure_inotify_instances(state, len(state.hosts))
-        for host in wanted:
-            if not host.supervisor_running():
-                host.start(sys.executable, child_env())
-        state.save()
-        deadline = time.monotonic() + BOOT_TIMEOUT + 2 * len(wanted)
-        statuses = run_parallel(lambda h: wait_ready(h, deadline), wanted, report)
-        path = inventory.write(state)
-    degraded = sorted(n for n, s in statuses.items() if s != "running")
+    with progress() as phase:
+        lab = open_lab(args, phase)
+        names = lab.up(hosts=args.hosts, profile=args.profile, name=args.name)
+    degraded = sorted(n for n, s in lab.boot_states.items() if s != "running")
     console().print(
-        f"lab: {len(wanted)} host(s) up in {time.monotonic() - started:.1f}s (image {image_seconds:.1f}s)"
+        f"lab: {len(names)} host(s) up in {time.monotonic() - started:.1f}s (image {lab.image_seconds:.1f}s)"
         + (f" (degraded: {', '.join(degraded)})" if degraded else "")
     )
-    print(path)
+    print(lab.inventory)
     return 0
 
 
-# --- down ----------------------------------------------------------------------------------------------
-
-
-def teardown(state: LabState) -> None:
-    ssh.close_control_masters(state.control_dir)
-    hosts = lab_hosts(state)
-    for host in hosts:
-        host.request_stop()
-    deadline = time.monotonic() + STOP_TIMEOUT
-    for host in hosts:
-        host.wait_stopped(max(0.0, deadline - time.monotonic()))
-        host.unmount()
-        host.net.remove()
-        host.remove_runtime_leftovers()
-        host.remove_files()
-        del state.hosts[host.name]
-        state.save()
-    server.stop(state)
-    restore_inotify_instances(state)
-    remove_empty_dirs([Path("/run/systemd/nspawn/propagate"), Path("/run/systemd/nspawn/locks")])
-    for leftover in (state.run_dir, state.hosts_dir, state.control_dir, state.inventory_file, state.ssh_dir / "known_hosts"):
-        remove_tree(leftover)
-
-
-def remove_empty_dirs(paths: list[Path]) -> None:
-    """Directories nspawn creates but cannot remove; only removed when empty (another nspawn may use them)."""
-    for path in paths:
-        with contextlib.suppress(OSError):
-            path.rmdir()
-    with contextlib.suppress(OSError):
-        Path("/run/systemd/nspawn").rmdir()
-
-
+@handled
 def cmd_down(args: argparse.Namespace) -> int:
-    if os.geteuid() != 0:
-        raise SystemExit("lab: must run as root")
-    state = open_state(args)
-    if not state.root.exists():
-        return 0
-    with state.locked():
-        count = len(state.hosts)
-        teardown(state)
-    if args.purge:
-        remove_tree(state.root)
+    count = open_lab(args).down(purge=args.purge)
     console().print(f"lab: {count} host(s) down" + (", state removed" if args.purge else ""))
     return 0
 
 
-# --- status / inventory / exec -------------------------------------------------------------------------
-
-
+@handled
 def cmd_status(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    state = open_state(args)
+    status = open_lab(args).status()
     if args.json:
-        rows = [host_status(h) for h in lab_hosts(state)]
-        print(json.dumps({"state_dir": str(state.root), "server": server.running(state), "hosts": rows}, indent=2))
+        print(json.dumps(status, indent=2))
         return 0
-    table = Table("host", "profile", "address", "state", "boots", title=f"lab {state.root}")
-    for host in lab_hosts(state):
-        row = host_status(host)
+    table = Table("host", "profile", "address", "state", "boots", title=f"lab {status['state_dir']}")
+    for row in status["hosts"]:
         table.add_row(row["name"], row["profile"], row["address"], row["state"], str(row["boots"]))
     out = console()
     out.print(table)
-    out.print(f"image server: {'listening' if server.running(state) else 'stopped'} (port {server.SERVER_PORT})")
+    out.print(f"image server: {'listening' if status['server'] else 'stopped'} (port {SERVER_PORT})")
     return 0
 
 
-def host_status(host: Host) -> dict[str, Any]:
-    return {
-        "name": host.name,
-        "profile": host.record.profile,
-        "address": str(host.net.host_address),
-        "state": host.state_name(),
-        "boots": host.boots(),
-    }
-
-
+@handled
 def cmd_inventory(args: argparse.Namespace) -> int:
-    state = open_state(args)
-    if not state.inventory_file.exists():
-        raise SystemExit("lab: no inventory; run `immutable-hosts lab up` first")
-    print(state.inventory_file)
+    print(open_lab(args).inventory)
     return 0
 
 
-def run_on_host(state: LabState, name: str, command: list[str], user: str = "root") -> int:
-    host = find_host(state, name)
-    argv = ssh.remote_argv(
-        state.ssh_dir / ssh.CLIENT_KEY, state.ssh_dir / "known_hosts", user, str(host.net.host_address), command
-    )
-    return subprocess.run(argv).returncode
-
-
+@handled
 def cmd_exec(args: argparse.Namespace) -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         raise SystemExit("lab exec: give a command after --")
-    return run_on_host(open_state(args), args.host, command, args.user)
+    return open_lab(args).exec(args.host, command, user=args.user, capture=False).returncode
 
 
-# --- sim -----------------------------------------------------------------------------------------------
-
-
-def is_flatpak_ref(target: str) -> bool:
-    """Flatpak refs: ``app/…``, ``runtime/…`` or a bare reverse-DNS id; OSTree refs and images have slashes."""
-    if target.startswith(("app/", "runtime/")):
-        return True
-    return "/" not in target and ":" not in target and target.count(".") >= 2
-
-
-def sim_publish(state: LabState, target: str) -> int:
-    if not state.server_dir.is_dir():
-        raise FileNotFoundError(state.server_dir)
-    with state.locked():
-        module: Any = flatpak_content if is_flatpak_ref(target) else ostree_content
-        result = module.publish(state.server_dir, target)
-    print(json.dumps(result, indent=2) if isinstance(result, dict) else result)
-    return 0
-
-
+@handled
 def cmd_sim(args: argparse.Namespace) -> int:
     words: list[str] = args.words
-    state = open_state(args)
+    lab = open_lab(args)
     if words[:1] == ["publish"]:
         if len(words) != 2:
             raise SystemExit("usage: lab sim publish REF|IMAGE")
-        try:
-            return sim_publish(state, words[1])
-        except FileNotFoundError:
-            raise SystemExit(
-                f"lab sim publish: the lab has no image server content in {state.server_dir}; run lab up first"
-            ) from None
-        except (KeyError, ValueError, flatpak_content.FlatpakContentError) as exc:
-            raise SystemExit(f"lab sim publish: {exc.args[0] if exc.args else exc}") from None
-    if len(words) >= 2 and words[0] in SIM_ACTIONS and words[1] in state.hosts:
+        result = lab.publish(words[1])
+        print(json.dumps(result, indent=2) if isinstance(result, dict) else result)
+        return 0
+    if len(words) >= 2 and words[0] in SIM_ACTIONS and words[1] not in SIM_ACTIONS:
         words = [words[1], words[0], *words[2:]]  # accept `sim ACTION HOST …` as well as `sim HOST ACTION …`
     if len(words) < 2 or words[1] not in SIM_ACTIONS:
         raise SystemExit(f"usage: lab sim HOST {{{','.join(SIM_ACTIONS)}}} ARGS… | lab sim publish REF|IMAGE")
-    host, action, rest = words[0], words[1], words[2:]
-    return run_on_host(state, host, sim.host_command(action, *rest))
+    return lab.sim(words[0], words[1], *words[2:], capture=False).returncode
 
 
 # --- argparse ------------------------------------------------------------------------------------------
-
-# A host name prefix: it becomes a directory name, a YAML key, an SSH host alias and part of kernel object names.
-PREFIX_RE = re.compile(r"^[a-z][a-z0-9-]{0,29}\Z")
 
 
 def host_prefix(value: str) -> str:

@@ -232,44 +232,51 @@ def test_loop_items_failed_host_and_unchecked_tasks(plugin, tmp_path):
     assert document["summary"]["failed"] == 1 and document["summary"]["drifted"] == 1
 
 
-def test_batch_calls_are_recorded_under_the_module_each_ran(plugin, tmp_path):
+def test_host_state_resources_are_recorded_under_the_module_each_ran(plugin, tmp_path):
     host = Host("web-1")
-    task = make_task("Flatpak remotes, apps and overrides (system)", "immutable.hosts.batch")
-    remote_args = {"name": "flathub", "url": "https://dl.flathub.org/repo/", "user": None}
+    task = make_task("The whole host", "immutable.hosts.host_state")
     plugin.v2_runner_on_ok(
         callback_result(
             host,
             task,
             {
                 "changed": True,
-                "diff": [{"before_header": "flatpak org.example.Chat", "before": {}, "after": {"refs": ["x"]}}],
-                "results": [
+                "diff": [{"before_header": "flatpak", "before": {}, "after": {"refs": ["x"]}}],
+                "resources": [
                     {
                         "changed": False,
+                        "resource": "flatpak_remote flathub",
                         "module": "immutable.hosts.flatpak_remote",
-                        "item": "flatpak_remote flathub",
-                        "invocation": {"module_args": remote_args},
+                        "args": {"name": "flathub", "scope": "system"},
                     },
                     {
                         "changed": True,
+                        "resource": "flatpak",
                         "module": "immutable.hosts.flatpak",
-                        "item": "flatpak org.example.Chat",
-                        "invocation": {"module_args": {"name": ["org.example.Chat"], "remote": "flathub"}},
+                        "args": {"name": ["org.example.Chat"], "user": "core"},
                         "diff": {"before": {"refs": {}}, "after": {"refs": {"app/org.example.Chat/x86_64/stable": {}}}},
                         "commands": [["flatpak", "install", "--system", "flathub", "org.example.Chat"]],
                     },
+                    {
+                        "changed": True,
+                        "resource": "quadlet web (user=core)",
+                        "module": "immutable.hosts.quadlet",
+                        "args": {"name": "web", "user": "core", "kind": "container", "state": "present"},
+                        "diff": [{"before": "", "after": "[Container]\n"}],
+                    },
                 ],
+                "invocation": {"module_args": {"users": [{"name": "core", "secrets": [{"data": "VALUE_SPECIFIED_IN_NO_LOG"}]}]}},
             },
         )
     )
     report = finish(plugin, tmp_path, AggregateStats())["hosts"]["web-1"]
-    assert len(report["changes"]) == 1
+    assert [change["action"] for change in report["changes"]] == ["immutable.hosts.flatpak", "immutable.hosts.quadlet"]
     change = report["changes"][0]
-    assert change["action"] == "immutable.hosts.flatpak"
-    assert change["task"] == "Flatpak remotes, apps and overrides (system)"
-    assert change["resource"] == "flatpak apps"  # as for a flatpak task of its own
+    assert change["task"] == "The whole host"
+    assert change["resource"] == "flatpak apps (user=core)"  # as for a flatpak task of its own
     assert change["diff"] == [{"before": {"refs": {}}, "after": {"refs": {"app/org.example.Chat/x86_64/stable": {}}}}]
     assert change["commands"] == [["flatpak", "install", "--system", "flathub", "org.example.Chat"]]
+    assert report["changes"][1]["resource"] == "quadlet web (user=core)"
 
 
 def test_json_safe_and_resource_names():

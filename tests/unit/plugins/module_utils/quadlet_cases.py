@@ -71,3 +71,34 @@ SERVICES = {
 
 def golden(name: str, kind: str) -> str:
     return (GOLDEN / ("%s.%s" % (name, kind))).read_text()
+
+
+def split_words(value: str) -> list:
+    """Words of a value as systemd splits them: blanks separate, quotes group, a backslash escapes one character.
+    The tests' oracle for what the modules render (quote_word)."""
+    words_found, word, quote, escaped, in_word = [], [], None, False, False
+    for char in value:
+        if escaped:
+            word.append(char)
+            escaped = False
+        elif char == "\\" and quote != "'":
+            escaped, in_word = True, True
+        elif quote:
+            if char == quote:
+                quote = None
+            else:
+                word.append(char)
+        elif char in "\"'":
+            quote, in_word = char, True
+        elif char.isspace():
+            if in_word:
+                words_found.append("".join(word))
+                word, in_word = [], False
+        else:
+            word.append(char)
+            in_word = True
+    if quote or escaped:
+        raise ValueError("unbalanced quotes or a trailing backslash in %r" % value)
+    if in_word:
+        words_found.append("".join(word))
+    return words_found

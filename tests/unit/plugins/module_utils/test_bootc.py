@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ansible_collections.immutable.hosts.plugins.module_utils import bootc
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _bootc as bootc
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.immutable.hosts.plugins.module_utils import deployments, rpm_ostree
-from ansible_collections.immutable.hosts.plugins.module_utils.deployments import DeploymentError
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _deployments as deployments
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _status as rpm_ostree
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree._deployments import DeploymentError
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 

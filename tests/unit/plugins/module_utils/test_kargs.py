@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.immutable.hosts.plugins.module_utils.kargs import InvalidKarg, plan_kargs
-from ansible_collections.immutable.hosts.plugins.module_utils.ostree import split_kargs
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree._admin import split_kargs
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree._kargs import InvalidKarg, plan_kargs
 
 BASE = ["root=UUID=6f3b", "rw", "rhgb", "quiet", "ostree=/ostree/boot.1/fedora/abc/0"]
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.immutable.hosts.plugins.module_utils import layering, rpm_ostree
-from ansible_collections.immutable.hosts.plugins.module_utils.layering import InvalidPackage, commands, plan_layering
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _packages as layering
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _status as rpm_ostree
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree._packages import InvalidPackage, commands, plan_layering
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 LOCAL = "/var/tmp/rpmfusion-free-release-41-1.noarch.rpm"

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from ansible_collections.immutable.hosts.plugins.module_utils import ostree
+from ansible_collections.immutable.hosts.plugins.module_utils.common import _keyfile as keyfile
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _admin as ostree
 
 A = "25e8d6825bd2b2b5dc9c5b4dba2b0b2a71ee1f6bf2fe2b0e0a3c1cd0bf8a7c8d"
 B = "cbc80feb6d9b3b8a8a4d8f3cc9c0e8d1b79cd5d0b2a0f0a1f7a9b8b0e6d44ca0"
@@ -177,8 +178,8 @@ def test_rpm_ostreed_conf(text, policy, valid):
 
 
 def test_keyfile_rejects_garbage():
-    with pytest.raises(ostree.OstreeParseError):
-        ostree.parse_keyfile("no group here\n")
+    with pytest.raises(keyfile.KeyfileError):
+        keyfile.parse("no group here\n")
 
 
 def test_bls_entry_and_boot_link():
@@ -202,3 +203,23 @@ def test_bls_entry_and_boot_link():
     assert ostree.deployment_from_link(f"../../../deploy/fedora/deploy/{A}.12") == ("fedora", A, 12)
     assert ostree.deployment_from_link("/ostree/boot.1/fedora/7c3e/0") is None
     assert ostree.split_kargs(None) == [] and ostree.split_kargs('a "b') == ["a", '"b']
+
+
+def test_hardware_apple_silicon_from_the_device_tree():
+    from ansible_collections.immutable.hosts.plugins.module_utils.ostree._facts import parse_hardware
+
+    found = parse_hardware("x86_64", 16384, b"apple,j314s\0apple,t6000\0apple,arm-platform\0", None)
+    assert found["apple_silicon"] is True and found["arch"] == "aarch64" and found["page_size"] == 16384
+    assert found["compatible"] == ["apple,j314s", "apple,t6000", "apple,arm-platform"] and found["mac_vm"] is False
+
+
+def test_hardware_mac_vm_from_the_hypervisors_dmi_vendor():
+    from ansible_collections.immutable.hosts.plugins.module_utils.ostree._facts import parse_hardware
+
+    vm = parse_hardware("aarch64", 4096, None, b"Parallels International GmbH.\n")
+    assert vm["mac_vm"] is True and vm["hypervisor"] == "Parallels International GmbH." and vm["apple_silicon"] is False
+    # the same vendor on x86_64 is an Intel Mac's VM: not Apple silicon, not a Mac VM of this kind
+    intel = parse_hardware("x86_64", 4096, None, b"VMware, Inc.\n")
+    assert intel["mac_vm"] is False and intel["arch"] == "x86_64" and intel["hypervisor"] is None
+    qemu = parse_hardware("aarch64", 4096, b"linux,dummy-virt\0", b"QEMU\n")
+    assert qemu["mac_vm"] is False and qemu["apple_silicon"] is False

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.immutable.hosts.plugins.module_utils import quadlet
-from ansible_collections.immutable.hosts.tests.unit.plugins.module_utils.quadlet_cases import CASES, SERVICES, golden
+from ansible_collections.immutable.hosts.plugins.module_utils.podman import _instance as instance
+from ansible_collections.immutable.hosts.plugins.module_utils.podman import _quadlet as quadlet
+from ansible_collections.immutable.hosts.plugins.module_utils.podman import _quadlet_keys as keys
+from ansible_collections.immutable.hosts.tests.unit.plugins.module_utils.quadlet_cases import CASES, SERVICES, golden, split_words
 
 # podman 5.4.2's keys per section, as its generator accepts them (deprecated Remap*/VolatileTmp left out).
 PODMAN_54_COUNTS = {"Container": 82, "Pod": 21, "Volume": 14, "Network": 16, "Kube": 15, "Image": 15, "Build": 24, "Quadlet": 1}
@@ -15,10 +17,10 @@ PODMAN_54_COUNTS = {"Container": 82, "Pod": 21, "Volume": 14, "Network": 16, "Ku
 
 
 def test_every_section_key_has_exactly_one_option_name():
-    every_key = set().union(*quadlet.SECTION_KEYS.values())
-    assert every_key == set(quadlet.KEY_OPTIONS)
-    assert len(set(quadlet.KEY_OPTIONS.values())) == len(quadlet.KEY_OPTIONS)
-    assert {section: len(keys) for section, keys in quadlet.SECTION_KEYS.items()} == PODMAN_54_COUNTS
+    every_key = set().union(*keys.SECTION_KEYS.values())
+    assert every_key == set(keys.KEY_OPTIONS)
+    assert len(set(keys.KEY_OPTIONS.values())) == len(keys.KEY_OPTIONS)
+    assert {section: len(keys) for section, keys in keys.SECTION_KEYS.items()} == PODMAN_54_COUNTS
 
 
 @pytest.mark.parametrize(
@@ -38,7 +40,7 @@ def test_every_section_key_has_exactly_one_option_name():
     ],
 )
 def test_snake_case_maps_to_the_quadlet_key(option, key):
-    assert quadlet.quadlet_key("Container", option) == key
+    assert keys.quadlet_key("Container", option) == key
 
 
 @pytest.mark.parametrize(
@@ -55,19 +57,19 @@ def test_snake_case_maps_to_the_quadlet_key(option, key):
     ],
 )
 def test_snake_case_in_other_sections(section, option, key):
-    assert quadlet.quadlet_key(section, option) == key
+    assert keys.quadlet_key(section, option) == key
 
 
 def test_a_key_of_another_section_is_refused_with_a_suggestion():
-    with pytest.raises(quadlet.InvalidQuadlet, match=r"unknown key 'yaml' in the \[Container\] section"):
-        quadlet.quadlet_key("Container", "yaml")
-    with pytest.raises(quadlet.InvalidQuadlet, match="did you mean publish_port"):
-        quadlet.quadlet_key("Container", "publish_ports")
+    with pytest.raises(keys.InvalidQuadlet, match=r"unknown key 'yaml' in the \[Container\] section"):
+        keys.quadlet_key("Container", "yaml")
+    with pytest.raises(keys.InvalidQuadlet, match="did you mean publish_port"):
+        keys.quadlet_key("Container", "publish_ports")
 
 
 def test_deprecated_keys_point_to_their_replacement():
-    with pytest.raises(quadlet.InvalidQuadlet, match=r"RemapUsers is deprecated.*user_ns"):
-        quadlet.quadlet_key("Container", "RemapUsers")
+    with pytest.raises(keys.InvalidQuadlet, match=r"RemapUsers is deprecated.*user_ns"):
+        keys.quadlet_key("Container", "RemapUsers")
 
 
 @pytest.mark.parametrize(
@@ -83,7 +85,7 @@ def test_deprecated_keys_point_to_their_replacement():
     ],
 )
 def test_systemd_keys(section, option, key):
-    assert quadlet.systemd_key(section, option) == key
+    assert keys.systemd_key(section, option) == key
 
 
 # --- rendering ----------------------------------------------------------------------------------------------------
@@ -91,30 +93,29 @@ def test_systemd_keys(section, option, key):
 
 @pytest.mark.parametrize("name, kind", sorted(CASES))
 def test_rendering_matches_the_golden_file(name, kind):
-    assert quadlet.render_unit(kind, CASES[(name, kind)], "user") == golden(name, kind)
+    assert keys.render_unit(kind, CASES[(name, kind)], "user") == golden(name, kind)
 
 
 @pytest.mark.parametrize("name, kind", sorted(CASES))
 def test_round_trip_through_the_parser(name, kind):
     text = golden(name, kind)
-    options = quadlet.to_options(quadlet.parse_unit(text))
-    assert quadlet.render_unit(kind, options, "user") == text
+    assert keys.render(keys.parse_unit(text)) == text
 
 
 @pytest.mark.parametrize("name, kind", sorted(CASES))
 def test_service_name_per_kind(name, kind):
-    assert quadlet.service_name(name, kind, quadlet.parse_unit(golden(name, kind))) == SERVICES[(name, kind)]
+    assert keys.service_name(name, kind, keys.parse_unit(golden(name, kind))) == SERVICES[(name, kind)]
 
 
 def test_service_name_follows_service_name_key():
-    assert quadlet.service_name("web", "container", {"Container": [("ServiceName", "frontend")]}) == "frontend.service"
+    assert keys.service_name("web", "container", {"Container": [("ServiceName", "frontend")]}) == "frontend.service"
 
 
 def test_rendering_is_independent_of_option_order():
     options = {"container": {"image": "a.io/b:c", "volume": ["x:/x", "y:/y"], "environment": {"B": "2", "A": "1"}}}
     reordered = {"container": {"environment": {"A": "1", "B": "2"}, "volume": ["x:/x", "y:/y"], "image": "a.io/b:c"}}
-    assert quadlet.render_unit("container", options) == quadlet.render_unit("container", reordered)
-    assert quadlet.render_unit("container", options).index("Volume=x:/x") < quadlet.render_unit("container", options).index(
+    assert keys.render_unit("container", options) == keys.render_unit("container", reordered)
+    assert keys.render_unit("container", options).index("Volume=x:/x") < keys.render_unit("container", options).index(
         "Volume=y:/y"
     )
 
@@ -130,27 +131,27 @@ def test_rendering_is_independent_of_option_order():
     ],
 )
 def test_exec_quoting(value, line):
-    text = quadlet.render_unit("container", {"container": {"image": "a.io/b:c", "exec": value}})
+    text = keys.render_unit("container", {"container": {"image": "a.io/b:c", "exec": value}})
     assert line + "\n" in text
 
 
 def test_quoted_words_split_back_to_the_arguments():
     args = ["/bin/sh", "-c", 'echo "a b" \\ c', "", "it's"]
-    rendered = " ".join(quadlet.quote_word(arg) for arg in args)
-    assert quadlet.split_words(rendered) == args
+    rendered = " ".join(keys.quote_word(arg) for arg in args)
+    assert split_words(rendered) == args
 
 
 def test_enabled_adds_the_default_target_per_scope():
     options = {"container": {"image": "a.io/b:c"}}
-    assert quadlet.render_unit("container", options, "user", enabled=True).endswith("[Install]\nWantedBy=default.target\n")
-    assert quadlet.render_unit("container", options, "system", enabled=True).endswith("[Install]\nWantedBy=multi-user.target\n")
-    assert "[Install]" not in quadlet.render_unit("container", options, "user", enabled=None)
+    assert keys.render_unit("container", options, "user", enabled=True).endswith("[Install]\nWantedBy=default.target\n")
+    assert keys.render_unit("container", options, "system", enabled=True).endswith("[Install]\nWantedBy=multi-user.target\n")
+    assert "[Install]" not in keys.render_unit("container", options, "user", enabled=None)
     own = dict(options, install={"wanted_by": "graphical.target"})
-    assert quadlet.render_unit("container", own, "user", enabled=True).endswith("WantedBy=graphical.target\n")
+    assert keys.render_unit("container", own, "user", enabled=True).endswith("WantedBy=graphical.target\n")
 
 
 def test_booleans_and_numbers():
-    text = quadlet.render_unit(
+    text = keys.render_unit(
         "container", {"container": {"image": "a.io/b:c", "run_init": True, "pids_limit": 100, "notify": False}}
     )
     assert "RunInit=true\n" in text and "PidsLimit=100\n" in text and "Notify=false\n" in text
@@ -189,15 +190,13 @@ BAD_OPTIONS = [
 
 @pytest.mark.parametrize("kind, options, message", BAD_OPTIONS)
 def test_bad_options_are_refused(kind, options, message):
-    with pytest.raises(quadlet.InvalidQuadlet, match=message):
-        quadlet.render_unit(kind, options)
+    with pytest.raises(keys.InvalidQuadlet, match=message):
+        keys.render_unit(kind, options)
 
 
 def test_enabled_false_refuses_an_install_section():
-    with pytest.raises(quadlet.InvalidQuadlet, match="enabled: false"):
-        quadlet.render_unit(
-            "container", {"container": {"image": "a.io/b:c"}, "install": {"wanted_by": "x.target"}}, enabled=False
-        )
+    with pytest.raises(keys.InvalidQuadlet, match="enabled: false"):
+        keys.render_unit("container", {"container": {"image": "a.io/b:c"}, "install": {"wanted_by": "x.target"}}, enabled=False)
 
 
 @pytest.mark.parametrize(
@@ -215,13 +214,13 @@ def test_enabled_false_refuses_an_install_section():
     ],
 )
 def test_bad_names(name, message):
-    with pytest.raises(quadlet.InvalidQuadlet, match=message):
-        quadlet.validate_name(name, "container")
+    with pytest.raises(keys.InvalidQuadlet, match=message):
+        keys.validate_name(name, "container")
 
 
 def test_template_and_dotted_names_are_fine():
-    assert quadlet.validate_name("web@", "container") == "web@"
-    assert quadlet.validate_name("my.app_1", "container") == "my.app_1"
+    assert keys.validate_name("web@", "container") == "web@"
+    assert keys.validate_name("my.app_1", "container") == "my.app_1"
 
 
 # --- parsing --------------------------------------------------------------------------------------------------------
@@ -229,7 +228,7 @@ def test_template_and_dotted_names_are_fine():
 
 def test_parse_unit_follows_systemd_syntax():
     text = "# comment\n; also a comment\n[Container]\nImage = a.io/b:c\nExec=/bin/sh \\\n  -c true\n\n[Install]\nWantedBy=default.target\n"
-    assert quadlet.parse_unit(text) == {
+    assert keys.parse_unit(text) == {
         "Container": [("Image", "a.io/b:c"), ("Exec", "/bin/sh  -c true")],
         "Install": [("WantedBy", "default.target")],
     }
@@ -243,21 +242,21 @@ def test_parse_unit_follows_systemd_syntax():
     ],
 )
 def test_parse_unit_refuses_what_the_generator_refuses(text, message):
-    with pytest.raises(quadlet.InvalidQuadlet, match=message):
-        quadlet.parse_unit(text)
+    with pytest.raises(keys.InvalidQuadlet, match=message):
+        keys.parse_unit(text)
 
 
 def test_check_content():
-    sections = quadlet.check_content("container", "[Container]\nImage=a.io/b:c\nRemapUsers=keep-id\n")
+    sections = keys.check_content("container", "[Container]\nImage=a.io/b:c\nRemapUsers=keep-id\n")
     assert sections["Container"][0] == ("Image", "a.io/b:c")
-    with pytest.raises(quadlet.InvalidQuadlet, match="unsupported key 'FooBar'"):
-        quadlet.check_content("container", "[Container]\nImage=a.io/b:c\nFooBar=1\n")
-    with pytest.raises(quadlet.InvalidQuadlet, match=r"needs a \[Pod\] section"):
-        quadlet.check_content("pod", "[Container]\nImage=a.io/b:c\n")
-    with pytest.raises(quadlet.InvalidQuadlet, match=r"has a \[Container\] section"):
-        quadlet.check_content("pod", "[Pod]\n[Container]\nImage=a.io/b:c\n")
-    with pytest.raises(quadlet.InvalidQuadlet, match="empty"):
-        quadlet.check_content("container", "  \n")
+    with pytest.raises(keys.InvalidQuadlet, match="unsupported key 'FooBar'"):
+        keys.check_content("container", "[Container]\nImage=a.io/b:c\nFooBar=1\n")
+    with pytest.raises(keys.InvalidQuadlet, match=r"needs a \[Pod\] section"):
+        keys.check_content("pod", "[Container]\nImage=a.io/b:c\n")
+    with pytest.raises(keys.InvalidQuadlet, match=r"has a \[Container\] section"):
+        keys.check_content("pod", "[Pod]\n[Container]\nImage=a.io/b:c\n")
+    with pytest.raises(keys.InvalidQuadlet, match="empty"):
+        keys.check_content("container", "  \n")
 
 
 # --- the generator's dry-run output (podman 5.4.2, as recorded in the lab notes) ----------------------------------
@@ -338,9 +337,9 @@ def test_generator_argv():
 
 
 def test_parse_systemctl_show():
-    state = quadlet.parse_systemctl_show("LoadState=loaded\nActiveState=active\nSubState=running\nNeedDaemonReload=no\n")
-    assert state["ActiveState"] == "active" and quadlet.is_running(state)
-    assert not quadlet.is_running({"ActiveState": "failed"}) and not quadlet.is_running(None)
+    state = instance.parse_systemctl_show("LoadState=loaded\nActiveState=active\nSubState=running\nNeedDaemonReload=no\n")
+    assert state["ActiveState"] == "active" and instance.is_running(state)
+    assert not instance.is_running({"ActiveState": "failed"}) and not instance.is_running(None)
 
 
 # --- the plan ---------------------------------------------------------------------------------------------------------
@@ -385,7 +384,7 @@ def test_plan_diff_is_the_file():
         "[Container]\nImage=a\n", "[Container]\nImage=b\n", LOADED_ACTIVE, True, True, path="/u/w.container"
     )
     assert plan["diff"]["before_header"] == "/u/w.container"
-    assert "-Image=a\n+Image=b\n" in quadlet.unified_diff(plan)
+    assert (plan["diff"]["before"], plan["diff"]["after"]) == ("[Container]\nImage=a\n", "[Container]\nImage=b\n")
     created = quadlet.plan_quadlet(None, "X=1\n", None, True, True, path="/u/w.container")
     assert created["diff"]["before"] == "" and created["diff"]["before_header"] == "/u/w.container (absent)"
 
@@ -393,11 +392,11 @@ def test_plan_diff_is_the_file():
 def test_systemd_specifiers_pass_and_a_stray_percent_is_refused():
     """Quadlet copies values into ExecStart as written (podman 5.4 -dryrun: ``-v %h/data:/data --env FOO=a%hb``),
     where systemd expands its specifiers; an unknown one would make systemd refuse the service."""
-    text = quadlet.render_unit(
+    text = keys.render_unit(
         "container", {"container": {"image": "a.io/b:c", "volume": ["%h/data:/data"], "label": {"p": "100%%"}}}
     )
     assert "Volume=%h/data:/data\n" in text and "Label=p=100%%\n" in text
-    with pytest.raises(quadlet.InvalidQuadlet, match="write %% for a literal %"):
-        quadlet.render_unit("container", {"container": {"image": "a.io/b:c", "environment": {"CPU": "50%"}}})
-    with pytest.raises(quadlet.InvalidQuadlet, match="starts no systemd specifier"):
-        quadlet.check_content("container", "[Container]\nImage=a.io/b:c\nEnvironment=A=5%Z\n")
+    with pytest.raises(keys.InvalidQuadlet, match="write %% for a literal %"):
+        keys.render_unit("container", {"container": {"image": "a.io/b:c", "environment": {"CPU": "50%"}}})
+    with pytest.raises(keys.InvalidQuadlet, match="starts no systemd specifier"):
+        keys.check_content("container", "[Container]\nImage=a.io/b:c\nEnvironment=A=5%Z\n")

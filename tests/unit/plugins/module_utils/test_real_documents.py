@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.immutable.hosts.plugins.module_utils import bootc, facts, ostree, rpm_ostree
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _admin as ostree
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _bootc as bootc
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _facts as facts
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _status as rpm_ostree
 
 REAL = Path(__file__).resolve().parents[2] / "fixtures" / "real"
 RPM_OSTREE = sorted((REAL / "rpm-ostree").glob("*/*.json"))

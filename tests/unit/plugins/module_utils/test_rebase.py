@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.immutable.hosts.plugins.module_utils import rebase, rpm_ostree
-from ansible_collections.immutable.hosts.plugins.module_utils.imageref import InvalidReference
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _rebase as rebase
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _status as rpm_ostree
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree._imageref import InvalidReference
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 SB41 = "quay.io/fedora/fedora-silverblue:41"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.immutable.hosts.plugins.module_utils import rootless
+from ansible_collections.immutable.hosts.plugins.module_utils.podman import _instance as instance
+from ansible_collections.immutable.hosts.plugins.module_utils.podman import _rootless as rootless
 
 SUBUID = "# managed by hand\nalice:100000:65536\n1001:165536:65536\n\ncarol:300000:65536\n"
 
@@ -118,21 +119,15 @@ def test_login_defs_limits():
     assert rootless.parse_login_defs(None)["uid"] == {"min": 100000, "max": 600100000}
 
 
-def test_loginctl_linger():
-    assert rootless.parse_loginctl_linger("UID=1000\nName=core\nLinger=yes\n") is True
-    assert rootless.parse_loginctl_linger("Linger=no\n") is False
-    assert rootless.parse_loginctl_linger("") is None
-
-
 def test_plan_linger():
     assert rootless.plan_linger(False, True) == "enable-linger"
     assert rootless.plan_linger(True, False) == "disable-linger"
     assert rootless.plan_linger(True, True) is None and rootless.plan_linger(False, None) is None
-    assert rootless.linger_path("core") == "/var/lib/systemd/linger/core"
+    assert instance.linger_path("core") == "/var/lib/systemd/linger/core"
 
 
-def test_user_systemctl_without_a_session():
-    assert rootless.user_systemctl_argv("core", 1000, ["daemon-reload"], same_user=False) == [
+def test_root_reaches_a_users_manager_without_a_session():
+    assert instance.as_user_argv("core", 1000, ["systemctl", "--user", "daemon-reload"]) == [
         "runuser",
         "-u",
         "core",
@@ -144,18 +139,12 @@ def test_user_systemctl_without_a_session():
         "--user",
         "daemon-reload",
     ]
-    assert rootless.user_systemctl_argv("core", 1000, ["start", "web.service"], same_user=True) == [
-        "systemctl",
-        "--user",
-        "start",
-        "web.service",
-    ]
-    assert rootless.user_environment(1000)["XDG_RUNTIME_DIR"] == "/run/user/1000"
+    assert instance.user_environment(1000)["XDG_RUNTIME_DIR"] == "/run/user/1000"
 
 
 def test_paths():
-    assert rootless.runtime_dir(1000) == "/run/user/1000"
-    assert rootless.quadlet_dir("/var/home/core/") == "/var/home/core/.config/containers/systemd"
+    assert instance.runtime_dir(1000) == "/run/user/1000"
+    assert instance.quadlet_dir("/var/home/core/") == "/var/home/core/.config/containers/systemd"
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.immutable.hosts.plugins.module_utils import rpm_ostree
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _status as rpm_ostree
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 

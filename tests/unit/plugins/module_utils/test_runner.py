@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.immutable.hosts.plugins.module_utils import runner as runner_mod
-from ansible_collections.immutable.hosts.plugins.module_utils.runner import (
+from ansible_collections.immutable.hosts.plugins.module_utils.common import _runner as runner_mod
+from ansible_collections.immutable.hosts.plugins.module_utils.common._runner import (
     BinaryNotFound,
     BusyTimeout,
     CommandFailed,
     CommandTimeout,
     Runner,
+    RunnerError,
     busy_title,
-    wait_until_idle,
 )
 
 BUSY = "error: Transaction in progress: install --idempotent htop\n You can cancel the current transaction with `rpm-ostree cancel`\n"
@@ -93,7 +93,7 @@ def test_refuses_shell_strings_and_empty_commands(argv):
 
 def test_refuses_nul_bytes():
     runner = make(Script())
-    with pytest.raises(ValueError, match="NUL"):
+    with pytest.raises(RunnerError, match="NUL"):
         runner.run(["rpm-ostree", "kargs", "--append=a\x00b"])
 
 
@@ -160,10 +160,18 @@ def test_busy_without_deadline_fails_at_once():
     assert clock.sleeps == []
 
 
-def test_wait_until_idle_polls_then_gives_up():
+def test_until_idle_is_the_one_backoff_loop():
     titles = iter(["Rebase", "Rebase", None])
     runner, clock = make_with_clock(Script())
-    wait_until_idle(lambda: next(titles), runner, runner.deadline(60))
+    assert runner.until_idle(lambda: ("done", next(titles)), runner.deadline(60)) == "done"
     assert clock.sleeps == [1.0, 2.0]
     with pytest.raises(BusyTimeout, match="PkgChange"):
-        wait_until_idle(lambda: "PkgChange", runner, runner.deadline(3))
+        runner.until_idle(lambda: (None, "PkgChange"), runner.deadline(3))
+
+
+def test_output_and_input_keep_every_byte_of_a_line_end():
+    """A value read back (a Podman secret, a file's text) compares exactly with the one written: no newline
+    translation either way."""
+    runner = Runner()
+    assert runner.run(["printf", "windows line\\r\\ntwo\\n\\n"]).stdout == "windows line\r\ntwo\n\n"
+    assert runner.run(["cat"], stdin="a\r\nb\r").stdout == "a\r\nb\r"

@@ -8,8 +8,8 @@ import stat
 
 import pytest
 
-from ansible_collections.immutable.hosts.plugins.module_utils import safe_files
-from ansible_collections.immutable.hosts.plugins.module_utils.safe_files import UnsafePath
+from ansible_collections.immutable.hosts.plugins.module_utils.common import _files as safe_files
+from ansible_collections.immutable.hosts.plugins.module_utils.common._files import UnsafePath
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="acting for another user needs root")
 

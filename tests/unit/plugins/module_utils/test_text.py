@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.immutable.hosts.plugins.module_utils import flatpak, kargs, ostree, quadlet, rootless, text
+from ansible_collections.immutable.hosts.plugins.module_utils.common import _text as text
+from ansible_collections.immutable.hosts.plugins.module_utils.flatpak import _names as names
+from ansible_collections.immutable.hosts.plugins.module_utils.flatpak import _overrides as overrides
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _admin as ostree
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _kargs as kargs
+from ansible_collections.immutable.hosts.plugins.module_utils.podman import _quadlet_keys as keys
+from ansible_collections.immutable.hosts.plugins.module_utils.podman import _rootless as rootless
 
 # Every character Python's str.splitlines() breaks at besides "\n", and the ones systemd's read_line() does.
 SPLITLINES_BREAKS = ["\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
@@ -19,7 +25,6 @@ def test_every_break_and_control_is_refused(char):
 
 def test_files_split_at_newline_only():
     assert text.split_lines("a\u2028b\x85c\r\nd\n") == ["a\u2028b\x85c\r", "d"]
-    assert text.split_lines_keepends("a\u2028b\nc") == ["a\u2028b\n", "c"]
     assert text.check_content("[Unit]\n\tDescription=x\n", "content") == "[Unit]\n\tDescription=x\n"
     with pytest.raises(ValueError, match="U\\+2028"):
         text.check_content("[Unit]\u2028Description=x\n", "content")
@@ -28,19 +33,19 @@ def test_files_split_at_newline_only():
 def test_flatpak_override_environment_cannot_smuggle_a_context_line():
     """Before: the value was written as is; re-parsed with splitlines() it became a real filesystems=host line."""
     params = {"environment": {"FOO": "a\u2028[Context]\u2028filesystems=host"}}
-    with pytest.raises(flatpak.FlatpakError, match="U\\+2028"):
-        flatpak.validate_override(params)
+    with pytest.raises(names.FlatpakError, match="U\\+2028"):
+        overrides.validate_override(params)
     # A file that holds such a value (written by someone else) is read as flatpak reads it: one line.
-    parsed = flatpak.parse_override("[Environment]\nFOO=a\u2028[Context]\u2028filesystems=host\n")
+    parsed = overrides.parse_override("[Environment]\nFOO=a\u2028[Context]\u2028filesystems=host\n")
     assert parsed["context"] == {} and list(parsed["environment"]) == ["FOO"]
 
 
 def test_quadlet_value_cannot_rename_the_service():
     """Before: ContainerName=x<U+2028>ServiceName=sshd re-parsed as a ServiceName= line, so the module managed sshd."""
-    with pytest.raises(quadlet.InvalidQuadlet, match="U\\+2028"):
-        quadlet.render_unit("container", {"container": {"image": "a.io/b:c", "container_name": "x\u2028ServiceName=sshd"}})
-    sections = quadlet.parse_unit("[Container]\nImage=a.io/b:c\nContainerName=x\u2028ServiceName=sshd\n")
-    assert quadlet.service_name("web", "container", sections) == "web.service"
+    with pytest.raises(keys.InvalidQuadlet, match="U\\+2028"):
+        keys.render_unit("container", {"container": {"image": "a.io/b:c", "container_name": "x\u2028ServiceName=sshd"}})
+    sections = keys.parse_unit("[Container]\nImage=a.io/b:c\nContainerName=x\u2028ServiceName=sshd\n")
+    assert keys.service_name("web", "container", sections) == "web.service"
 
 
 def test_karg_cannot_split_the_options_line():

@@ -4,46 +4,45 @@ but reads, and left every file of the host as it was (content, mode and owner)."
 
 from __future__ import annotations
 
-import json
 import os
 import pwd
 import shutil
 import stat
 from pathlib import Path
 
-import pytest
-from ansible.module_utils.testing import patch_module_args
-
-from ansible_collections.immutable.hosts.plugins.module_utils import (
-    flatpak_host,
-    ostree_host,
-    quadlet_module,
-    rootless_user_module,
-)
+from ansible_collections.immutable.hosts.plugins.module_utils.common._host import Host
 from ansible_collections.immutable.hosts.plugins.modules import (
-    batch,
     deployment,
     flatpak,
     flatpak_override,
     flatpak_remote,
+    host_state,
     kargs,
     ostree_facts,
+    podman_secret,
     quadlet,
     rebase,
     rootless_user,
     rpm_ostree_packages,
     update_policy,
 )
-from ansible_collections.immutable.hosts.tests.unit.plugins.modules.helpers import FIXTURES, Tools, fixture_text, make_sysroot
+from ansible_collections.immutable.hosts.tests.unit.plugins.modules.helpers import (
+    FIXTURES,
+    Tools,
+    fixture_text,
+    make_sysroot,
+    run_unit,
+)
 
 MODULES = {
-    "batch": batch,
     "deployment": deployment,
     "flatpak": flatpak,
     "flatpak_override": flatpak_override,
     "flatpak_remote": flatpak_remote,
+    "host_state": host_state,
     "kargs": kargs,
     "ostree_facts": ostree_facts,
+    "podman_secret": podman_secret,
     "quadlet": quadlet,
     "rebase": rebase,
     "rootless_user": rootless_user,
@@ -51,8 +50,12 @@ MODULES = {
     "update_policy": update_policy,
 }
 BOOTED = "9412245c1880a155cf9c23a49234194f26e3a8b7e847e7636cf65aaee373c7c1"
-FLATPAK_LIST = "flatpak list --system --columns=application,branch,arch,origin,ref,active,runtime,installation,options"
-FLATPAK_REMOTES = "flatpak remotes --system --show-disabled --columns=name,url,title,comment,priority,filter,collection,options"
+FLATPAK_LIST = (
+    "flatpak list --system --columns=application:f,branch:f,arch:f,origin:f,ref:f,active:f,runtime:f,installation:f,options:f"
+)
+FLATPAK_REMOTES = (
+    "flatpak remotes --system --show-disabled --columns=name:f,url:f,title:f,comment:f,priority:f,filter:f,collection:f,options:f"
+)
 SHOW = "systemctl show --property=LoadState,ActiveState,SubState,NeedDaemonReload,FragmentPath,SourcePath "
 NOT_FOUND = "LoadState=not-found\nActiveState=inactive\nSubState=dead\nNeedDaemonReload=no\nFragmentPath=\nSourcePath=\n"
 
@@ -86,17 +89,16 @@ def tree(root: Path) -> dict:
 class BadInputHost:
     """A host under ``root``: an OSTree sysroot, a Flatpak system installation, Quadlet and subid files, a user."""
 
-    def __init__(self, root: Path, monkeypatch, capsys):
+    def __init__(self, root: Path, capsys):
         self.root = root
         self.capsys = capsys
-        self.monkeypatch = monkeypatch
         make_sysroot(root, [(BOOTED, 0, "root=UUID=6f3b rw rhgb quiet")])
         (root / "etc").mkdir(exist_ok=True)
         (root / "etc/rpm-ostreed.conf").write_text("[Daemon]\nAutomaticUpdatePolicy=none\n")
         (root / "etc/containers/systemd").mkdir(parents=True)
         (root / "etc/subuid").write_text("core:100000:65536\n")
         (root / "etc/subgid").write_text("core:100000:65536\n")
-        (root / "linger").mkdir()
+        (root / "var/lib/systemd/linger").mkdir(parents=True)
         installation = root / "var/lib/flatpak"
         (installation / "overrides").mkdir(parents=True)
         (installation / "repo").mkdir()
@@ -109,44 +111,12 @@ class BadInputHost:
                 os.chown(path, 1000, 1000)
         (root / "run/user/1000/systemd").mkdir(parents=True)
         (root / "run/user/1000/systemd/private").write_text("")
-        self.core = pwd.struct_passwd(("core", "x", 1000, 1000, "", str(home), "/bin/bash"))
+        self.core = pwd.struct_passwd(("core", "x", 1000, 1000, "", "/home/core", "/bin/bash"))
         self.tools = Tools(dict(READS), present=("rpm-ostree", "ostree", "systemctl", "flatpak", "runuser", "bootc"))
-        self._patch()
-
-    def _patch(self) -> None:
-        mp, root = self.monkeypatch, self.root
-        users = {"core": self.core}
-
-        def lookup(name):
-            return users[name]
-
-        mp.setattr(ostree_host, "ROOT", str(root))
-        mp.setattr(ostree_host, "make_runner", self.tools.runner)
-        mp.setattr(ostree_facts, "ROOT", str(root))
-        mp.setattr(ostree_facts, "make_runner", self.tools.runner)
-        mp.setattr(update_policy, "make_runner", self.tools.runner)
-        mp.setattr(flatpak_host, "make_runner", self.tools.runner)
-        mp.setenv("FLATPAK_SYSTEM_DIR", str(root / "var/lib/flatpak"))
-        mp.setattr(quadlet_module, "make_runner", self.tools.runner)
-        mp.setattr(quadlet_module, "lookup_user", lookup)
-        mp.setattr(quadlet_module, "geteuid", lambda: 0)
-        mp.setattr(quadlet_module, "SYSTEM_QUADLET_DIR", str(root / "etc/containers/systemd"))
-        mp.setattr(quadlet_module, "RUNTIME_ROOT", str(root / "run/user"))
-        mp.setattr(quadlet_module, "LINGER_DIR", str(root / "linger"))
-        mp.setattr(quadlet_module, "GENERATOR_PATHS", ())
-        mp.setattr(rootless_user_module, "make_runner", self.tools.runner)
-        mp.setattr(rootless_user_module, "lookup_user", lookup)
-        mp.setattr(rootless_user_module, "SUBUID", str(root / "etc/subuid"))
-        mp.setattr(rootless_user_module, "SUBGID", str(root / "etc/subgid"))
-        mp.setattr(rootless_user_module, "LOGIN_DEFS", str(root / "etc/login.defs"))
-        mp.setattr(rootless_user_module, "LINGER_DIR", str(root / "linger"))
 
     def run(self, module: str, args: dict) -> dict:
-        if module == "update_policy":
-            args = dict({"path": str(self.root / "etc/rpm-ostreed.conf")}, **args)
-        with patch_module_args(args), pytest.raises(SystemExit):
-            MODULES[module].main()
-        return json.loads(self.capsys.readouterr().out)
+        host = Host(runner=self.tools.runner(), root=str(self.root), passwd={"core": self.core}, euid=0, environ={})
+        return run_unit(MODULES[module].UNIT, args, host, self.capsys)
 
 
 def read_only(calls: list) -> list:

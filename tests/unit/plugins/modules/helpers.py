@@ -7,9 +7,12 @@ import os
 from pathlib import Path
 
 import pytest
+from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.immutable.hosts.plugins.module_utils.runner import Runner
+from ansible_collections.immutable.hosts.plugins.module_utils.common._host import Host
+from ansible_collections.immutable.hosts.plugins.module_utils.common._runner import Runner
+from ansible_collections.immutable.hosts.plugins.module_utils.common._scaffold import execute
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
@@ -72,4 +75,12 @@ class Tools:
 def call_module(module, args: dict, capsys) -> dict:
     with patch_module_args(args), pytest.raises(SystemExit):
         module.main()
+    return json.loads(capsys.readouterr().out)
+
+
+def run_unit(unit, args: dict, host: Host, capsys) -> dict:
+    """A module's whole run, as its main() does it, against ``host`` (a Host with the test's runner and root)."""
+    with patch_module_args(args), pytest.raises(SystemExit):
+        module = AnsibleModule(argument_spec=unit.ARGUMENT_SPEC, supports_check_mode=True, **unit.MODULE_OPTIONS)
+        execute(unit, module, host)
     return json.loads(capsys.readouterr().out)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.immutable.hosts.plugins.module_utils import flatpak_host
-from ansible_collections.immutable.hosts.plugins.module_utils import flatpak_module as module
-from ansible_collections.immutable.hosts.tests.unit.plugins.modules.helpers import FIXTURES, Tools, call_module
+from ansible_collections.immutable.hosts.plugins.module_utils.common._host import Host
+from ansible_collections.immutable.hosts.plugins.module_utils.flatpak import _apps as apps
+from ansible_collections.immutable.hosts.tests.unit.plugins.modules.helpers import FIXTURES, Tools, run_unit
 
 LIST = "flatpak list --system --columns=application:f,branch:f,arch:f,origin:f,ref:f,active:f,runtime:f,installation:f,options:f"
 REMOTES = (
@@ -17,13 +17,12 @@ INSTALL = "flatpak install --system --noninteractive -y"
 
 
 @pytest.fixture(params=["1.14.10", "1.16.6"])
-def run(request, tmp_path, monkeypatch, capsys):
+def run(request, tmp_path, capsys):
     version = FIXTURES / "flatpak" / request.param
-    monkeypatch.setenv("FLATPAK_SYSTEM_DIR", str(tmp_path))
 
     def run(args, fake):
-        monkeypatch.setattr(flatpak_host, "make_runner", fake.runner)
-        return call_module(module, dict({"arch": "x86_64"}, **args), capsys)
+        host = Host(runner=fake.runner(), environ={"FLATPAK_SYSTEM_DIR": str(tmp_path)})
+        return run_unit(apps.UNIT, dict({"arch": "x86_64"}, **args), host, capsys)
 
     run.out = lambda name: (version / name).read_text()
     run.tmp = tmp_path

@@ -8,22 +8,21 @@ import shutil
 
 import pytest
 
-from ansible_collections.immutable.hosts.plugins.module_utils import flatpak, flatpak_host
-from ansible_collections.immutable.hosts.plugins.module_utils import flatpak_override_module as module
-from ansible_collections.immutable.hosts.tests.unit.plugins.modules.helpers import FIXTURES, Tools, call_module
+from ansible_collections.immutable.hosts.plugins.module_utils.common._host import Host
+from ansible_collections.immutable.hosts.plugins.module_utils.flatpak import _overrides as overrides
+from ansible_collections.immutable.hosts.tests.unit.plugins.modules.helpers import FIXTURES, Tools, run_unit
 
 
 @pytest.fixture(params=["1.14.10", "1.16.6"])
-def run(request, tmp_path, monkeypatch, capsys):
+def run(request, tmp_path, capsys):
     version = FIXTURES / "flatpak" / request.param
     (tmp_path / "overrides").mkdir()
     shutil.copy(version / "override-file.keyfile", tmp_path / "overrides" / "org.test.Hello")
-    monkeypatch.setenv("FLATPAK_SYSTEM_DIR", str(tmp_path))
     fake = Tools({}, present=("flatpak",))
 
     def run(args):
-        monkeypatch.setattr(flatpak_host, "make_runner", fake.runner)
-        result = call_module(module, args, capsys)
+        host = Host(runner=fake.runner(), environ={"FLATPAK_SYSTEM_DIR": str(tmp_path)})
+        result = run_unit(overrides.UNIT, args, host, capsys)
         assert fake.calls == []  # overrides cost no flatpak process at all
         return result
 
@@ -39,7 +38,7 @@ def test_merge_changes_one_entry_then_is_converged(run):
     assert result["diff"]["before"]["filesystems"] == ["!host", "home:ro", "xdg-download:create"]
     assert result["diff"]["after"]["filesystems"] == ["!host", "home", "xdg-download:create"]
     assert result["diff"]["after"]["sockets"] == ["!wayland", "!x11"]
-    written = flatpak.parse_override(run.file.read_text())
+    written = overrides.parse_override(run.file.read_text())
     assert written["context"]["filesystems"]["home"] == "home" and written["session_bus"]["org.a.B"] == "talk"
     assert run(args)["changed"] is False
 
@@ -108,23 +107,20 @@ ALICE_UID = 4242
 
 
 @pytest.fixture
-def alice(tmp_path, monkeypatch, capsys):
+def alice(tmp_path, capsys):
     if os.geteuid() != 0:
         pytest.skip("writes files owned by another user: needs root")
     home = tmp_path / "home/alice"
     home.mkdir(parents=True)
     os.chown(home, ALICE_UID, ALICE_UID)
     entry = pwd.struct_passwd(("alice", "x", ALICE_UID, ALICE_UID, "", str(home), "/bin/bash"))
-    real_getpwnam = pwd.getpwnam
-    monkeypatch.setattr(flatpak_host.pwd, "getpwnam", lambda name: entry if name == "alice" else real_getpwnam(name))
     system = tmp_path / "var/lib/flatpak"
     (system / "overrides").mkdir(parents=True)
-    monkeypatch.setenv("FLATPAK_SYSTEM_DIR", str(system))
     fake = Tools({}, present=("flatpak", "runuser"))
 
     def run(args):
-        monkeypatch.setattr(flatpak_host, "make_runner", fake.runner)
-        return call_module(module, dict(args, user="alice", scope="user"), capsys)
+        host = Host(runner=fake.runner(), environ={"FLATPAK_SYSTEM_DIR": str(system)}, passwd={"alice": entry}, euid=0)
+        return run_unit(overrides.UNIT, dict(args, user="alice", scope="user"), host, capsys)
 
     run.home = home
     run.system = system

@@ -14,10 +14,8 @@ import subprocess
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.immutable.hosts.plugins.module_utils import flatpak_host, flatpak_module
-from ansible_collections.immutable.hosts.plugins.module_utils import flatpak_override_module as flatpak_override
-from ansible_collections.immutable.hosts.plugins.module_utils import flatpak_remote_module as flatpak_remote
-from ansible_collections.immutable.hosts.plugins.module_utils.runner import Runner
+from ansible_collections.immutable.hosts.plugins.modules import flatpak as flatpak_module
+from ansible_collections.immutable.hosts.plugins.modules import flatpak_override, flatpak_remote
 
 TOOLS = ("flatpak", "ostree", "gpg")
 pytestmark = pytest.mark.skipif(
@@ -76,7 +74,6 @@ def lab(tmp_path, monkeypatch):
     # Fedora-like: filtered and disabled
     sh(["flatpak", "--system", "remote-add", "--disable", "--filter=%s" % (tmp_path / "filter"), "--title=Flathub",
         "--gpg-import=%s" % (tmp_path / "key.asc"), "flathub", "file://%s" % repo], env)  # fmt: skip
-    monkeypatch.setattr(flatpak_host, "make_runner", Runner)
     return {"env": env, "repo": repo, "tmp": tmp_path, "fingerprint": fingerprint, "builder": builder, "sign": sign}
 
 

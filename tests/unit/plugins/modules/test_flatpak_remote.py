@@ -6,9 +6,9 @@ import shutil
 
 import pytest
 
-from ansible_collections.immutable.hosts.plugins.module_utils import flatpak_host
-from ansible_collections.immutable.hosts.plugins.modules import flatpak_remote as module
-from ansible_collections.immutable.hosts.tests.unit.plugins.modules.helpers import FIXTURES, Tools, call_module
+from ansible_collections.immutable.hosts.plugins.module_utils.common._host import Host
+from ansible_collections.immutable.hosts.plugins.module_utils.flatpak import _remotes as remotes
+from ansible_collections.immutable.hosts.tests.unit.plugins.modules.helpers import FIXTURES, Tools, run_unit
 
 REMOTES = (
     "flatpak remotes --system --show-disabled --columns=name:f,url:f,title:f,comment:f,priority:f,filter:f,collection:f,options:f"
@@ -17,15 +17,14 @@ URL = "file:///tmp/flatpak-capture/repo"
 
 
 @pytest.fixture(params=["1.14.10", "1.16.6"])
-def run(request, tmp_path, monkeypatch, capsys):
+def run(request, tmp_path, capsys):
     version = FIXTURES / "flatpak" / request.param
     (tmp_path / "repo").mkdir()
     shutil.copy(version / "flathub.trustedkeys.gpg", tmp_path / "repo" / "flathub.trustedkeys.gpg")
-    monkeypatch.setenv("FLATPAK_SYSTEM_DIR", str(tmp_path))
 
-    def run(args, tools):
-        monkeypatch.setattr(flatpak_host, "make_runner", tools.runner)
-        return call_module(module, args, capsys)
+    def run(args, tools, **host):
+        host = Host(runner=tools.runner(), environ={"FLATPAK_SYSTEM_DIR": str(tmp_path)}, **host)
+        return run_unit(remotes.UNIT, args, host, capsys)
 
     run.out = lambda name: (version / name).read_text()
     run.key = version / "key.asc"
@@ -84,9 +83,9 @@ def test_add_from_flatpakrepo_file(run, tmp_path):
     key = run.key.read_text()
     import base64
 
-    from ansible_collections.immutable.hosts.plugins.module_utils import flatpak
+    from ansible_collections.immutable.hosts.plugins.module_utils.flatpak import _openpgp as openpgp
 
-    blob = base64.b64encode(flatpak.dearmor(key)).decode()
+    blob = base64.b64encode(openpgp.dearmor(key)).decode()
     repo.write_text("[Flatpak Repo]\nTitle=Corp\nUrl=https://corp.example/repo/\nGPGKey=%s\n" % blob)
     seen = []
     fake = Tools({REMOTES: (0, run.out("remotes-system.txt"), "")}, present=("flatpak",))
@@ -115,15 +114,13 @@ def test_absent(run):
     assert run({"name": "nosuch", "state": "absent"}, fake)["changed"] is False
 
 
-def test_other_user_runs_flatpak_through_runuser(run, monkeypatch):
+def test_other_user_runs_flatpak_through_runuser(run):
     import pwd
 
     entry = pwd.struct_passwd(("alice", "x", 1000, 1000, "", "/home/alice", "/bin/sh"))
-    monkeypatch.setattr(flatpak_host.pwd, "getpwnam", lambda name: entry)
-    monkeypatch.setattr(flatpak_host, "geteuid", lambda: 0)
     listing = "runuser -u alice -- /usr/bin/flatpak remotes --user --show-disabled " + REMOTES.split("--show-disabled ")[1]
     fake = tools({listing: (0, "", "")})
-    result = run({"name": "flathub", "user": "alice", "state": "absent"}, fake)
+    result = run({"name": "flathub", "user": "alice", "state": "absent"}, fake, passwd={"alice": entry}, euid=0)
     assert result["changed"] is False and fake.calls == [listing]
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ansible_collections.immutable.hosts.plugins.module_utils.common._host import Host
 from ansible_collections.immutable.hosts.plugins.modules import ostree_facts
-from ansible_collections.immutable.hosts.tests.unit.plugins.modules.helpers import Tools, call_module, fixture_text, make_sysroot
+from ansible_collections.immutable.hosts.tests.unit.plugins.modules.helpers import Tools, fixture_text, make_sysroot, run_unit
 
 BOOTED = "cf95f674e208c245d56d0e1e669cd0843e1a9bc0046ba96db48c0b3ca17a7281"
 PINNED = "7a22d0feb18d647d7b3598b1ac006c1d27d1202303fe7118628bc4b8e2ecb74f"
@@ -14,9 +15,8 @@ PLAIN_ROLLBACK = PINNED
 
 
 def run_module(monkeypatch, capsys, root: Path, tools: Tools, args=None):
-    monkeypatch.setattr(ostree_facts, "ROOT", str(root))
-    monkeypatch.setattr(ostree_facts, "make_runner", tools.runner)
-    return call_module(ostree_facts, args or {}, capsys)
+    del monkeypatch  # the host is given, not patched
+    return run_unit(ostree_facts.UNIT, args or {}, Host(runner=tools.runner(), root=str(root)), capsys)
 
 
 def fixture(name: str) -> str:
@@ -201,3 +201,19 @@ def test_a_lost_signature_does_not_stop_fact_gathering_where_ostree_can_skip_it(
     )
     result = run_module(monkeypatch, capsys, tmp_path, old)
     assert result["failed"] is True and "older than 2024.1" in result["msg"] and "no signatures found" in result["msg"]
+
+
+def test_hardware_is_read_from_the_hosts_own_files(tmp_path, capsys):
+    (tmp_path / "sys/firmware/devicetree/base").mkdir(parents=True)
+    (tmp_path / "sys/firmware/devicetree/base/compatible").write_bytes(b"apple,j314s\0apple,arm-platform\0")
+    host = Host(runner=Tools({}, ()).runner(), root=str(tmp_path), machine="aarch64", page_size=16384)
+    facts = run_unit(ostree_facts.UNIT, {}, host, capsys)["ansible_facts"]["ostree"]
+    assert facts["hardware"] == {
+        "machine": "aarch64",
+        "arch": "aarch64",
+        "page_size": 16384,
+        "compatible": ["apple,j314s", "apple,arm-platform"],
+        "apple_silicon": True,
+        "mac_vm": False,
+        "hypervisor": None,
+    }

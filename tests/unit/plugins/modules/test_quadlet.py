@@ -9,9 +9,10 @@ import pwd
 
 import pytest
 
-from ansible_collections.immutable.hosts.plugins.module_utils import quadlet_module as module
-from ansible_collections.immutable.hosts.plugins.module_utils.runner import Runner
-from ansible_collections.immutable.hosts.tests.unit.plugins.modules.helpers import Tools, call_module
+from ansible_collections.immutable.hosts.plugins.module_utils.common._host import Host
+from ansible_collections.immutable.hosts.plugins.module_utils.common._runner import Runner
+from ansible_collections.immutable.hosts.plugins.module_utils.podman import _quadlet as quadlet
+from ansible_collections.immutable.hosts.tests.unit.plugins.modules.helpers import Tools, run_unit
 
 GENERATOR = "/usr/libexec/podman/quadlet"
 UID = 1000
@@ -69,7 +70,7 @@ def chown_tree(top, stop):
 
 
 @pytest.fixture
-def host(tmp_path, monkeypatch, capsys):
+def host(tmp_path, capsys):
     home = tmp_path / "home/core"
     home.mkdir(parents=True)
     os.chown(home, UID, UID)
@@ -77,22 +78,12 @@ def host(tmp_path, monkeypatch, capsys):
     runtime = tmp_path / "run/user"
     (runtime / str(UID) / "systemd").mkdir(parents=True)
     (runtime / str(UID) / "systemd/private").write_text("")
-    (tmp_path / "linger").mkdir()
-    users = {"core": pwd.struct_passwd(("core", "x", UID, UID, "", str(home), "/bin/bash"))}
+    (tmp_path / "var/lib/systemd/linger").mkdir(parents=True)
+    users = {"core": pwd.struct_passwd(("core", "x", UID, UID, "", "/home/core", "/bin/bash"))}
 
-    def lookup(name):
-        return users[name]
-
-    monkeypatch.setattr(module, "lookup_user", lookup)
-    monkeypatch.setattr(module, "geteuid", lambda: 0)
-    monkeypatch.setattr(module, "SYSTEM_QUADLET_DIR", str(system_dir))
-    monkeypatch.setattr(module, "RUNTIME_ROOT", str(runtime))
-    monkeypatch.setattr(module, "LINGER_DIR", str(tmp_path / "linger"))
-    monkeypatch.setattr(module, "GENERATOR_PATHS", (GENERATOR,))
-
-    def run(args, tools):
-        monkeypatch.setattr(module, "make_runner", tools.runner)
-        return call_module(module, args, capsys)
+    def run(args, tools, euid=0):
+        host = Host(runner=tools.runner(), root=str(tmp_path), passwd=users, euid=euid)
+        return run_unit(quadlet.UNIT, args, host, capsys)
 
     def put(name, text):
         """A unit file the user wrote."""
@@ -106,7 +97,8 @@ def host(tmp_path, monkeypatch, capsys):
     run.system_dir = system_dir
     run.runtime = runtime
     run.put = put
-    run.active = (0, ACTIVE_STATE % (run.unit_dir / "web.container"), "")
+    run.root = tmp_path
+    run.active = (0, ACTIVE_STATE % "/home/core/.config/containers/systemd/web.container", "")
     run.inactive = (0, run.active[1].replace("ActiveState=active\nSubState=running", "ActiveState=inactive\nSubState=dead"), "")
     return run
 
@@ -122,7 +114,8 @@ def test_new_user_unit_is_validated_written_reloaded_and_started(host):
     assert oct((host.home / ".config").stat().st_mode & 0o777) == "0o700"
     assert tools.generator_saw == {"web.container": WEB_TEXT}
     assert result["validated"] is True and result["generator"] == GENERATOR
-    assert result["service"] == "web.service" and result["path"] == str(path) and result["scope"] == "user"
+    assert result["service"] == "web.service" and result["path"] == "/home/core/.config/containers/systemd/web.container"
+    assert result["scope"] == "user"
     assert result["diff"][0]["before"] == "" and result["diff"][0]["after"] == WEB_TEXT
     assert result["active"] is True and result["commands"][0] == [GENERATOR, "-dryrun", "-user"]
 
@@ -187,7 +180,7 @@ def test_a_sibling_linked_elsewhere_is_not_read_for_validation(host, tmp_path):
 
 def test_the_owner_and_mode_cannot_be_redirected_after_the_rename(host, tmp_path, monkeypatch):
     """chown/chmod by path after the rename followed a link the user swapped in (an inotify loop wins that race)."""
-    from ansible_collections.immutable.hosts.plugins.module_utils import safe_files
+    from ansible_collections.immutable.hosts.plugins.module_utils.common import _files as safe_files
 
     secret = tmp_path / "shadow"
     secret.write_text("x\n")
@@ -313,20 +306,18 @@ def test_system_unit_uses_the_system_instance(host):
     assert (host.system_dir / "web.container").read_text().endswith("[Install]\nWantedBy=multi-user.target\n")
 
 
-def test_as_the_user_itself_no_runuser_is_needed(host, monkeypatch):
-    monkeypatch.setattr(module, "geteuid", lambda: UID)
+def test_as_the_user_itself_no_runuser_is_needed(host):
     tools = UnitTools(
         {DRYRUN: ACCEPTED, SHOW: NOT_FOUND, "systemctl --user daemon-reload": OK, "systemctl --user start web.service": OK}
     )
-    result = host({"name": "web", "user": "core", "container": WEB}, tools)
+    result = host({"name": "web", "user": "core", "container": WEB}, tools, euid=UID)
     assert result["changed"] is True and tools.calls[1] == SHOW
 
 
-def test_missing_user_manager_with_linger_is_started_and_awaited(host, monkeypatch):
+def test_missing_user_manager_with_linger_is_started_and_awaited(host):
     private = host.runtime / str(UID) / "systemd/private"
     private.unlink()
-    with open(os.path.join(module.LINGER_DIR, "core"), "w"):
-        pass
+    (host.root / "var/lib/systemd/linger/core").write_text("")
 
     class Starting(UnitTools):
         def spawn(self, argv, env, timeout, stdin, cwd):
@@ -418,3 +409,14 @@ def test_bad_input_fails_before_any_command(host, args):
     tools = UnitTools({})
     result = host(dict(args, user=args.get("user", "core")), tools)
     assert result["failed"] is True and tools.calls == [] and not host.unit_dir.exists()
+
+
+def test_the_users_namespace_is_made_before_the_first_service_of_the_user_starts(host):
+    """The first Podman process of a user makes its namespace and pause process; when that is a service's own
+    ``podman run``, systemd can fail the service (result 'protocol'), so the module makes them first."""
+    start = AS_CORE + "systemctl --user start web.service"
+    unshare = AS_CORE + "podman unshare true"
+    tools = UnitTools({DRYRUN: ACCEPTED, USER_SHOW: NOT_FOUND, RELOAD: OK, unshare: OK, start: OK})
+    tools.binaries.add("/usr/bin/podman")
+    result = host({"name": "web", "user": "core", "container": WEB}, tools)
+    assert result["changed"] is True and tools.calls == [DRYRUN, USER_SHOW, RELOAD, unshare, start]

@@ -16,11 +16,12 @@ import subprocess
 
 import pytest
 
-from ansible_collections.immutable.hosts.plugins.module_utils import quadlet
-from ansible_collections.immutable.hosts.plugins.module_utils import quadlet_module as module
-from ansible_collections.immutable.hosts.plugins.module_utils.runner import Runner
-from ansible_collections.immutable.hosts.tests.unit.plugins.module_utils.quadlet_cases import CASES, SERVICES, golden
-from ansible_collections.immutable.hosts.tests.unit.plugins.modules.helpers import call_module
+from ansible_collections.immutable.hosts.plugins.module_utils.common._host import Host
+from ansible_collections.immutable.hosts.plugins.module_utils.common._runner import Runner
+from ansible_collections.immutable.hosts.plugins.module_utils.podman import _quadlet as quadlet
+from ansible_collections.immutable.hosts.plugins.module_utils.podman import _quadlet_keys as keys
+from ansible_collections.immutable.hosts.tests.unit.plugins.module_utils.quadlet_cases import CASES, SERVICES, golden, split_words
+from ansible_collections.immutable.hosts.tests.unit.plugins.modules.helpers import run_unit
 
 STANDARD = "/usr/libexec/podman/quadlet"
 
@@ -49,7 +50,7 @@ def dryrun(directory, user=True):
 
 def write_goldens(directory):
     for name, kind in CASES:
-        (directory / quadlet.file_name(name, kind)).write_text(golden(name, kind))
+        (directory / keys.file_name(name, kind)).write_text(golden(name, kind))
 
 
 def test_generator_is_podman_5():
@@ -64,14 +65,14 @@ def test_every_golden_unit_passes_the_generator(tmp_path, user):
     assert result["rc"] == 0 and result["errors"] == []
     assert sorted(result["units"]) == sorted(SERVICES.values())
     for (name, kind), service in SERVICES.items():
-        assert quadlet.generator_verdict(result, quadlet.file_name(name, kind), service) is None
+        assert quadlet.generator_verdict(result, keys.file_name(name, kind), service) is None
 
 
 def test_quoting_survives_the_generator(tmp_path):
     write_goldens(tmp_path)
     web = dryrun(tmp_path)["units"]["web.service"]
     start = next(line for line in web.splitlines() if line.startswith("ExecStart="))
-    assert quadlet.split_words(start.split("=", 1)[1])[-3:] == ["localhost/bb:latest", "/bin/sleep", "1000"]
+    assert split_words(start.split("=", 1)[1])[-3:] == ["localhost/bb:latest", "/bin/sleep", "1000"]
     assert '--env "GREETING=hello world"' in start and "--publish 8443:443" in start
 
 
@@ -133,17 +134,19 @@ class HalfReal:
     def spawn(self, argv, env, timeout, stdin, cwd):
         key = " ".join([os.path.basename(argv[0]), *argv[1:]])
         self.calls.append(key)
-        if argv[0] == GENERATOR:
-            proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False)
+        if argv[0] == STANDARD:
+            # The host's generator at its standard path is this one (from the lab image when not installed here).
+            real = [GENERATOR, *argv[1:]]
+            proc = subprocess.run(real, env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False)
             return proc.returncode, proc.stdout, proc.stderr
         return self.answers[key]
 
     def runner(self):
-        return Runner(spawn=self.spawn, exists=lambda path: path in (GENERATOR, "/usr/bin/systemctl", "/usr/sbin/runuser"))
+        return Runner(spawn=self.spawn, exists=lambda path: path in (STANDARD, "/usr/bin/systemctl", "/usr/sbin/runuser"))
 
 
 @pytest.fixture
-def module_host(tmp_path, monkeypatch, capsys):
+def module_host(tmp_path, capsys):
     if os.geteuid() != 0:
         pytest.skip("writes files owned by another user: needs root")
     home = tmp_path / "home/core"
@@ -151,15 +154,11 @@ def module_host(tmp_path, monkeypatch, capsys):
     os.chown(home, 1000, 1000)
     (tmp_path / "run/user/1000/systemd").mkdir(parents=True)
     (tmp_path / "run/user/1000/systemd/private").write_text("")
-    entry = pwd.struct_passwd(("core", "x", 1000, 1000, "", str(home), "/bin/bash"))
-    monkeypatch.setattr(module, "lookup_user", lambda name: entry)
-    monkeypatch.setattr(module, "geteuid", lambda: 0)
-    monkeypatch.setattr(module, "RUNTIME_ROOT", str(tmp_path / "run/user"))
-    monkeypatch.setattr(module, "GENERATOR_PATHS", (GENERATOR,))
+    entry = pwd.struct_passwd(("core", "x", 1000, 1000, "", "/home/core", "/bin/bash"))
 
     def run(args, tools):
-        monkeypatch.setattr(module, "make_runner", tools.runner)
-        return call_module(module, dict(args, user="core"), capsys)
+        host = Host(runner=tools.runner(), root=str(tmp_path), passwd={"core": entry}, euid=0)
+        return run_unit(quadlet.UNIT, dict(args, user="core"), host, capsys)
 
     run.unit_dir = home / ".config/containers/systemd"
     return run
@@ -184,7 +183,7 @@ def test_module_writes_a_unit_the_generator_accepts(module_host):
         }
     )
     result = module_host({"name": "web", "container": WEB}, tools)
-    assert result["changed"] is True and result["validated"] is True and result["generator"] == GENERATOR
+    assert result["changed"] is True and result["validated"] is True and result["generator"] == STANDARD
     assert (module_host.unit_dir / "web.container").exists()
 
 

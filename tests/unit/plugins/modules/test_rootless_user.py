@@ -3,13 +3,13 @@ useradd and loginctl answering from a table."""
 
 from __future__ import annotations
 
-import json
 import pwd
 
 import pytest
 
-from ansible_collections.immutable.hosts.plugins.module_utils import rootless_user_module as module
-from ansible_collections.immutable.hosts.tests.unit.plugins.modules.helpers import Tools, call_module
+from ansible_collections.immutable.hosts.plugins.module_utils.common._host import Host
+from ansible_collections.immutable.hosts.plugins.module_utils.podman import _rootless as rootless
+from ansible_collections.immutable.hosts.tests.unit.plugins.modules.helpers import Tools, run_unit
 
 SUBIDS = "alice:100000:65536\n"
 OK = (0, "", "")
@@ -22,27 +22,17 @@ def user(name, uid, home=None):
 
 
 @pytest.fixture
-def host(tmp_path, monkeypatch, capsys):
+def host(tmp_path, capsys):
     etc = tmp_path / "etc"
     etc.mkdir()
     (etc / "subuid").write_text(SUBIDS)
     (etc / "subgid").write_text(SUBIDS)
-    linger = tmp_path / "linger"
-    linger.mkdir()
+    linger = tmp_path / "var/lib/systemd/linger"
+    linger.mkdir(parents=True)
     users = {"alice": user("alice", 1001), "core": user("core", 1000), "toor": user("toor", 0)}
 
-    def lookup(name):
-        return users[name]
-
-    monkeypatch.setattr(module, "lookup_user", lookup)
-    monkeypatch.setattr(module, "SUBUID", str(etc / "subuid"))
-    monkeypatch.setattr(module, "SUBGID", str(etc / "subgid"))
-    monkeypatch.setattr(module, "LOGIN_DEFS", str(etc / "login.defs"))
-    monkeypatch.setattr(module, "LINGER_DIR", str(linger))
-
     def run(args, tools):
-        monkeypatch.setattr(module, "make_runner", tools.runner)
-        return call_module(module, args, capsys)
+        return run_unit(rootless.UNIT, args, Host(runner=tools.runner(), root=str(tmp_path), passwd=users), capsys)
 
     run.etc, run.linger, run.users = etc, linger, users
     return run
@@ -114,7 +104,7 @@ def test_short_range_is_topped_up(host):
     assert result["subuid"] == [{"start": 165536, "count": 1000}, {"start": 166536, "count": 64536}]
 
 
-def test_create_counts_the_ranges_useradd_added(host, monkeypatch):
+def test_create_counts_the_ranges_useradd_added(host):
     def useradd_spawn(argv, env, timeout, stdin, cwd):
         if argv[1:] == ["--create-home", "newbie"]:
             host.users["newbie"] = user("newbie", 1002)
@@ -195,19 +185,3 @@ def test_malformed_subuid_file_fails_before_any_command(host):
     fake = tools({})
     result = host({"name": "core"}, fake)
     assert result["failed"] is True and "line 1" in result["msg"] and fake.calls == []
-
-
-def test_through_a_batch_files_are_edited_and_warnings_carry_the_call(host, monkeypatch, capsys):
-    """immutable.hosts.batch runs this module's body: atomic edits and warnings go through the batch's module."""
-    from ansible_collections.immutable.hosts.plugins.modules import batch
-
-    (host.etc / "subuid").write_text(SUBIDS + "bob:100000:10\n")  # overlaps alice: a warning
-    fake = tools({LINGER: OK}, present=("loginctl",))
-    monkeypatch.setattr(module, "make_runner", fake.runner)
-    result = call_module(batch, {"calls": [{"module": "rootless_user", "args": {"name": "core"}}]}, capsys)
-    assert result["changed"] is True and fake.calls == [LINGER]
-    assert result["results"][0]["item"] == "rootless_user core"
-    assert (host.etc / "subgid").read_text() == SUBIDS + "core:165536:65536\n"
-    # a string, or (2.19+) a structured warning summary holding it
-    assert "rootless_user core: /etc/subuid: the ranges of alice" in json.dumps(result["warnings"])
-    assert result["commands"] == result["results"][0]["commands"]

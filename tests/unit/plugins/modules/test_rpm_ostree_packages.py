@@ -106,10 +106,11 @@ def test_check_mode_for_removals_needs_no_dry_run(host, ostree_module):
 
 
 def test_local_rpm_compared_by_nevra(host, ostree_module, tmp_path):
-    rpm = tmp_path / "rpmfusion.rpm"
-    shutil.copy(FIXTURES / "rpms/rpmfusion-free-release-41-1.noarch.rpm", rpm)
+    (tmp_path / "srv").mkdir()
+    shutil.copy(FIXTURES / "rpms/rpmfusion-free-release-41-1.noarch.rpm", tmp_path / "srv/rpmfusion.rpm")
     tools = Tools({STATUS: (0, fixture_text(STAGED), "")})
-    result = ostree_module(module, {"name": ["htop", "vim-enhanced", str(rpm)]}, tools)
+    # The host (rooted at tmp_path) names its file /srv/rpmfusion.rpm, and so does the user.
+    result = ostree_module(module, {"name": ["htop", "vim-enhanced", "/srv/rpmfusion.rpm"]}, tools)
     assert result["changed"] is False and tools.calls == [STATUS]
 
 

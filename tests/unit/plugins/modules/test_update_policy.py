@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import pytest
 
+from ansible_collections.immutable.hosts.plugins.module_utils.common._host import Host
 from ansible_collections.immutable.hosts.plugins.modules import update_policy as module
-from ansible_collections.immutable.hosts.tests.unit.plugins.module_utils.test_keyfile_edit import SHIPPED
-from ansible_collections.immutable.hosts.tests.unit.plugins.modules.helpers import Tools, call_module
+from ansible_collections.immutable.hosts.tests.unit.plugins.module_utils.test_keyfile import SHIPPED
+from ansible_collections.immutable.hosts.tests.unit.plugins.modules.helpers import Tools, run_unit
 
 IS_ENABLED = "systemctl is-enabled rpm-ostreed-automatic.timer"
 
 
 @pytest.fixture
-def run(tmp_path, monkeypatch, capsys):
-    conf = tmp_path / "rpm-ostreed.conf"
+def run(tmp_path, capsys):
+    conf = tmp_path / "etc/rpm-ostreed.conf"
+    conf.parent.mkdir()
     conf.write_text(SHIPPED)
 
     def run(args, tools):
-        monkeypatch.setattr(module, "make_runner", tools.runner)
-        return call_module(module, dict(args, path=str(conf)), capsys)
+        return run_unit(module.UNIT, args, Host(runner=tools.runner(), root=str(tmp_path)), capsys)
 
     run.conf = conf
     return run

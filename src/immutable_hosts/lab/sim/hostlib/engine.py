@@ -6,7 +6,6 @@ import hashlib
 import json
 import shutil
 import tempfile
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -197,6 +196,8 @@ def remote_url(name: str = "fedora") -> str:
 
 
 def oci_catalogue() -> dict[str, Any]:
+    import urllib.request  # here: the status path never needs it, and it costs a third of the start-up
+
     url = remote_url().rstrip("/").rsplit("/", 1)[0] + "/oci/catalogue.json"
     with urllib.request.urlopen(url, timeout=30) as resp:  # noqa: S310 - lab server (http/file)
         return json.loads(resp.read())

@@ -102,7 +102,21 @@ def admin(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return ostree("admin", args[0], sysroot_arg(), *args[1:], check=check)
 
 
+_CHECKSUM = re.compile(r"^[0-9a-f]{64}\Z")
+
+
 def resolve_rev(rev: str) -> str | None:
+    """A ref's commit: read from the ref's own file in the repository when there is one (what ``ostree rev-parse``
+    reads too), else through ``ostree rev-parse``."""
+    remote, _, ref = rev.rpartition(":")
+    ref_file = rpath("ostree/repo/refs/%s/%s" % ("remotes/" + remote if remote else "heads", ref))
+    if ref and ".." not in ref.split("/"):
+        try:
+            found = ref_file.read_text().strip()
+        except OSError:
+            found = ""
+        if _CHECKSUM.match(found):
+            return found
     proc = ostree("rev-parse", repo_arg(), rev, check=False)
     return proc.stdout.strip() if proc.returncode == 0 else None
 
@@ -229,15 +243,38 @@ class CommitInfo:
 _COMMIT_CACHE: dict[str, CommitInfo] = {}
 
 
+COMMIT_CACHE_REL = "var/cache/rpm-ostree-sim/commits"
+
+
 def commit_info(checksum: str) -> CommitInfo:
+    """A commit's metadata, parent and timestamp.  A commit never changes, so what ``ostree show`` said of it is kept
+    on disk, as rpm-ostreed keeps it in memory: a status costs no ``ostree`` process for a commit read before."""
     if checksum in _COMMIT_CACHE:
         return _COMMIT_CACHE[checksum]
-    proc = ostree("show", repo_arg(), "--raw", checksum)
-    text = proc.stdout.split("\n", 1)[1] if proc.stdout.startswith("commit ") else proc.stdout
-    raw = parse_gvariant_text(text.strip())
-    meta, parent, _related, _subject, _body, ts = raw[:6]
-    parent_hex = bytes(b & 0xFF for b in parent).hex() if parent else None
-    info = CommitInfo(checksum, dict(meta), parent_hex, int(ts))
+    cached = rpath(COMMIT_CACHE_REL) / (checksum + ".json")
+    info = None
+    if _CHECKSUM.match(checksum):
+        try:
+            data = json.loads(cached.read_text())
+            info = CommitInfo(checksum, data["metadata"], data["parent"], data["timestamp"])
+        except (OSError, ValueError, KeyError, TypeError):
+            info = None
+    if info is None:
+        proc = ostree("show", repo_arg(), "--raw", checksum)
+        text = proc.stdout.split("\n", 1)[1] if proc.stdout.startswith("commit ") else proc.stdout
+        raw = parse_gvariant_text(text.strip())
+        meta, parent, _related, _subject, _body, ts = raw[:6]
+        parent_hex = bytes(b & 0xFF for b in parent).hex() if parent else None
+        info = CommitInfo(checksum, dict(meta), parent_hex, int(ts))
+        try:
+            record = json.dumps({"metadata": info.metadata, "parent": info.parent, "timestamp": info.timestamp})
+        except (TypeError, ValueError):
+            record = None  # metadata JSON cannot hold (bytes): read from ostree each time
+        if record is not None and _CHECKSUM.match(checksum):
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            temp = cached.with_suffix(".tmp.%d" % os.getpid())
+            temp.write_text(record)
+            os.replace(temp, cached)
     _COMMIT_CACHE[checksum] = info
     return info
 

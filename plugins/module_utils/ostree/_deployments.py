@@ -1,0 +1,235 @@
+# Copyright (c) immutable.hosts contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Deployment housekeeping planned from a parsed ``rpm-ostree status``: pins, cleanup, rollback.
+
+The planning functions are pure; :data:`UNIT` is the module immutable.hosts.deployment.  Standard library only,
+Python 3.9+.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.immutable.hosts.plugins.module_utils.common._errors import HostsError
+from ansible_collections.immutable.hosts.plugins.module_utils.common._scaffold import Plan
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _reader as reader
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree._status import pick
+
+ROLES = ("booted", "pending", "rollback")
+CLEANUP_KINDS = ("pending", "rollback", "base", "repomd")
+CLEANUP_FLAGS = {"pending": "-p", "rollback": "-r", "base": "-b", "repomd": "-m"}
+
+
+class DeploymentError(HostsError, ValueError):
+    pass
+
+
+def resolve(status: dict, selector: str) -> int:
+    """A deployment index from a role name (booted, pending, rollback) or an index given as text."""
+    if selector in ROLES:
+        deployment = pick(status, selector)
+        if deployment is None:
+            raise DeploymentError("there is no %s deployment on this host" % selector)
+        return deployment["index"]
+    if not selector.isdigit():
+        raise DeploymentError("deployments are chosen by booted, pending, rollback or an index, not %r" % selector)
+    index = int(selector)
+    if index >= len(status["deployments"]):
+        raise DeploymentError("there is no deployment %d; this host has %d" % (index, len(status["deployments"])))
+    return index
+
+
+def plan_pins(status: dict, pin: list, unpin: list) -> dict:
+    """Indexes to pin and to unpin (only those not already so); a staged deployment cannot be pinned."""
+    to_pin = sorted({resolve(status, s) for s in pin})
+    to_unpin = sorted({resolve(status, s) for s in unpin})
+    both = set(to_pin) & set(to_unpin)
+    if both:
+        raise DeploymentError("deployment %s cannot be both pinned and unpinned" % ", ".join(map(str, sorted(both))))
+    for index in to_pin:
+        if status["deployments"][index]["staged"]:
+            raise DeploymentError("deployment %d is staged; ostree cannot pin a staged deployment (reboot into it first)" % index)
+    deployments = status["deployments"]
+    pin_now = [i for i in to_pin if not deployments[i]["pinned"]]
+    unpin_now = [i for i in to_unpin if deployments[i]["pinned"]]
+    before = [d["index"] for d in deployments if d["pinned"]]
+    after = sorted((set(before) | set(pin_now)) - set(unpin_now))
+    return {"changed": bool(pin_now or unpin_now), "pin": pin_now, "unpin": unpin_now, "before": before, "after": after}
+
+
+def _removable(status: dict, side: str) -> list:
+    booted = status["booted_index"]
+    osname = status["osname"]
+    result = []
+    for deployment in status["deployments"]:
+        if deployment["osname"] != osname or deployment["pinned"] or booted is None:
+            continue
+        if (side == "pending" and deployment["index"] < booted) or (side == "rollback" and deployment["index"] > booted):
+            result.append(deployment["index"])
+    return result
+
+
+def plan_cleanup(status: dict, kinds: list) -> dict:
+    """Which ``rpm-ostree cleanup`` flags change deployments (pending, rollback) and which prune caches (base, repomd)."""
+    unknown = [kind for kind in kinds if kind not in CLEANUP_KINDS]
+    if unknown:
+        raise DeploymentError("cleanup takes %s, not %s" % (", ".join(CLEANUP_KINDS), ", ".join(unknown)))
+    removed = []
+    flags = []
+    for kind in ("pending", "rollback"):
+        if kind in kinds:
+            found = _removable(status, kind)
+            if found:
+                flags.append(CLEANUP_FLAGS[kind])
+                removed += found
+    caches = [CLEANUP_FLAGS[kind] for kind in ("base", "repomd") if kind in kinds]
+    return {"changed": bool(flags), "flags": flags, "cache_flags": caches, "removed": sorted(removed)}
+
+
+def plan_rollback(status: dict) -> dict:
+    """Make the rollback deployment boot next.
+
+    Already queued (a non-staged pending deployment) is no change. A staged deployment must be cleaned up first:
+    rpm-ostree refuses to roll back over it.
+    """
+    pending = pick(status, "pending")
+    if pending is not None and not pending["staged"]:
+        return {"changed": False, "cleanup_staged": False, "target": pending["index"]}
+    rollback = pick(status, "rollback")
+    if rollback is None:
+        raise DeploymentError("there is no rollback deployment to go back to")
+    return {"changed": True, "cleanup_staged": pending is not None, "target": rollback["index"]}
+
+
+# --- the unit ----------------------------------------------------------------------------------------------------------
+
+
+def summary(status: dict) -> list:
+    return [
+        {key: d[key] for key in ("index", "checksum", "version", "booted", "staged", "pinned")} for d in status["deployments"]
+    ]
+
+
+def predicted_summary(before: list, plan: dict) -> list:
+    """What check mode can say of the deployments afterwards: pins and removals (new deployments are not known yet)."""
+    pinned = set(plan["pins"]["after"])
+    return [dict(item, pinned=item["index"] in pinned) for item in before if item["index"] not in plan["cleanup"]["removed"]]
+
+
+class DeploymentUnit:
+    """immutable.hosts.deployment: upgrades checked, downloaded or staged, the rollback queued, pins, cleanup."""
+
+    ARGUMENT_SPEC = dict(
+        upgrade=dict(type="str", choices=["check", "stage", "download_only"]),
+        rollback=dict(type="bool", default=False),
+        pin=dict(type="list", elements="str", default=[]),
+        unpin=dict(type="list", elements="str", default=[]),
+        cleanup=dict(type="list", elements="str", choices=list(CLEANUP_KINDS), default=[]),
+        lock_finalization=dict(type="bool", default=False),
+        **reader.COMMON_ARGUMENT_SPEC,
+    )
+    MODULE_OPTIONS: dict = {}
+
+    def desired(self, params: dict, _host) -> dict:
+        reader.check_common(params)
+        if not (params["upgrade"] or params["rollback"] or params["pin"] or params["unpin"] or params["cleanup"]):
+            raise DeploymentError("nothing to do: set upgrade, rollback, pin, unpin or cleanup")
+        if params["rollback"] and params["upgrade"] in ("stage", "download_only"):
+            raise DeploymentError("rollback and upgrade contradict each other; use one per task")
+        if params["rollback"] and "rollback" in params["cleanup"]:
+            raise DeploymentError("rollback and cleanup of the rollback deployment contradict each other")
+        if params["lock_finalization"] and params["upgrade"] != "stage":
+            raise DeploymentError("lock_finalization applies to upgrade=stage only")
+        return params
+
+    def read(self, host, desired: dict) -> dict:
+        reader.require_rpm_ostree(host)
+        status = reader.status(host)
+        plans = {
+            "pins": plan_pins(status, desired["pin"], desired["unpin"]),
+            "cleanup": plan_cleanup(status, desired["cleanup"]),
+            "rollback": plan_rollback(status) if desired["rollback"] else {"changed": False, "cleanup_staged": False},
+        }
+        acting = (
+            plans["pins"]["changed"]
+            or plans["cleanup"]["changed"]
+            or plans["rollback"]["changed"]
+            or desired["upgrade"] in ("stage", "download_only")
+        )
+        found = None
+        if acting or desired["upgrade"]:
+            status = reader.wait_idle(host, host.runner.deadline(desired["wait_timeout"]))
+        if acting:
+            reader.refuse_driver(host, status, desired["bypass_driver"])
+        if desired["upgrade"]:
+            found = self._look_for_update(host, desired)
+        return {"before": summary(status), "plans": plans, "update": found}
+
+    @staticmethod
+    def _look_for_update(host, desired: dict) -> dict:
+        """Ask for an update without deploying (exit 77 means none); the details land in the status's cached update."""
+        available = reader.transaction(host, ["upgrade", "--check"], desired, ok_rcs=(0, 77)).rc == 0
+        status = reader.reload(host)
+        update = status["cached_update"] if available else None
+        staged = pick(status, "staged")
+        booted = pick(status, "booted") or {}
+        return {
+            "available": available,
+            "update": update,
+            "staged": bool(update and staged and staged["base_checksum"] == update["checksum"]),
+            "downloaded": bool(update and booted.get("pending_base_checksum") == update["checksum"]),
+        }
+
+    def plan(self, current: dict, desired: dict) -> Plan:
+        plans = dict(current["plans"], stage=False, download=False)
+        result = {"pinned": plans["pins"]["after"], "removed": plans["cleanup"]["removed"]}
+        found = current["update"]
+        if found is not None:
+            result.update(update_available=found["available"], update=found["update"])
+            plans["stage"] = desired["upgrade"] == "stage" and found["available"] and not found["staged"]
+            plans["download"] = (
+                desired["upgrade"] == "download_only" and found["available"] and not found["downloaded"] and not found["staged"]
+            )
+        plans["moves_deployments"] = plans["cleanup"]["changed"] or plans["rollback"]["changed"] or plans["stage"]
+        changed = plans["moves_deployments"] or plans["pins"]["changed"] or plans["download"]
+        predicted = (["rollback-queued"] if plans["rollback"]["changed"] else []) + (["staged-update"] if plans["stage"] else [])
+        before = current["before"]
+        return Plan(
+            changed=changed,
+            diff={"before": {"deployments": before}, "after": {"deployments": predicted_summary(before, plans)}},
+            actions=plans,
+            result=result,
+            reboot_reasons=predicted,
+        )
+
+    def apply(self, host, plan: Plan, desired: dict) -> dict:
+        plans = plan.actions
+        if plans["cleanup"]["flags"] or plans["cleanup"]["cache_flags"]:
+            reader.transaction(
+                host, ["cleanup", *plans["cleanup"]["flags"], *plans["cleanup"]["cache_flags"]], desired, ok_rcs=(0,)
+            )
+        if plans["rollback"]["changed"]:
+            if plans["rollback"]["cleanup_staged"] and "-p" not in plans["cleanup"]["flags"]:
+                reader.transaction(host, ["cleanup", "-p"], desired, ok_rcs=(0,))
+            reader.transaction(host, ["rollback"], desired, ok_rcs=(0,))
+        bypass = ["--bypass-driver"] if desired["bypass_driver"] else []
+        if plans["stage"]:
+            lock = ["--lock-finalization"] if desired["lock_finalization"] else []
+            reader.transaction(host, ["upgrade", "--unchanged-exit-77", *bypass, *lock], desired)
+        if plans["download"]:
+            reader.transaction(host, ["upgrade", "--download-only", *bypass], desired, ok_rcs=(0,))
+        if plans["pins"]["changed"]:
+            # Earlier actions move indexes; pins are resolved again on the status they left.
+            status = reader.status(host)
+            pins = plan_pins(status, desired["pin"], desired["unpin"])
+            if pins["pin"]:
+                host.run(["ostree", "admin", "pin", *map(str, pins["pin"])])
+            if pins["unpin"]:
+                host.run(["ostree", "admin", "pin", "--unpin", *map(str, pins["unpin"])])
+            host.forget(reader.STATUS)
+        return {"diff": {"before": plan.diff["before"], "after": {"deployments": summary(reader.status(host))}}}
+
+    def report(self, host, plan: Plan, _desired: dict) -> dict:
+        return reader.report(host, plan.changed, plan.reboot_reasons)
+
+
+UNIT = DeploymentUnit()

@@ -1,0 +1,996 @@
+#!/usr/bin/python
+# Copyright (c) immutable.hosts contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: host_state
+short_description: Converge a whole immutable host to one document, in one module run
+version_added: 0.2.0
+description:
+  - Takes the whole desired state of one host as one document (the OS image or ref, layered packages and base
+    overrides, kernel arguments and update policy; Flatpak installations with their remotes, apps and overrides;
+    rootless users with their Podman secrets and Quadlet units) and converges it in one process on the host.
+  - Every resource is converged by the unit of its own module (M(immutable.hosts.rebase),
+    M(immutable.hosts.rpm_ostree_packages), M(immutable.hosts.kargs), M(immutable.hosts.update_policy),
+    M(immutable.hosts.rootless_user), M(immutable.hosts.flatpak_remote), M(immutable.hosts.flatpak),
+    M(immutable.hosts.flatpak_override), M(immutable.hosts.podman_secret), M(immutable.hosts.quadlet)), exactly as
+    that module would, with the same check mode and diff. Each tool's state is read once for all of them
+    (C(rpm-ostree status), C(flatpak list) and C(flatpak remotes) of an installation, C(systemctl show) of a unit).
+  - The whole document is checked before anything runs; a resource that fails stops the run there, and the result
+    says which one and what ran before.
+  - "Order: the OS (rebase, packages, kernel arguments, update policy), the users, the Flatpak installations
+    (remotes, apps, overrides), the secrets, the Quadlet units. A rebase onto an ostree ref layers the wanted packages
+    in the same rpm-ostree transaction. A secret that changed restarts the running services of the units that read it
+    (C(Secret=)), unless their unit changed too."
+  - The module never reboots. C(reboot_required) and C(reboot_reasons) say whether the next boot differs from the
+    running system and why; the M(immutable.hosts.os_image) role reboots once when they say so.
+  - The document is also what an image build compiles into a bootable container image, so one inventory describes
+    a host both ways.
+extends_documentation_fragment:
+  - immutable.hosts.attributes
+author:
+  - immutable.hosts contributors (@immutable-hosts)
+# BEGIN GENERATED OPTIONS (tools/host_state_doc.py)
+options:
+  os:
+    description:
+      - 'The operating system: what the host follows, its layered packages and base overrides, its kernel arguments and
+        its automatic updates. Every change stacks on one pending deployment.'
+      - A rebase onto an ostree ref (with rpm-ostree) layers C(packages.name) in the same transaction.
+    type: dict
+    suboptions:
+      rebase:
+        description:
+          - The ref or image the host follows.
+          - Each takes the options of M(immutable.hosts.rebase), except C(wait_timeout), C(bypass_driver), C(install).
+        type: dict
+        suboptions:
+          backend:
+            description:
+              - V(auto) uses rpm-ostree when present, else bootc. V(bootc) requires an image and refuses a deployment bootc
+                cannot manage (one with rpm-ostree layering).
+            type: str
+            choices:
+              - auto
+              - rpm-ostree
+              - bootc
+            default: auto
+          bootstrap_unverified:
+            description:
+              - For C(signature) images whose verification policy is not yet on the host (it comes with the image). When
+                no policy in C(/etc/containers/policy.json) demands a signature for the image, rebase to the I(unverified)
+                image first and report C(step); after the reboot, run again to switch to the signed reference (a second
+                reboot). This is Universal Blue's documented two-step rebase.
+              - Without it, such a run fails and says so, instead of rebasing unverified.
+            type: bool
+            default: false
+          image:
+            description:
+              - A container image such as C(quay.io/fedora/fedora-silverblue:42), or a full ostree image reference such
+                as C(ostree-image-signed:docker://quay.io/fedora/fedora-silverblue:42).
+              - A full reference must agree with C(signature), C(transport) and C(signature_remote); one that contradicts
+                them (C(ostree-unverified-registry:...) with the default C(signature)) fails rather than rebasing with a
+                weaker check than asked for.
+              - Mutually exclusive with C(ref).
+            type: str
+          ref:
+            description:
+              - An ostree refspec such as C(fedora:fedora/42/x86_64/silverblue). A bare ref keeps the current remote.
+              - Mutually exclusive with C(image).
+            type: str
+          signature:
+            description:
+              - How the image is verified. V(signed) follows C(/etc/containers/policy.json) (C(ostree-image-signed)). V(remote)
+                verifies the embedded ostree commit with the keys of ostree remote C(signature_remote). V(unverified) checks
+                nothing and is only used when asked for explicitly (the module warns).
+            type: str
+            choices:
+              - signed
+              - unverified
+              - remote
+            default: signed
+          signature_remote:
+            description:
+              - The ostree remote whose keys verify the image, with C(signature).
+            type: str
+          transport:
+            description:
+              - Where the image comes from.
+            type: str
+            choices:
+              - registry
+              - oci
+              - oci-archive
+              - containers-storage
+              - dir
+              - docker-archive
+            default: registry
+      packages:
+        description:
+          - Layered packages and base overrides.
+          - Each takes the options of M(immutable.hosts.rpm_ostree_packages), except C(wait_timeout), C(bypass_driver).
+        type: dict
+        suboptions:
+          allow_inactive:
+            description:
+              - Request packages even when the base already provides them (an inactive request, which becomes active if
+                a later base drops the package). By default such packages are skipped and reported in C(provided_by_base).
+            type: bool
+            default: false
+          allow_insecure:
+            description:
+              - Confirms that local RPMs given as plain C(http://) URLs are wanted. rpm-ostree checks no signature of a
+                local RPM, so anyone on the network path could swap such a file for one that runs what they like as root;
+                they are refused otherwise, and warned about when confirmed. Use C(https://), a path, or a package repository.
+            type: bool
+            default: false
+          apply_live:
+            description:
+              - Also apply the new packages to the running system (C(--apply-live)). Only pure additions can go live; removals
+                and overrides need a reboot, so they are refused with this option.
+            type: bool
+            default: false
+          name:
+            description:
+              - Packages to layer, by name or capability, or local RPMs by absolute path, C(file://) or C(http(s)://) URL.
+            type: list
+            elements: str
+            default: []
+          override_remove:
+            description:
+              - Base packages to remove from the image (C(rpm-ostree override remove)).
+            type: list
+            elements: str
+            default: []
+          override_replace:
+            description:
+              - Local RPMs (paths or URLs) that replace base packages (C(rpm-ostree override replace)).
+            type: list
+            elements: str
+            default: []
+          override_reset:
+            description:
+              - Base package names whose removal or replacement is undone, or V(all) for every override.
+            type: list
+            elements: str
+            default: []
+          state:
+            description:
+              - V(present) layers C(name), V(absent) removes those layered packages, V(exact) makes the layered set exactly
+                C(name) (repository and local packages alike).
+            type: str
+            choices:
+              - present
+              - absent
+              - exact
+            default: present
+      kargs:
+        description:
+          - Kernel arguments, one entry per state.
+          - Each takes the options of M(immutable.hosts.kargs), except C(wait_timeout), C(bypass_driver).
+        type: list
+        suboptions:
+          args:
+            description:
+              - Kernel arguments, each C(key) or C(key=value), one per list item.
+              - With C(state), C(key=value) replaces another value of the same key when the key has exactly one.
+              - With C(state), a bare C(key) removes every argument with that key; C(key=value) removes that exact one.
+            type: list
+            elements: str
+            required: true
+          state:
+            description:
+              - V(present) adds missing arguments, V(absent) removes them, V(exact) makes the arguments exactly C(args)
+                (other than C(ostree=)).
+            type: str
+            choices:
+              - present
+              - absent
+              - exact
+            default: present
+        elements: dict
+        default: []
+      update_policy:
+        description:
+          - The automatic update policy (C(/etc/rpm-ostreed.conf)) and its timer.
+          - Each takes the options of M(immutable.hosts.update_policy), except C(path).
+        type: dict
+        suboptions:
+          idle_exit_timeout:
+            description:
+              - Seconds the daemon stays up when idle (C(0) keeps it running). Unset leaves it as it is.
+            type: int
+          lock_layering:
+            description:
+              - Forbid package layering and overrides on this host. Unset leaves it as it is.
+            type: bool
+          policy:
+            description:
+              - V(none) never updates on its own; V(check) downloads metadata to show available updates; V(stage) also downloads
+                and stages the update for the next boot; V(apply) stages it and B(reboots).
+              - Unset leaves the setting as it is.
+            type: str
+            choices:
+              - none
+              - check
+              - stage
+              - apply
+          timer_enabled:
+            description:
+              - Enable (and start) or disable (and stop) C(rpm-ostreed-automatic.timer). Unset leaves it as it is.
+            type: bool
+      wait_timeout:
+        description:
+          - Seconds to wait while another rpm-ostree transaction runs (GNOME Software, the automatic update timer), polling
+            the status, before failing with the busy transaction's name.
+        type: int
+        default: 600
+      bypass_driver:
+        description:
+          - Act even though an update driver such as Zincati is registered and active. Without it the module fails before
+            changing anything.
+        type: bool
+        default: false
+  users:
+    description:
+      - Rootless users, each with its Podman secrets and Quadlet units. Each takes the options of M(immutable.hosts.rootless_user),
+        and C(secrets) and C(quadlets).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      create:
+        description:
+          - Create the user (C(useradd --create-home)) when missing. Without it a missing user fails the task.
+          - C(useradd) may add subordinate ids itself (shadow's C(SUB_UID_COUNT)); they are counted before any is added.
+        type: bool
+        default: false
+      linger:
+        description:
+          - Keep the user's systemd instance running without a login session (C(loginctl enable-linger)).
+        type: bool
+        default: true
+      name:
+        description:
+          - The login name.
+        type: str
+        required: true
+      state:
+        description:
+          - V(present) ensures the ranges and the linger setting.
+          - V(absent) removes every subordinate id entry of the user (by name and by uid) and turns linger off. The account
+            itself is never removed.
+        type: str
+        choices:
+          - present
+          - absent
+        default: present
+      subgid_count:
+        description:
+          - The number of subordinate gids the user needs.
+        type: int
+        default: 65536
+      subuid_count:
+        description:
+          - The number of subordinate uids the user needs.
+        type: int
+        default: 65536
+      secrets:
+        description:
+          - The user's Podman secrets.
+          - Each takes the options of M(immutable.hosts.podman_secret), except C(user).
+        type: list
+        suboptions:
+          data:
+            description:
+              - The secret's content, as text. Required with C(state).
+              - Never logged (C(no_log)); the diff only says whether the data on the host is the wanted one.
+            type: str
+          name:
+            description:
+              - The secret's name (letters, digits, C(_.-), at most 253 characters).
+            type: str
+            required: true
+          state:
+            description:
+              - V(present) keeps the secret with C(data); V(absent) removes it.
+            type: str
+            choices: &id001
+              - present
+              - absent
+            default: present
+        elements: dict
+        default: []
+      quadlets:
+        description:
+          - The user's Quadlet units.
+          - Each takes the options of M(immutable.hosts.quadlet), except C(user).
+        type: list
+        suboptions:
+          build:
+            description:
+              - The C([Build]) section (C(kind)), as for C(container).
+            type: dict
+          container:
+            description:
+              - "The C([Container]) section (C(kind)), as snake_case options mapped to Quadlet keys, for example C(image)\
+                \ \u2192 C(Image), C(publish_port) \u2192 C(PublishPort), C(podman_args) \u2192 C(PodmanArgs). The Quadlet\
+                \ key itself (C(PublishPort)) is accepted too."
+              - A list renders as repeated keys. C(environment), C(label), C(annotation), C(sysctl) and C(log_opt) also
+                take a mapping, rendered as C(KEY=VALUE) entries sorted by key.
+              - For C(exec), C(podman_args), C(global_args) and the other keys Podman splits into words, a string is written
+                as given and a list is one argument per item, quoted as needed.
+              - C(%) starts a systemd specifier (C(%h), C(%t)); write C(%%) for a literal percent sign.
+            type: dict
+          content:
+            description:
+              - The whole unit file as text, instead of the structured options. It must parse, contain the kind's section
+                and use podman 5.4 Quadlet keys.
+              - Mutually exclusive with the section options and C(enabled).
+            type: str
+          enabled:
+            description:
+              - Whether the unit starts at boot (system) or when the user's instance starts (user). Generated units cannot
+                be enabled with C(systemctl enable); Quadlet enables them through the C([Install]) section, so V(true) adds
+                C(WantedBy=default.target) (user) or C(WantedBy=multi-user.target) (system) unless C(install) names a target,
+                and V(false) refuses an C(install) section.
+              - Unset leaves the C([Install]) section as C(install) gives it.
+            type: bool
+          image:
+            description:
+              - The C([Image]) section (C(kind)), as for C(container).
+            type: dict
+          install:
+            description:
+              - The C([Install]) section (C(wanted_by), C(required_by), C(upheld_by), C(alias), C(also), C(default_instance)).
+            type: dict
+          kind:
+            description:
+              - The Quadlet unit type, which is also the file's extension.
+            type: str
+            choices: &id002
+              - container
+              - pod
+              - volume
+              - network
+              - kube
+              - image
+              - build
+            default: container
+          kube:
+            description:
+              - The C([Kube]) section (C(kind)), as for C(container).
+            type: dict
+          name:
+            description:
+              - The unit's base name, without extension; the file is C(name).C(kind).
+              - A plain systemd unit name (letters, digits, C(_.:@-)); never a path.
+            type: str
+            required: true
+          network:
+            description:
+              - The C([Network]) section (C(kind)), as for C(container); C(options) also takes a mapping.
+            type: dict
+          pod:
+            description:
+              - The C([Pod]) section (C(kind)), as for C(container).
+            type: dict
+          quadlet:
+            description:
+              - The C([Quadlet]) section, for example C(default_dependencies=false).
+            type: dict
+          restart_on_change:
+            description:
+              - Restart a running service when the unit's content changed.
+            type: bool
+            default: true
+          service:
+            description:
+              - The C([Service]) section, passed to the generated service, as for C(unit).
+            type: dict
+          started:
+            description:
+              - V(true) starts the generated service when it is not running; V(false) stops it.
+              - Unset means V(true), except for C(kind), whose service runs a build and exits.
+            type: bool
+          state:
+            description:
+              - V(present) writes the unit; V(absent) stops its service, removes the file and reloads.
+            type: str
+            choices: &id003
+              - present
+              - absent
+            default: present
+          unit:
+            description:
+              - The C([Unit]) section, passed to the generated service. Keys in snake_case (C(description), C(after)) or
+                in systemd's spelling (C(Description)); values written as given.
+            type: dict
+          validate:
+            description:
+              - Validate the candidate unit with Podman's Quadlet generator (C(quadlet -dryrun), with C(-user) for user
+                units) before writing it, when the generator is installed (C(/usr/libexec/podman/quadlet) or the systemd
+                generator links). A rejected unit fails the task with the generator's own message, and nothing is written.
+              - Without the generator the unit is checked against the key table only; C(validated) says which happened.
+            type: bool
+            default: true
+          volume:
+            description:
+              - The C([Volume]) section (C(kind)), as for C(container).
+            type: dict
+        elements: dict
+        default: []
+  flatpak:
+    description:
+      - Flatpak installations (the system's, a user's or a custom one), each with its remotes, apps and overrides. C(scope),
+        C(user) and C(installation) pick the installation as in M(immutable.hosts.flatpak).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      scope:
+        description:
+          - V(system) for the system-wide installation, V(user) for the per-user one of the user the module runs as (or
+            of C(user)). Defaults to V(user) when C(user) is set, else V(system).
+        type: str
+        choices:
+          - system
+          - user
+      user:
+        description:
+          - Manage this user's per-user installation. flatpak runs as that user through C(runuser -u USER --), with C(HOME),
+            C(USER) and C(LOGNAME) from the passwd entry and C(XDG_RUNTIME_DIR=/run/user/UID) plus its session bus when
+            they exist. Needs root (C(become=true)).
+        type: str
+        aliases:
+          - name
+      installation:
+        description:
+          - A custom system-wide installation by name (C(/etc/flatpak/installations.d/*.conf)).
+        type: str
+      remotes:
+        description:
+          - The installation's remotes.
+          - Each takes the options of M(immutable.hosts.flatpak_remote), except C(scope), C(user), C(installation).
+        type: list
+        suboptions:
+          allow_insecure:
+            description:
+              - Confirms C(gpg_verify) is intended.
+              - Also confirms a C(flatpakrepo_url) over plain C(http://) whose C(GPGKey) would become the remote's key (without
+                C(gpg_key)); anyone on the network path could swap that key, so it is refused otherwise, and warned about
+                when confirmed.
+            type: bool
+            default: false
+          collection_id:
+            description:
+              - Collection ID of the remote (needs GPG verification).
+            type: str
+          comment:
+            description:
+              - One-line comment of the remote.
+            type: str
+          enabled:
+            description:
+              - Whether the remote is enabled. Fedora ships C(flathub) disabled.
+            type: bool
+            default: true
+          filter:
+            description:
+              - Absolute path of a local filter file on the managed host. Mutually exclusive with C(no_filter).
+            type: path
+          flatpakrepo_url:
+            description:
+              - URL (C(http://), C(https://), C(file://)) or absolute path of a C(.flatpakrepo) file. Its C(Url), C(GPGKey),
+                C(Title), C(Comment) and collection ID are the defaults of C(url), C(gpg_key), C(title), C(comment) and
+                C(collection_id); explicit options win. The file is read on every run, also in check mode.
+            type: str
+          gpg_key:
+            description:
+              - The repository's public GPG key, as a path to a key file (binary or ASCII armour) on the managed host, or
+                inline ASCII armour (C(-----BEGIN PGP PUBLIC KEY BLOCK-----)).
+              - Compared by fingerprint with the remote's keyring; a missing key is imported with C(--gpg-import). Keys
+                already in the keyring are not removed. Diffs and results show fingerprints, never the key.
+            type: str
+          gpg_verify:
+            description:
+              - Verify the repository's signatures. Turning it off needs C(allow_insecure).
+            type: bool
+            default: true
+          name:
+            description:
+              - Name of the remote.
+            type: str
+            required: true
+          no_filter:
+            description:
+              - Make sure the remote has no filter (Fedora ships C(flathub) filtered).
+            type: bool
+            default: false
+          priority:
+            description:
+              - Priority of the remote (higher wins; flatpak's default is 1).
+            type: int
+          state:
+            description:
+              - Whether the remote is present or absent. Removal uses C(remote-delete --force); installed refs stay.
+            type: str
+            choices:
+              - present
+              - absent
+            default: present
+          title:
+            description:
+              - Title of the remote (C(xa.title)).
+            type: str
+          url:
+            description:
+              - URL of the repository. Mutually exclusive with C(flatpakrepo_url).
+              - Required to add a remote unless C(flatpakrepo_url) is given.
+            type: str
+        elements: dict
+        default: []
+      apps:
+        description:
+          - 'The installation''s apps and runtimes. Items that differ only in their refs are one resource: one C(flatpak
+            install) (or C(uninstall)) for all of them.'
+          - Each takes the options of M(immutable.hosts.flatpak), except C(scope), C(user), C(installation), C(exclusive),
+            C(uninstall_unused).
+        type: list
+        suboptions:
+          arch:
+            description:
+              - Arch of refs that do not name one. Defaults to the host's (C(x86_64), C(aarch64), ...).
+            type: str
+          name:
+            description:
+              - Refs, each C(ID), C(ID//BRANCH), C(ID/ARCH/BRANCH), C(app/ID/ARCH/BRANCH) or C(runtime/ID/ARCH/BRANCH).
+              - Without a branch any installed branch matches, and flatpak installs the remote's default branch (it fails
+                when the remote has several and none is the default; then give the branch).
+            type: list
+            elements: str
+            required: true
+          no_related:
+            description:
+              - Do not install or uninstall related refs (locales, debug info, extensions) with C(--no-related).
+            type: bool
+            default: false
+          remote:
+            description:
+              - The remote to install from and that installed refs must come from. Required for V(present) and V(latest);
+                with V(absent), only refs from this remote are removed when given.
+            type: str
+          state:
+            description:
+              - V(present) installs missing refs; V(latest) also updates installed refs that have a newer commit on the
+                remote; V(absent) removes them.
+            type: str
+            choices:
+              - present
+              - absent
+              - latest
+            default: present
+        elements: dict
+        default: []
+      apps_exclusive:
+        description:
+          - 'The installation''s apps are exactly the C(apps) not absent: every other app is uninstalled (runtimes stay).
+            They must then all come from one remote.'
+        type: bool
+        default: false
+      apps_latest:
+        description:
+          - Apps with C(state=present) are updated to their remote's latest commit too.
+        type: bool
+        default: false
+      uninstall_unused:
+        description:
+          - Also uninstall the runtimes nothing uses any more (C(flatpak uninstall --unused)).
+        type: bool
+        default: false
+      overrides:
+        description:
+          - The installation's sandbox overrides.
+          - Each takes the options of M(immutable.hosts.flatpak_override), except C(scope), C(user), C(installation).
+        type: list
+        suboptions:
+          app:
+            description:
+              - The application ID whose override is managed. Mutually exclusive with C(global).
+            type: str
+          devices:
+            description:
+              - Devices to expose (C(dri), C(input), C(usb), C(kvm), C(shm), C(all)).
+            type: list
+            elements: str
+            default: []
+          environment:
+            description:
+              - Environment variables to set in the sandbox.
+            type: dict
+            default: {}
+          features:
+            description:
+              - Features to allow (C(devel), C(multiarch), C(bluetooth), C(canbus), C(per-app-dev-shm)); C(!feature) disallows
+                one.
+            type: list
+            elements: str
+            default: []
+          filesystems:
+            description:
+              - Filesystems to expose, as C(--filesystem) takes them (C(home), C(xdg-download:ro), C(~/src:create), C(/mnt/data:rw)).
+            type: list
+            elements: str
+            default: []
+          global:
+            description:
+              - Manage the override that applies to every app.
+            type: bool
+            default: false
+          mode:
+            description:
+              - V(merge) sets the given entries and keeps the others (an entry replaces one of the same name, so C(home:ro)
+                replaces C(home) and C(nosockets) replaces C(x11)); V(exact) makes the override exactly the given entries.
+              - Unset, the installation's C(overrides_mode).
+            type: str
+            choices:
+              - merge
+              - exact
+          nodevices:
+            description:
+              - Devices to deny.
+            type: list
+            elements: str
+            default: []
+          nofilesystems:
+            description:
+              - Filesystems to deny (C(--nofilesystem)), without a mode.
+            type: list
+            elements: str
+            default: []
+          nosockets:
+            description:
+              - Sockets to deny.
+            type: list
+            elements: str
+            default: []
+          own_names:
+            description:
+              - Session bus names the app may own.
+            type: list
+            elements: str
+            default: []
+          persist:
+            description:
+              - Home directory subpaths made persistent (C(--persist)), relative to the home directory.
+            type: list
+            elements: str
+            default: []
+          shares:
+            description:
+              - Subsystems to share with the host (C(network), C(ipc)).
+            type: list
+            elements: str
+            default: []
+          sockets:
+            description:
+              - Sockets to expose (C(wayland), C(x11), C(pulseaudio), C(ssh-auth), ...).
+            type: list
+            elements: str
+            default: []
+          state:
+            description:
+              - V(present) writes the entries; V(absent) removes the given entries, or resets the whole override (like C(flatpak
+                override --reset)) when none are given.
+            type: str
+            choices:
+              - present
+              - absent
+            default: present
+          system_talk_names:
+            description:
+              - System bus names the app may talk to.
+            type: list
+            elements: str
+            default: []
+          talk_names:
+            description:
+              - Session bus names the app may talk to.
+            type: list
+            elements: str
+            default: []
+          unset_environment:
+            description:
+              - Environment variables to unset in the sandbox.
+            type: list
+            elements: str
+            default: []
+          unshares:
+            description:
+              - Subsystems to unshare.
+            type: list
+            elements: str
+            default: []
+        elements: dict
+        default: []
+      overrides_mode:
+        description:
+          - The C(mode) of an override item that names none.
+        type: str
+        choices:
+          - merge
+          - exact
+        default: merge
+  secrets:
+    description:
+      - Podman secrets, root's or (with C(user)) a rootless user's, converged before any Quadlet unit.
+      - Each takes the options of M(immutable.hosts.podman_secret).
+    type: list
+    suboptions:
+      data:
+        description:
+          - The secret's content, as text. Required with C(state).
+          - Never logged (C(no_log)); the diff only says whether the data on the host is the wanted one.
+        type: str
+      name:
+        description:
+          - The secret's name (letters, digits, C(_.-), at most 253 characters).
+        type: str
+        required: true
+      state:
+        description:
+          - V(present) keeps the secret with C(data); V(absent) removes it.
+        type: str
+        choices: *id001
+        default: present
+      user:
+        description:
+          - The rootless user whose secret this is. Unset, the secret is root's (the system's rootful containers).
+          - Root acting for another user needs C(become=true).
+        type: str
+    elements: dict
+    default: []
+  quadlets:
+    description:
+      - Quadlet units, the system's or (with C(user)) a rootless user's, converged after every secret.
+      - Each takes the options of M(immutable.hosts.quadlet).
+    type: list
+    suboptions:
+      build:
+        description:
+          - The C([Build]) section (C(kind)), as for C(container).
+        type: dict
+      container:
+        description:
+          - "The C([Container]) section (C(kind)), as snake_case options mapped to Quadlet keys, for example C(image) \u2192\
+            \ C(Image), C(publish_port) \u2192 C(PublishPort), C(podman_args) \u2192 C(PodmanArgs). The Quadlet key itself\
+            \ (C(PublishPort)) is accepted too."
+          - A list renders as repeated keys. C(environment), C(label), C(annotation), C(sysctl) and C(log_opt) also take
+            a mapping, rendered as C(KEY=VALUE) entries sorted by key.
+          - For C(exec), C(podman_args), C(global_args) and the other keys Podman splits into words, a string is written
+            as given and a list is one argument per item, quoted as needed.
+          - C(%) starts a systemd specifier (C(%h), C(%t)); write C(%%) for a literal percent sign.
+        type: dict
+      content:
+        description:
+          - The whole unit file as text, instead of the structured options. It must parse, contain the kind's section and
+            use podman 5.4 Quadlet keys.
+          - Mutually exclusive with the section options and C(enabled).
+        type: str
+      enabled:
+        description:
+          - Whether the unit starts at boot (system) or when the user's instance starts (user). Generated units cannot be
+            enabled with C(systemctl enable); Quadlet enables them through the C([Install]) section, so V(true) adds C(WantedBy=default.target)
+            (user) or C(WantedBy=multi-user.target) (system) unless C(install) names a target, and V(false) refuses an C(install)
+            section.
+          - Unset leaves the C([Install]) section as C(install) gives it.
+        type: bool
+      image:
+        description:
+          - The C([Image]) section (C(kind)), as for C(container).
+        type: dict
+      install:
+        description:
+          - The C([Install]) section (C(wanted_by), C(required_by), C(upheld_by), C(alias), C(also), C(default_instance)).
+        type: dict
+      kind:
+        description:
+          - The Quadlet unit type, which is also the file's extension.
+        type: str
+        choices: *id002
+        default: container
+      kube:
+        description:
+          - The C([Kube]) section (C(kind)), as for C(container).
+        type: dict
+      name:
+        description:
+          - The unit's base name, without extension; the file is C(name).C(kind).
+          - A plain systemd unit name (letters, digits, C(_.:@-)); never a path.
+        type: str
+        required: true
+      network:
+        description:
+          - The C([Network]) section (C(kind)), as for C(container); C(options) also takes a mapping.
+        type: dict
+      pod:
+        description:
+          - The C([Pod]) section (C(kind)), as for C(container).
+        type: dict
+      quadlet:
+        description:
+          - The C([Quadlet]) section, for example C(default_dependencies=false).
+        type: dict
+      restart_on_change:
+        description:
+          - Restart a running service when the unit's content changed.
+        type: bool
+        default: true
+      service:
+        description:
+          - The C([Service]) section, passed to the generated service, as for C(unit).
+        type: dict
+      started:
+        description:
+          - V(true) starts the generated service when it is not running; V(false) stops it.
+          - Unset means V(true), except for C(kind), whose service runs a build and exits.
+        type: bool
+      state:
+        description:
+          - V(present) writes the unit; V(absent) stops its service, removes the file and reloads.
+        type: str
+        choices: *id003
+        default: present
+      unit:
+        description:
+          - The C([Unit]) section, passed to the generated service. Keys in snake_case (C(description), C(after)) or in
+            systemd's spelling (C(Description)); values written as given.
+        type: dict
+      user:
+        description:
+          - Manage a rootless unit of this user, under C(~/.config/containers/systemd/) and the user's systemd instance.
+            The user needs linger (M(immutable.hosts.rootless_user)) for the unit to run without a login session.
+          - Unset manages a system unit under C(/etc/containers/systemd/).
+        type: str
+      validate:
+        description:
+          - Validate the candidate unit with Podman's Quadlet generator (C(quadlet -dryrun), with C(-user) for user units)
+            before writing it, when the generator is installed (C(/usr/libexec/podman/quadlet) or the systemd generator
+            links). A rejected unit fails the task with the generator's own message, and nothing is written.
+          - Without the generator the unit is checked against the key table only; C(validated) says which happened.
+        type: bool
+        default: true
+      volume:
+        description:
+          - The C([Volume]) section (C(kind)), as for C(container).
+        type: dict
+    elements: dict
+    default: []
+  facts:
+    description:
+      - 'Return C(ansible_facts.ostree), as M(immutable.hosts.ostree_facts) gathers them, read after the run from the same
+        reads (in check mode: the host as it is).'
+    type: bool
+    default: false
+# END GENERATED OPTIONS
+notes:
+  - Requires C(become=true).
+  - A resource of a user that the same document creates (C(users[].create)) is checked when its turn comes; in check
+    mode it is reported as changed, to be set up once the user exists.
+seealso:
+  - module: immutable.hosts.ostree_facts
+  - name: The roles os_image, flatpak, rootless_podman and workstation
+    description: They build this document from their variables and call this module once per host.
+    link: https://github.com/immutable-hosts/immutable.hosts/tree/main/roles
+"""
+
+EXAMPLES = r"""
+- name: One workstation, whole
+  immutable.hosts.host_state:
+    os:
+      rebase:
+        ref: fedora:fedora/42/x86_64/silverblue
+      packages:
+        name: [htop, tmux]
+      kargs:
+        - args: [preempt=full]
+      update_policy:
+        policy: stage
+        timer_enabled: true
+    flatpak:
+      - scope: system
+        remotes:
+          - name: flathub
+            flatpakrepo_url: https://dl.flathub.org/repo/flathub.flatpakrepo
+        apps:
+          - name: [org.mozilla.firefox, org.gnome.Calculator]
+            remote: flathub
+        overrides:
+          - app: org.mozilla.firefox
+            sockets: [wayland]
+            nosockets: [x11]
+    users:
+      - name: core
+        secrets:
+          - name: db-password
+            data: "{{ vault_db_password }}"
+        quadlets:
+          - name: db
+            container:
+              image: docker.io/library/postgres:17
+              secret: [db-password]
+            enabled: true
+    facts: true
+  become: true
+  register: host
+
+- name: Reboot once when the next boot differs
+  ansible.builtin.reboot:
+  when: host.reboot_required
+  become: true
+"""
+
+RETURN = r"""
+resources:
+  description:
+    - One entry per resource, in the order they ran, with what the resource's own module returns (C(changed),
+      C(diff), C(commands) and its fields), and C(resource) (a label such as C(flatpak_remote flathub)), C(module)
+      (the module whose unit converged it) and C(args) (the options that name it; never a secret).
+    - On failure, the entries up to and including the failed one (C(failed), C(msg)).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - resource: flatpak_remote flathub
+      module: immutable.hosts.flatpak_remote
+      args: {name: flathub, scope: system}
+      changed: false
+      commands: []
+reboot_required:
+  description: Whether the next boot differs from the running system (predicted in check mode).
+  returned: when the document has C(os) or C(facts)
+  type: bool
+  sample: true
+reboot_reasons:
+  description: Why, in the words of M(immutable.hosts.ostree_facts) (C(origin-changed), C(layering-changed)...).
+  returned: when the document has C(os) or C(facts)
+  type: list
+  elements: str
+  sample: [origin-changed, layering-changed]
+ansible_facts:
+  description: C(ostree), the facts of M(immutable.hosts.ostree_facts), hardware included.
+  returned: with O(facts=true)
+  type: dict
+  sample: {ostree: {is_ostree: true, backend: rpm-ostree, reboot_required: false}}
+check_mode:
+  description: Whether the run was a check (a play's C(check_mode=true) included, which C(ansible_check_mode) does not show).
+  returned: success
+  type: bool
+  sample: false
+commands:
+  description: Every command run, as argument lists, in order.
+  returned: always
+  type: list
+  elements: list
+  sample: [[/usr/bin/rpm-ostree, status, --json]]
+diff:
+  description: The diffs of every changed resource, each headed by its resource (or its file).
+  returned: changed
+  type: list
+  elements: dict
+  sample: [{before_header: kargs, after_header: kargs, before: {kargs: [rw]}, after: {kargs: [rw, preempt=full]}}]
+"""
+
+from ansible_collections.immutable.hosts.plugins.module_utils._host_state import UNIT
+from ansible_collections.immutable.hosts.plugins.module_utils.common._scaffold import run_module
+
+
+def main():
+    run_module(UNIT)
+
+
+if __name__ == "__main__":
+    main()
