@@ -32,7 +32,6 @@ from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _rea
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _rebase as rebase
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _update_policy as update_policy
 from ansible_collections.immutable.hosts.plugins.module_utils.podman import _quadlet as quadlet
-from ansible_collections.immutable.hosts.plugins.module_utils.podman import _quadlet_keys as quadlet_keys
 from ansible_collections.immutable.hosts.plugins.module_utils.podman import _rootless as rootless
 from ansible_collections.immutable.hosts.plugins.module_utils.podman import _secrets as secrets
 from ansible_collections.immutable.hosts.plugins.module_utils.podman._instance import Instance
@@ -311,10 +310,8 @@ def read_services_together(found: list, host) -> None:
     instead of one each."""
     by_user: dict = {}
     for resource in found:
-        if resource.module == "quadlet" and resource.desired is not None and resource.desired["text"] is not None:
-            desired = resource.desired
-            service = quadlet_keys.service_name(desired["name"], desired["kind"], quadlet.sections_of(desired["text"]))
-            by_user.setdefault(desired["user"], []).append(service)
+        if resource.module == "quadlet" and resource.desired is not None and resource.desired["service"] is not None:
+            by_user.setdefault(resource.desired["user"], []).append(resource.desired["service"])
     for user, services in by_user.items():
         Instance(host, user).service_states(services)
 

@@ -246,6 +246,7 @@ class QuadletUnit:
         if started is None and present:
             started = kind != "build"
         unit_file = keys.file_name(name, kind)
+        text = desired_text(params, instance.scope) if present else None
         return {
             "name": name,
             "kind": kind,
@@ -254,7 +255,9 @@ class QuadletUnit:
             "unit_file": unit_file,
             "path": os.path.join(instance.directory, unit_file),
             "quadlet_dir": instance.directory,
-            "text": desired_text(params, instance.scope) if present else None,
+            "text": text,
+            # the service the desired text generates (None when absent: then the file on the host names it)
+            "service": keys.service_name(name, kind, sections_of(text)) if text is not None else None,
             "started": started,
             "restart_on_change": params["restart_on_change"],
             "validate": params["validate"],
@@ -268,7 +271,7 @@ class QuadletUnit:
         directory = instance.open_directory(create=False)
         try:
             current = directory.read_text(unit_file) if directory is not None else None
-            service = keys.service_name(desired["name"], desired["kind"], sections_of(text if text is not None else current))
+            service = desired["service"] or keys.service_name(desired["name"], desired["kind"], sections_of(current))
             read.update(current=current, service=service)
             # The generator sees the candidate before anything on the host is touched, the user's manager included.
             if text is not None and current != text and desired["validate"]:
