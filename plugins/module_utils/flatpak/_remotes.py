@@ -5,7 +5,7 @@
 ``.flatpakrepo`` files parsed, the remote planned field by field against what is listed and the fingerprints in its
 keyring, and one ``remote-add``, ``remote-modify`` or ``remote-delete`` built from the plan.
 
-Standard library plus ``ansible.module_utils.urls``; Python 3.9+.
+Standard library only; Python 3.9+.
 """
 
 from __future__ import annotations
