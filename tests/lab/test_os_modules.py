@@ -263,3 +263,30 @@ def test_bad_input_changes_nothing_on_the_host(lab, lab_session, lab_hosts):
         assert result.status == "failed" and message in result.result["msg"], (module, result.result)
         assert not [argv for argv in result.result.get("commands", []) if argv[1:2] != ["status"]], "nothing but a read ran"
     assert_unchanged(before, snapshot(lab_session.access(host)))
+
+
+def test_initramfs_round_trip(lab, lab_session, lab_hosts):
+    """Regeneration with dracut arguments and a tracked /etc file, then back to the image's initramfs: each way checked
+    (no change), converged twice, and stacked on one pending deployment."""
+    (host,) = lab_hosts("silverblue-3")
+    lab_session.exec(host, "sh", "-c", "echo 'luks-1 UUID=1 none tpm2-device=auto' > /etc/crypttab")
+    on = {"regenerate": True, "args": ["--add=tpm2-tss"], "etc": ["/etc/crypttab"]}
+    checked = check_changes_nothing(lab, lab_session, host, "immutable.hosts.initramfs", on)
+    assert checked.diff == {
+        "before": {"regenerate": False, "args": [], "etc": []},
+        "after": {"regenerate": True, "args": ["--add=tpm2-tss"], "etc": ["/etc/crypttab"]},
+    }
+    first, second = converge_twice(lab, host, "immutable.hosts.initramfs", on)
+    assert [c[0] for c in rpm_ostree_calls(first)][1:3] == ["initramfs", "initramfs-etc"]
+    assert first.result["reboot_required"] and "layering-changed" in first.result["reboot_reasons"]
+    assert rpm_ostree_calls(second) == [["status", "--json"]]
+    pending = status(lab_session, host)["deployments"][0]
+    assert pending["regenerate-initramfs"] is True and pending["initramfs-etc"] == ["/etc/crypttab"]
+    off = {"regenerate": False, "etc": [], "etc_exact": True}
+    check_changes_nothing(lab, lab_session, host, "immutable.hosts.initramfs", off)
+    back, _again = converge_twice(lab, host, "immutable.hosts.initramfs", off)
+    assert back.diff["after"] == {"regenerate": False, "args": [], "etc": []}
+    before = snapshot(lab_session.access(host))
+    bad = lab.playbook_text(play(task("under test", "immutable.hosts.initramfs", {"etc": ["/var/x"]}), host), hosts=[host])
+    assert bad.rc != 0 and "outside /etc" in json.dumps(bad.task("under test", host).result)
+    assert_unchanged(before, snapshot(lab_session.access(host)))
