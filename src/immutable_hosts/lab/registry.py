@@ -93,9 +93,9 @@ class Tools:
             raise RegistryError(f"lab registry: {binary} is missing; the lab image needs {' '.join(TOOL_PACKAGES)}")
         return [str(self.loader), "--library-path", self.library_path, str(binary)]
 
-    def run(self, tool: str, *args: str, env: Mapping[str, str] | None = None, what: str = "") -> str:
+    def run(self, tool: str, *args: str, env: Mapping[str, str] | None = None, what: str = "", cwd: Path | None = None) -> str:
         argv = [*self.argv(tool), *args]
-        done = subprocess.run(argv, capture_output=True, text=True, env={**clean_env(), **(env or {})}, check=False)
+        done = subprocess.run(argv, capture_output=True, text=True, env={**clean_env(), **(env or {})}, cwd=cwd, check=False)
         if done.returncode != 0:
             raise RegistryError(
                 f"lab registry: {what or tool} failed (rc={done.returncode}): {(done.stderr or done.stdout).strip()}"
@@ -165,16 +165,17 @@ def ensure_material(state: LabState, tools: Tools) -> None:
         if not ((keys / f"{name}.key").exists() and (keys / f"{name}.pub").exists()):
             for stale in (f"{name}.key", f"{name}.pub"):
                 (keys / stale).unlink(missing_ok=True)
-            subprocess_cwd_run(tools, keys, "cosign", "generate-key-pair", "--output-key-prefix", name, env=cosign_env(state))
+            tools.run(
+                "cosign",
+                "generate-key-pair",
+                "--output-key-prefix",
+                name,
+                env=cosign_env(state),
+                cwd=keys,
+                what="cosign generate-key-pair",
+            )
     for instance in INSTANCES:
         write_whole(base / f"{instance}.json", json.dumps(instance_config(state, instance), indent=2) + "\n")
-
-
-def subprocess_cwd_run(tools: Tools, cwd: Path, tool: str, *args: str, env: Mapping[str, str]) -> None:
-    argv = [*tools.argv(tool), *args]
-    done = subprocess.run(argv, capture_output=True, text=True, cwd=cwd, env={**clean_env(), **env}, check=False)
-    if done.returncode != 0:
-        raise RegistryError(f"lab registry: {tool} {args[0]} failed (rc={done.returncode}): {done.stderr.strip()}")
 
 
 def cosign_env(state: LabState) -> dict[str, str]:
