@@ -268,6 +268,36 @@ def test_registry_auth_module_lets_rpm_ostree_pull_a_private_image(lab, lab_sess
     sh(lab_session, "rpm-ostree cleanup -p")
 
 
+def test_the_drift_report_names_trust_auth_and_initramfs(lab, lab_session, host, tmp_path) -> None:
+    """A check run with the drift callback: each resource by its own name, the credentials' change without the secret."""
+    untrust(lab_session)
+    key = registry.public_keys(LabState(lab_session.state_dir))["fedora"].read_text()
+    creds = registry.credentials(LabState(lab_session.state_dir))
+    report = tmp_path / "drift.json"
+    lab.extra_env = {
+        "ANSIBLE_CALLBACKS_ENABLED": "lab_results,immutable.hosts.drift",
+        "IMMUTABLE_HOSTS_DRIFT_REPORT": str(report),
+    }
+    entries = [
+        ("immutable.hosts.image_policy", {"type": "reject"}),
+        ("immutable.hosts.image_policy", {"scope": "quay.io/fedora", "key": key}),
+        (
+            "immutable.hosts.registry_auth",
+            {"registry": creds["registry"], "username": creds["username"], "password": creds["password"]},
+        ),
+        ("immutable.hosts.initramfs", {"regenerate": True, "args": ["--add=tpm2-tss"]}),
+    ]
+    tasks = "".join(f"    - name: step {i}\n      {module}: {json.dumps(args)}\n" for i, (module, args) in enumerate(entries))
+    run = lab.playbook_text(f"- hosts: {HOST}\n  gather_facts: false\n  tasks:\n{tasks}", hosts=[host], check=True, diff=True)
+    assert run.ok, run.explain()
+    text = report.read_text()
+    changes = json.loads(text)["hosts"][host]["changes"]
+    assert [c["resource"] for c in changes] == [
+        "image_policy default", "image_policy quay.io/fedora", f"registry_auth {creds['registry']}", "initramfs"
+    ]  # fmt: skip
+    assert creds["password"] not in text and creds["password"] not in run.stdout
+
+
 def test_the_contracts_container_examples_on_a_lab_host(lab, lab_session, host) -> None:
     """rpm-ostree-status-container-origin.json and bootc-status-container-host.json: a signed rebase, a real reboot, a
     newer digest published to the registry and ``bootc upgrade``. Last in this file: the host stays on the image."""
