@@ -290,3 +290,37 @@ def test_initramfs_round_trip(lab, lab_session, lab_hosts):
     bad = lab.playbook_text(play(task("under test", "immutable.hosts.initramfs", {"etc": ["/var/x"]}), host), hosts=[host])
     assert bad.rc != 0 and "outside /etc" in json.dumps(bad.task("under test", host).result)
     assert_unchanged(before, snapshot(lab_session.access(host)))
+
+
+def test_rpm_repo_lets_layering_use_another_repository(lab, lab_session, lab_hosts):
+    """A package only the lab's extra repository has: not found until rpm_repo adds the repository (with its key),
+    then layered in one transaction with a Fedora package; an unsigned repository's package is refused under gpgcheck."""
+    from immutable_hosts.lab.ostree_content import EXTRA_REPOS, RPM_KEY
+
+    (host,) = lab_hosts("silverblue-2")
+    packages = {"name": ["tailscale", "neovim"], "state": "present"}
+    before = snapshot(lab_session.access(host))
+    missing = lab.playbook_text(play(task("under test", "immutable.hosts.rpm_ostree_packages", packages), host), hosts=[host])
+    assert missing.rc != 0 and "tailscale" in json.dumps(missing.task("under test", host).result)
+    assert_unchanged(before, snapshot(lab_session.access(host)))
+
+    repo = {"name": "lab-extras", "description": "Lab extras", "baseurl": [EXTRA_REPOS["lab-extras"]["baseurl"]], "key": RPM_KEY}
+    run = lab.playbook_text(play(task("under test", "immutable.hosts.rpm_repo", repo), host), hosts=[host], check=True, diff=True)
+    assert run.ok and run.task("under test", host).changed, run.explain()
+    assert lab_session.exec(host, "test", "!", "-e", "/etc/yum.repos.d/lab-extras.repo").returncode == 0
+    converge_twice(lab, host, "immutable.hosts.rpm_repo", repo)
+    layered, _again = converge_twice(lab, host, "immutable.hosts.rpm_ostree_packages", packages)
+    installs = [argv for argv in rpm_ostree_calls(layered) if argv[0] == "install"]
+    assert len(installs) == 1 and {"tailscale", "neovim"} <= set(installs[0]), installs
+    assert {"tailscale", "neovim"} <= set(status(lab_session, host)["deployments"][0]["requested-packages"])
+
+    unsigned = {"name": "lab-unsigned", "baseurl": [EXTRA_REPOS["lab-unsigned"]["baseurl"]]}
+    converge_twice(lab, host, "immutable.hosts.rpm_repo", unsigned)
+    before = snapshot(lab_session.access(host))
+    refused = lab.playbook_text(
+        play(task("under test", "immutable.hosts.rpm_ostree_packages", {"name": ["lab-unsigned-tool"]}), host), hosts=[host]
+    )
+    assert refused.rc != 0 and "is GPG enabled" in json.dumps(refused.task("under test", host).result)
+    assert_unchanged(before, snapshot(lab_session.access(host)))
+    for name in ("lab-extras", "lab-unsigned"):
+        converge_twice(lab, host, "immutable.hosts.rpm_repo", {"name": name, "state": "absent"})

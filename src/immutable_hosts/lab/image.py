@@ -106,7 +106,7 @@ def package_list() -> list[str]:
 def image_input_files() -> list[Path]:
     """Files whose content ends up in the image."""
     lab = Path(__file__).resolve().parent
-    files = [lab / "image.py", lab / "oci_content.py"]
+    files = [lab / "image.py", lab / "oci_content.py", lab / "ostree_content.py"]  # its package catalogue is in the image
     sim = lab / "sim"
     if sim.is_dir():
         files += [p for p in sim.rglob("*") if p.is_file() and "__pycache__" not in p.parts]

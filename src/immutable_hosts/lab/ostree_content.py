@@ -75,7 +75,7 @@ IMAGES: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 DEFAULT_SIGNER = "fedora"
 # Bumped when the server content's shape changes, so an older lab's content is rebuilt.
-CATALOGUE_FORMAT = 2
+CATALOGUE_FORMAT = 3
 PROFILE_REFS = {
     "silverblue": "fedora/41/x86_64/silverblue",
     "apple-silicon": "fedora/41/aarch64/silverblue",
@@ -123,6 +123,32 @@ _REPO_NOARCH = {
     "cowsay": "3.8.3-1.fc{r}",
 }
 REPO_TIMESTAMPS = {"41": 1729036000, "42": 1744243200}
+# Repositories beyond Fedora's, as vendors and RPM Fusion publish them: served by the image server, layerable only
+# while a host's /etc/yum.repos.d has them enabled. lab-extras is signed with the lab's RPM key (RPM_KEY, also at
+# http://images.lab:8088/repos/RPM-GPG-KEY-lab); lab-unsigned is not signed, so gpgcheck refuses its packages.
+RPM_KEY = """-----BEGIN PGP PUBLIC KEY BLOCK-----
+
+mDMEaxPY+xYJKwYBBAHaRw8BAQdAJiHq/lJbyZJbQdbLNu2yc4II8cAjvP3+4W68
+ipn9ApS0MEltbXV0YWJsZSBIb3N0cyBMYWIgUlBNIFNpZ25pbmcgPHJwbUBpbWFn
+ZXMubGFiPoiQBBMWCAA4FiEE+ILZli9KTIb3OmcL24VlrT69BzQFAmsT2PsCGwMF
+CwkIBwIGFQoJCAsCBBYCAwECHgECF4AACgkQ24VlrT69BzRVjwD/RdbsWKc95oZh
+TgJXVpDGox3GkytwZM5eAhQNUNXTAqIA/ivsn+dg3Kp+2kRd5P0UWBiTo67y9RKC
+q9bmWJ2EjRkG
+=nC7o
+-----END PGP PUBLIC KEY BLOCK-----
+"""
+EXTRA_REPOS = {
+    "lab-extras": {
+        "baseurl": "http://images.lab:8088/repos/lab-extras/fedora-$releasever/$basearch/",
+        "signed": True,
+        "packages": {"tailscale": ("1.76.6-1", "arch"), "code": ("1.95.3-1733322347.el8", "arch")},
+    },
+    "lab-unsigned": {
+        "baseurl": "http://images.lab:8088/repos/lab-unsigned/$basearch/",
+        "signed": False,
+        "packages": {"lab-unsigned-tool": ("1.0-1", "noarch")},
+    },
+}
 
 
 # ---------------------------------------------------------------- helpers
@@ -159,7 +185,7 @@ def repo_packages(release: str, arch: str) -> dict[str, str]:
 
 def package_catalogue() -> dict[str, Any]:
     """Per release and arch: ``repo`` (layerable, name→NEVRA) and ``base`` (variant → provided names→NEVRA)."""
-    cat: dict[str, Any] = {"format": 1, "releases": {}}
+    cat: dict[str, Any] = {"format": 1, "releases": {}, "extra-repos": {}}
     for rel in RELEASES:
         for arch in ARCHES:
             cat["releases"].setdefault(rel, {})[arch] = {
@@ -167,6 +193,15 @@ def package_catalogue() -> dict[str, Any]:
                 "repo-timestamp": REPO_TIMESTAMPS[rel],
                 "base": {v: base_packages(rel, arch, v) for v in _BASE_VARIANT},
             }
+    for name, spec in EXTRA_REPOS.items():
+        packages = {
+            rel: {
+                arch: {n: _nevra(n, vr, arch if kind == "arch" else "noarch") for n, (vr, kind) in spec["packages"].items()}
+                for arch in ARCHES
+            }
+            for rel in RELEASES
+        }
+        cat["extra-repos"][name] = {"baseurl": spec["baseurl"], "key": RPM_KEY if spec["signed"] else None, "packages": packages}
     return cat
 
 
@@ -415,6 +450,8 @@ def build_server(server_dir: Path) -> None:
     pkg_path = server_dir / "packages" / "catalogue.json"
     pkg_path.parent.mkdir(parents=True, exist_ok=True)
     pkg_path.write_text(json.dumps(package_catalogue(), indent=2, sort_keys=True))
+    (server_dir / "repos").mkdir(exist_ok=True)
+    (server_dir / "repos" / "RPM-GPG-KEY-lab").write_text(RPM_KEY)
 
 
 def _next_date_serial(version: str) -> tuple[str, int]:

@@ -82,8 +82,79 @@ def base_pkgs(base_csum: str) -> dict[str, str]:
 
 
 def repo_pkgs(base_csum: str) -> dict[str, str]:
+    """What layering can install: Fedora's repositories, and the lab's others while a .repo file enables them."""
     rel = sc.load_catalogue()["releases"].get(commit_release(base_csum), {})
-    return rel.get(commit_arch(base_csum), {}).get("repo", {})
+    pkgs = dict(rel.get(commit_arch(base_csum), {}).get("repo", {}))
+    for source in extra_sources(base_csum).values():
+        pkgs.setdefault(source["name"], source["nevra"])
+    return pkgs
+
+
+def enabled_repos() -> dict[str, dict[str, str]]:
+    """id -> options of the repositories /etc/yum.repos.d enables (INI files as libdnf reads them; enabled by default)."""
+    found: dict[str, dict[str, str]] = {}
+    directory = sc.rpath("etc/yum.repos.d")
+    for path in sorted(directory.glob("*.repo")) if directory.is_dir() else []:
+        section = None
+        for line in path.read_text(errors="replace").split("\n"):
+            stripped = line.strip()
+            if stripped.startswith("[") and stripped.endswith("]"):
+                section = found.setdefault(stripped[1:-1].strip(), {})
+            elif section is not None and "=" in stripped and not stripped.startswith(("#", ";")):
+                key, _, value = stripped.partition("=")
+                section[key.strip()] = value.strip()
+    return {rid: opts for rid, opts in found.items() if opts.get("enabled", "1").lower() in ("1", "yes", "true", "on")}
+
+
+def _expand(url: str, release: str, arch: str) -> str:
+    return url.replace("$releasever", release).replace("$basearch", arch).rstrip("/")
+
+
+def extra_sources(base_csum: str) -> dict[str, dict[str, Any]]:
+    """name -> {name, nevra, repo (id), options, key} for the packages of the lab's other repositories that an
+    enabled .repo file points at (by baseurl)."""
+    release, arch = commit_release(base_csum), commit_arch(base_csum)
+    extras = sc.load_catalogue().get("extra-repos", {})
+    sources: dict[str, dict[str, Any]] = {}
+    for rid, opts in enabled_repos().items():
+        urls = {_expand(u, release, arch) for u in opts.get("baseurl", "").replace(",", " ").split()}
+        for entry in extras.values():
+            if _expand(entry["baseurl"], release, arch) in urls:
+                for name, nevra in entry["packages"].get(release, {}).get(arch, {}).items():
+                    sources.setdefault(name, {"name": name, "nevra": nevra, "repo": rid, "options": opts, "key": entry["key"]})
+    return sources
+
+
+def check_signatures(base_csum: str, names: list[str]) -> None:
+    """libdnf's check of packages from a repository with gpgcheck: signed by a key the repository's gpgkey names."""
+    sources = extra_sources(base_csum)
+    for name in names:
+        source = sources.get(name)
+        if source is None or source["options"].get("gpgcheck", "0").lower() not in ("1", "yes", "true", "on"):
+            continue
+        if source["key"] is not None and any(
+            _key_text(u) == source["key"].strip() for u in source["options"].get("gpgkey", "").split()
+        ):
+            continue
+        nevra, rid = source["nevra"], source["repo"]
+        raise SimError(
+            f"package {nevra} cannot be verified and repo {rid} is GPG enabled: failed to lookup digest in keyring "
+            f"for /var/cache/rpm-ostree/repomd/{rid}/packages/{nevra}.rpm"
+        )
+
+
+def _key_text(url: str) -> str | None:
+    try:
+        if url.startswith("file://"):
+            return sc.rpath(url[len("file://") :].lstrip("/")).read_text().strip()
+        if url.startswith(("http://", "https://")):
+            import urllib.request
+
+            with urllib.request.urlopen(url, timeout=30) as resp:  # noqa: S310 - the repository's own key URL
+                return resp.read().decode(errors="replace").strip()
+    except (OSError, ValueError):
+        return None
+    return None
 
 
 def repo_timestamp(base_csum: str) -> int:
