@@ -20,7 +20,7 @@ PY313  := $(call find_python,3.13)
 PY39   := $(call find_python,3.9)
 
 # Debian packages the real-tool tests and the lab need on the machine (the lab image brings its own).
-APT_PACKAGES := flatpak ostree rpm e2fsprogs gnupg busybox-static debootstrap systemd-container iproute2 openssh-client zstd shellcheck chromium
+APT_PACKAGES := flatpak ostree rpm e2fsprogs gnupg busybox-static debootstrap systemd-container iproute2 openssh-client zstd openssl shellcheck chromium
 
 VENV     := $(ROOT)/.venv
 VENV221  := $(ROOT)/.venv-core221

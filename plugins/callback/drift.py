@@ -81,7 +81,10 @@ HOST_RESOURCES = {
     "update_policy": "update policy",
     "deployment": "deployment",
     "flatpak": "flatpak apps",
+    "initramfs": "initramfs",
 }
+# Modules of this collection named by one option of their own, with what they are called when it is unset.
+NAMED_BY = {"image_policy": ("scope", "default"), "registry_auth": ("registry", None)}
 COLLECTION_PREFIX = "immutable.hosts."
 # Messages of results that check mode skipped without predicting them (modules without check mode; command, shell).
 UNCHECKED_MESSAGES = ("does not support check mode", "would have run if not in check mode")
@@ -138,6 +141,14 @@ def resource_name(action, args, item_label=None):
     """A stable name for what a task manages, such as ``flatpak_remote flathub`` or ``layered packages``."""
     short = short_action(action)
     args = args if isinstance(args, dict) else {}
+    if short in NAMED_BY:
+        # Their "scope" is no installation, and a key or a password is no name.
+        option, unset = NAMED_BY[short]
+        value = args.get(option)
+        label = "%s %s" % (short, unset if value is None else to_text(value) if value != "" else '""')
+        extra = ["transport=%s" % to_text(args["transport"])] if args.get("transport") not in (None, "docker") else []
+        extra += ["user=%s" % to_text(args["user"])] if args.get("user") else []
+        return "%s (%s)" % (label, ", ".join(extra)) if extra else label
     scope = [
         "%s=%s" % (key, to_text(args[key]))
         for key in SCOPE_KEYS

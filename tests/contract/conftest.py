@@ -20,9 +20,6 @@ import pytest
 from immutable_hosts.lab import ostree_content
 from immutable_hosts.lab.sim import HOSTLIB
 
-# The contract's example documents (../shared/reference/examples), kept with the unit-test fixtures.
-EXAMPLES = Path(__file__).resolve().parents[1] / "unit" / "fixtures"
-
 pytestmark = pytest.mark.skipif(
     shutil.which("ostree") is None or os.geteuid() != 0, reason="needs root and the ostree CLI (apt-get install ostree)"
 )
@@ -99,7 +96,3 @@ def make_host(tmp_path: Path, server_dir: Path):
     for root in created:
         ostree_content.cleanup_host(root)
         shutil.rmtree(root, ignore_errors=True)
-
-
-def load_example(name: str) -> dict[str, Any]:
-    return json.loads((EXAMPLES / name).read_text())

@@ -263,3 +263,64 @@ def test_bad_input_changes_nothing_on_the_host(lab, lab_session, lab_hosts):
         assert result.status == "failed" and message in result.result["msg"], (module, result.result)
         assert not [argv for argv in result.result.get("commands", []) if argv[1:2] != ["status"]], "nothing but a read ran"
     assert_unchanged(before, snapshot(lab_session.access(host)))
+
+
+def test_initramfs_round_trip(lab, lab_session, lab_hosts):
+    """Regeneration with dracut arguments and a tracked /etc file, then back to the image's initramfs: each way checked
+    (no change), converged twice, and stacked on one pending deployment."""
+    (host,) = lab_hosts("silverblue-3")
+    lab_session.exec(host, "sh", "-c", "echo 'luks-1 UUID=1 none tpm2-device=auto' > /etc/crypttab")
+    on = {"regenerate": True, "args": ["--add=tpm2-tss"], "etc": ["/etc/crypttab"]}
+    checked = check_changes_nothing(lab, lab_session, host, "immutable.hosts.initramfs", on)
+    assert checked.diff == {
+        "before": {"regenerate": False, "args": [], "etc": []},
+        "after": {"regenerate": True, "args": ["--add=tpm2-tss"], "etc": ["/etc/crypttab"]},
+    }
+    first, second = converge_twice(lab, host, "immutable.hosts.initramfs", on)
+    assert [c[0] for c in rpm_ostree_calls(first)][1:3] == ["initramfs", "initramfs-etc"]
+    assert first.result["reboot_required"] and "layering-changed" in first.result["reboot_reasons"]
+    assert rpm_ostree_calls(second) == [["status", "--json"]]
+    pending = status(lab_session, host)["deployments"][0]
+    assert pending["regenerate-initramfs"] is True and pending["initramfs-etc"] == ["/etc/crypttab"]
+    off = {"regenerate": False, "etc": [], "etc_exact": True}
+    check_changes_nothing(lab, lab_session, host, "immutable.hosts.initramfs", off)
+    back, _again = converge_twice(lab, host, "immutable.hosts.initramfs", off)
+    assert back.diff["after"] == {"regenerate": False, "args": [], "etc": []}
+    before = snapshot(lab_session.access(host))
+    bad = lab.playbook_text(play(task("under test", "immutable.hosts.initramfs", {"etc": ["/var/x"]}), host), hosts=[host])
+    assert bad.rc != 0 and "outside /etc" in json.dumps(bad.task("under test", host).result)
+    assert_unchanged(before, snapshot(lab_session.access(host)))
+
+
+def test_rpm_repo_lets_layering_use_another_repository(lab, lab_session, lab_hosts):
+    """A package only the lab's extra repository has: not found until rpm_repo adds the repository (with its key),
+    then layered in one transaction with a Fedora package; an unsigned repository's package is refused under gpgcheck."""
+    from immutable_hosts.lab.ostree_content import EXTRA_REPOS, RPM_KEY
+
+    (host,) = lab_hosts("silverblue-2")
+    packages = {"name": ["tailscale", "neovim"], "state": "present"}
+    before = snapshot(lab_session.access(host))
+    missing = lab.playbook_text(play(task("under test", "immutable.hosts.rpm_ostree_packages", packages), host), hosts=[host])
+    assert missing.rc != 0 and "tailscale" in json.dumps(missing.task("under test", host).result)
+    assert_unchanged(before, snapshot(lab_session.access(host)))
+
+    repo = {"name": "lab-extras", "description": "Lab extras", "baseurl": [EXTRA_REPOS["lab-extras"]["baseurl"]], "key": RPM_KEY}
+    run = lab.playbook_text(play(task("under test", "immutable.hosts.rpm_repo", repo), host), hosts=[host], check=True, diff=True)
+    assert run.ok and run.task("under test", host).changed, run.explain()
+    assert lab_session.exec(host, "test", "!", "-e", "/etc/yum.repos.d/lab-extras.repo").returncode == 0
+    converge_twice(lab, host, "immutable.hosts.rpm_repo", repo)
+    layered, _again = converge_twice(lab, host, "immutable.hosts.rpm_ostree_packages", packages)
+    installs = [argv for argv in rpm_ostree_calls(layered) if argv[0] == "install"]
+    assert len(installs) == 1 and {"tailscale", "neovim"} <= set(installs[0]), installs
+    assert {"tailscale", "neovim"} <= set(status(lab_session, host)["deployments"][0]["requested-packages"])
+
+    unsigned = {"name": "lab-unsigned", "baseurl": [EXTRA_REPOS["lab-unsigned"]["baseurl"]]}
+    converge_twice(lab, host, "immutable.hosts.rpm_repo", unsigned)
+    before = snapshot(lab_session.access(host))
+    refused = lab.playbook_text(
+        play(task("under test", "immutable.hosts.rpm_ostree_packages", {"name": ["lab-unsigned-tool"]}), host), hosts=[host]
+    )
+    assert refused.rc != 0 and "is GPG enabled" in json.dumps(refused.task("under test", host).result)
+    assert_unchanged(before, snapshot(lab_session.access(host)))
+    for name in ("lab-extras", "lab-unsigned"):
+        converge_twice(lab, host, "immutable.hosts.rpm_repo", {"name": name, "state": "absent"})

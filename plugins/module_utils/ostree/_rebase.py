@@ -99,6 +99,16 @@ def verifying_policy_present(policy_text: Optional[str], image: ImageReference) 
     return any(isinstance(item, dict) and item.get("type") in VERIFYING_REQUIREMENTS for item in requirements)
 
 
+def default_accepts_anything(policy_text: Optional[str]) -> bool:
+    """Whether the policy's global default is a lone insecureAcceptAnything (Fedora's and Debian's stock policy), under
+    which ostree-ext, and so rpm-ostree and bootc, refuse every signed image, whatever its scope says."""
+    try:
+        default = (json.loads(policy_text or "") or {}).get("default")
+    except (ValueError, AttributeError):
+        return False
+    return isinstance(default, list) and len(default) == 1 and default[0] == {"type": "insecureAcceptAnything"}
+
+
 def unverified_variant(image: ImageReference) -> ImageReference:
     return ImageReference(sigverify=SIGVERIFY_UNVERIFIED, transport=image.transport, name=image.name)
 
@@ -123,8 +133,9 @@ def plan_rebase(merge: dict, desired: Origin, policy_text: Optional[str] = None,
         first = unverified_variant(desired)
         if not bootstrap_unverified:
             message = (
-                "no signature policy for %s exists yet in /etc/containers/policy.json; if the image ships its own policy, "
-                "set bootstrap_unverified=true to rebase unverified first, reboot, and run again" % desired.normalized_name
+                "no signature policy for %s exists yet in /etc/containers/policy.json; install the publisher's key with "
+                "immutable.hosts.image_policy, or, if the image ships its own policy, set bootstrap_unverified=true to "
+                "rebase unverified first, reboot, and run again" % desired.normalized_name
             )
         elif current is not None and same_origin(current, first):
             message = (
@@ -135,6 +146,18 @@ def plan_rebase(merge: dict, desired: Origin, policy_text: Optional[str] = None,
         else:
             target, step = first, "bootstrap"
             message = "first of two steps: rebase unverified to get the image's signature policy; reboot, then run again to switch to the signed reference"
+    elif (
+        isinstance(desired, ImageReference)
+        and desired.sigverify == SIGVERIFY_SIGNED
+        and policy_text is not None
+        and default_accepts_anything(policy_text)
+    ):
+        message = (
+            "/etc/containers/policy.json verifies %s, but its default is insecureAcceptAnything alone, and rpm-ostree "
+            "and bootc refuse every signed image under such a policy; set the default to reject "
+            "(immutable.hosts.image_policy with type=reject and no scope) and give the transports other tools pull "
+            "from their own default" % desired.normalized_name
+        )
     after = {"origin": target.canonical, "digest": None}
     return {"changed": step != "blocked", "target": target, "step": step, "before": before, "after": after, "message": message}
 

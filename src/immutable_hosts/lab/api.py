@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from immutable_hosts.lab import flatpak_content, inventory, oci_content, ostree_content, server, sim, ssh
+from immutable_hosts.lab import flatpak_content, inventory, oci_content, ostree_content, registry, server, sim, ssh
 from immutable_hosts.lab.hosts import Host, ensure_inotify_instances, restore_inotify_instances
 from immutable_hosts.lab.image import Image, remove_tree
 from immutable_hosts.lab.network import MAX_HOSTS, index_is_free
@@ -114,6 +114,11 @@ class Lab:
             self.image_seconds = image.ensure(self.progress(f"image {image.key}"))
             public_key = (ssh.ensure_client_key(state.ssh_dir).with_suffix(".pub")).read_text()
             build_server_content(state, self.progress("image server content"))
+            tools = registry.Tools(image.rootfs)
+            self.progress("registry keys and certificates")("")
+            registry.ensure_material(state, tools)
+            registry.serve_public_keys(state)
+            registry.write_spec(state, tools)
             plan_new_hosts(state, names, profile, image.key)
             state.save()
             wanted = [Host(state, state.hosts[n]) for n in names]
@@ -122,6 +127,7 @@ class Lab:
             run_parallel(lambda h: prepare_host(h, public_key), wanted, report)
             write_known_hosts(state)
             server.update(state, [str(h.net.machine_address) for h in lab_hosts(state)], sys.executable, child_env())
+            publish_registry(state, tools, self.progress("registry: push and sign"))
             report = self.progress(f"booting {len(wanted)} host(s)")
             ensure_inotify_instances(state, len(state.hosts))
             for host in wanted:
@@ -151,11 +157,13 @@ class Lab:
     # --- what there is ----------------------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        """{state_dir, server (listening?), hosts: [{name, profile, address, state, boots}]}."""
+        """{state_dir, server (listening?), registry: {running, names, ca, keys}, hosts: [{name, profile, address,
+        state, boots}]}."""
         state = self._state()
         return {
             "state_dir": str(state.root),
             "server": server.running(state),
+            "registry": registry.describe(state, server.running(state) and registry.ports_file(state).exists()),
             "hosts": [host_status(h) for h in lab_hosts(state)],
         }
 
@@ -212,7 +220,11 @@ class Lab:
         try:
             with state.locked():
                 module: Any = flatpak_content if is_flatpak_ref(target) else ostree_content
-                return module.publish(state.server_dir, target)
+                published = module.publish(state.server_dir, target)
+                if isinstance(published, dict) and published.get("kind") == "image" and server.running(state):
+                    # A new digest is pushed and signed at once; with the lab down, the next `up` pushes it.
+                    publish_registry(state, registry.Tools(running_rootfs(state)), quiet_progress(""))
+                return published
         except (KeyError, ValueError, flatpak_content.FlatpakContentError) as exc:
             raise LabError(f"lab sim publish: {exc.args[0] if exc.args else exc}") from None
 
@@ -272,6 +284,27 @@ def build_server_content(state: LabState, report: Callable[[str], None]) -> None
     flatpak_content.build_server(state.server_dir, SERVER_URL)
     report("OCI archive")
     oci_content.build_server(state.server_dir)
+
+
+def running_rootfs(state: LabState) -> Path:
+    """The tree of the image the lab's hosts run (the current one may not be built yet, after a change to the lab)."""
+    keys = [record.image for record in state.hosts.values()]
+    for key in keys:
+        rootfs = state.image_dir / key / "rootfs"
+        if rootfs.is_dir():
+            return rootfs
+    return Image.current(state.image_dir).rootfs
+
+
+def publish_registry(state: LabState, tools: registry.Tools, report: Callable[[str], None]) -> None:
+    """Push and sign what the registry does not hold yet (all of it on a new lab, then only what ``publish`` adds)."""
+    try:
+        registry.loopback_ports(state)
+        registry.publish_all(
+            state, tools, ostree_content.catalogue(state.server_dir), ostree_content.layout_path(state.server_dir), report
+        )
+    except registry.RegistryError as exc:
+        raise LabError(str(exc)) from exc
 
 
 def prepare_host(host: Host, public_key: str) -> None:

@@ -106,6 +106,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     out = console()
     out.print(table)
     out.print(f"image server: {'listening' if status['server'] else 'stopped'} (port {SERVER_PORT})")
+    reg = status["registry"]
+    out.print(f"registry: {'serving' if reg['running'] else 'stopped'} ({', '.join(reg['names'])}; CA {reg['ca']})")
     return 0
 
 

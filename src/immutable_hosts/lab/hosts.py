@@ -18,7 +18,7 @@ import time
 import uuid
 from pathlib import Path
 
-from immutable_hosts.lab import flatpak_content, oci_content, ostree_content, ssh
+from immutable_hosts.lab import flatpak_content, oci_content, ostree_content, registry, ssh
 from immutable_hosts.lab.image import CORE_UID, remove_tree
 from immutable_hosts.lab.network import HostNetwork
 from immutable_hosts.lab.state import SERVER_NAME, SERVER_URL, HostRecord, LabState, ProcessRef, write_whole
@@ -109,6 +109,7 @@ class Host:
         ssh.install_authorized_key(root / "root", client_public_key, 0, 0)
         ssh.install_authorized_key(root / "home/core", client_public_key, CORE_UID, CORE_UID)
         self._prepare_storage()
+        install_registry_trust(root, self.state)
         provision_content(self)
         self.provisioned_stamp.write_text(time.strftime("%Y-%m-%dT%H:%M:%S%z\n"))
 
@@ -241,9 +242,25 @@ class Host:
 
 
 def hosts_file(name: str, server_address: str) -> str:
-    return (
-        f"127.0.0.1\tlocalhost\n127.0.1.1\t{name}\n::1\tlocalhost ip6-localhost ip6-loopback\n{server_address}\t{SERVER_NAME}\n"
-    )
+    """The image server and the registry (``registry.lab``, and ``quay.io`` for the lab's Fedora images) are this
+    host's machine-side veth address, where the lab's server process listens."""
+    names = " ".join((SERVER_NAME, *registry.HOST_NAMES))
+    return f"127.0.0.1\tlocalhost\n127.0.1.1\t{name}\n::1\tlocalhost ip6-localhost ip6-loopback\n{server_address}\t{names}\n"
+
+
+def install_registry_trust(root: Path, state: LabState) -> None:
+    """The lab registry's CA: in ``certs.d`` for each registry name (what containers/image reads) and in the system
+    store, as ``update-ca-certificates`` would leave it (the file under /usr/local/share and the bundle)."""
+    files = registry.host_files(state)
+    for relative, data in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    bundle = root / "etc/ssl/certs/ca-certificates.crt"
+    ca = registry.host_ca(state)
+    if bundle.exists() and ca not in bundle.read_bytes():
+        with bundle.open("ab") as handle:
+            handle.write(ca)
 
 
 # --- machine limits ------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from immutable_hosts.lab import flatpak_content, oci_content, sim
+from immutable_hosts.lab import flatpak_content, oci_content, registry, sim
 
 SUITE = "trixie"
 MIRROR = "http://deb.debian.org/debian"
@@ -50,6 +50,9 @@ MASKED_UNITS = [
     "e2scrub_all.timer",
     "fstrim.timer",
     "console-getty.service",
+    # The registry's tools are in the image for the machine (registry.py runs them from the image's tree); hosts
+    # never serve a registry.
+    "docker-registry.service",
 ]
 
 CONTAINERS_CONF = """\
@@ -90,7 +93,7 @@ SUDOERS = "core ALL=(ALL) NOPASSWD: ALL\n"
 
 # Modules of the other lab parts; each may add packages and image-time installation steps.
 # The lab parts that bring packages and files into the image.
-CONTENT_MODULES = (sim, flatpak_content, oci_content)
+CONTENT_MODULES = (sim, flatpak_content, oci_content, registry)
 
 
 def package_list() -> list[str]:
@@ -103,7 +106,7 @@ def package_list() -> list[str]:
 def image_input_files() -> list[Path]:
     """Files whose content ends up in the image."""
     lab = Path(__file__).resolve().parent
-    files = [lab / "image.py", lab / "oci_content.py"]
+    files = [lab / "image.py", lab / "oci_content.py", lab / "ostree_content.py"]  # its package catalogue is in the image
     sim = lab / "sim"
     if sim.is_dir():
         files += [p for p in sim.rglob("*") if p.is_file() and "__pycache__" not in p.parts]

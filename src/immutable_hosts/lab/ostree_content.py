@@ -9,8 +9,12 @@ Layout written by :func:`build_server` under ``server_dir``:
   ``rpmostree.inputhash``, ``rpmostree.initramfs-args``, ``rpmostree.rpmmd-repos``,
   ``rpmostree.rpmdb.pkglist`` = what the base provides). Container images are commits under
   ``ostree/container/image/<arch>/<escaped docker://IMAGE>`` carrying ostree-ext metadata.
-* ``oci/catalogue.json``: image reference → per-arch ``{digest, commit, ref, version, created}``
-  plus the index digest. Missing arch key = no manifest for that arch.
+* ``oci/layout/``: the OS images as a real OCI image layout (:mod:`oci_layout`), one image index per name, which
+  ``registry.py`` pushes to the lab registry and signs.
+* ``oci/catalogue.json``: image reference → per-arch ``{digest, commit, ref, version, created}`` (``digest``: the
+  real manifest digest; ``commit``: the OSTree commit the simulators import for it, also under
+  ``lab/manifest/sha256/<hex>``), the index digest, the layout ref and the lab key that signs it. Missing arch key =
+  no manifest for that arch.
 * ``packages/catalogue.json``: per Fedora release and arch, repo packages (name → NEVRA) and the
   packages each base variant provides. The simulators read the same data from
   ``/usr/share/rpm-ostree-sim/repos.json`` in the image.
@@ -33,11 +37,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from immutable_hosts.lab.oci_layout import Layout, ref_name
 from immutable_hosts.lab.sim.hostlib import simcore
 
 RELEASES = ("41", "42")
 ARCHES = ("x86_64", "aarch64")
 OCI_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
+OCI_VARIANT = {"aarch64": "v8"}
 REFS = (
     "fedora/41/x86_64/silverblue",
     "fedora/41/aarch64/silverblue",
@@ -47,6 +53,8 @@ REFS = (
 )
 HISTORY = {"41": ("20241020", "20241104"), "42": ("20250410", "20250415")}
 KERNELS = {"41": "6.11.6-300.fc41", "42": "6.14.2-300.fc42"}
+# The OS images of the lab registry (registry.py): what each is built from, which arches its index lists and which
+# lab key signs it (None: unsigned). "registry.lab:5001/..." is the registry's authenticated instance.
 IMAGES: dict[str, dict[str, Any]] = {
     "quay.io/fedora/fedora-silverblue:41": {"release": "41", "variant": "silverblue", "arches": ARCHES, "date": "20241112"},
     "quay.io/fedora/fedora-silverblue:42": {"release": "42", "variant": "silverblue", "arches": ARCHES, "date": "20250416"},
@@ -57,7 +65,17 @@ IMAGES: dict[str, dict[str, Any]] = {
         "arches": ("x86_64",),
         "date": "20250416",
     },
-}
+    "quay.io/fedora-lab/unsigned:42": {
+        "release": "42", "variant": "silverblue", "arches": ARCHES, "date": "20250416", "signed_by": None,
+    },
+    "quay.io/fedora-lab/other-key:42": {
+        "release": "42", "variant": "silverblue", "arches": ARCHES, "date": "20250416", "signed_by": "other",
+    },
+    "registry.lab:5001/private/silverblue:42": {"release": "42", "variant": "silverblue", "arches": ARCHES, "date": "20250416"},
+}  # fmt: skip
+DEFAULT_SIGNER = "fedora"
+# Bumped when the server content's shape changes, so an older lab's content is rebuilt.
+CATALOGUE_FORMAT = 3
 PROFILE_REFS = {
     "silverblue": "fedora/41/x86_64/silverblue",
     "apple-silicon": "fedora/41/aarch64/silverblue",
@@ -105,6 +123,32 @@ _REPO_NOARCH = {
     "cowsay": "3.8.3-1.fc{r}",
 }
 REPO_TIMESTAMPS = {"41": 1729036000, "42": 1744243200}
+# Repositories beyond Fedora's, as vendors and RPM Fusion publish them: served by the image server, layerable only
+# while a host's /etc/yum.repos.d has them enabled. lab-extras is signed with the lab's RPM key (RPM_KEY, also at
+# http://images.lab:8088/repos/RPM-GPG-KEY-lab); lab-unsigned is not signed, so gpgcheck refuses its packages.
+RPM_KEY = """-----BEGIN PGP PUBLIC KEY BLOCK-----
+
+mDMEaxPY+xYJKwYBBAHaRw8BAQdAJiHq/lJbyZJbQdbLNu2yc4II8cAjvP3+4W68
+ipn9ApS0MEltbXV0YWJsZSBIb3N0cyBMYWIgUlBNIFNpZ25pbmcgPHJwbUBpbWFn
+ZXMubGFiPoiQBBMWCAA4FiEE+ILZli9KTIb3OmcL24VlrT69BzQFAmsT2PsCGwMF
+CwkIBwIGFQoJCAsCBBYCAwECHgECF4AACgkQ24VlrT69BzRVjwD/RdbsWKc95oZh
+TgJXVpDGox3GkytwZM5eAhQNUNXTAqIA/ivsn+dg3Kp+2kRd5P0UWBiTo67y9RKC
+q9bmWJ2EjRkG
+=nC7o
+-----END PGP PUBLIC KEY BLOCK-----
+"""
+EXTRA_REPOS = {
+    "lab-extras": {
+        "baseurl": "http://images.lab:8088/repos/lab-extras/fedora-$releasever/$basearch/",
+        "signed": True,
+        "packages": {"tailscale": ("1.76.6-1", "arch"), "code": ("1.95.3-1733322347.el8", "arch")},
+    },
+    "lab-unsigned": {
+        "baseurl": "http://images.lab:8088/repos/lab-unsigned/$basearch/",
+        "signed": False,
+        "packages": {"lab-unsigned-tool": ("1.0-1", "noarch")},
+    },
+}
 
 
 # ---------------------------------------------------------------- helpers
@@ -141,7 +185,7 @@ def repo_packages(release: str, arch: str) -> dict[str, str]:
 
 def package_catalogue() -> dict[str, Any]:
     """Per release and arch: ``repo`` (layerable, name→NEVRA) and ``base`` (variant → provided names→NEVRA)."""
-    cat: dict[str, Any] = {"format": 1, "releases": {}}
+    cat: dict[str, Any] = {"format": 1, "releases": {}, "extra-repos": {}}
     for rel in RELEASES:
         for arch in ARCHES:
             cat["releases"].setdefault(rel, {})[arch] = {
@@ -149,6 +193,15 @@ def package_catalogue() -> dict[str, Any]:
                 "repo-timestamp": REPO_TIMESTAMPS[rel],
                 "base": {v: base_packages(rel, arch, v) for v in _BASE_VARIANT},
             }
+    for name, spec in EXTRA_REPOS.items():
+        packages = {
+            rel: {
+                arch: {n: _nevra(n, vr, arch if kind == "arch" else "noarch") for n, (vr, kind) in spec["packages"].items()}
+                for arch in ARCHES
+            }
+            for rel in RELEASES
+        }
+        cat["extra-repos"][name] = {"baseurl": spec["baseurl"], "key": RPM_KEY if spec["signed"] else None, "packages": packages}
     return cat
 
 
@@ -272,53 +325,19 @@ def commit_ref(repo: Path, ref: str, version: str, date: str, serial: int) -> st
         return _commit(repo, tree, ref, f"Fedora {release} {variant} {version}", _timestamp(date, serial), meta)
 
 
-def _image_metadata(name: str, arch: str, version: str, created: str, kver: str) -> tuple[list[str], str]:
-    config = {
-        "architecture": OCI_ARCH[arch],
-        "os": "linux",
-        "created": created,
-        "config": {
-            "Labels": {
-                "containers.bootc": "1",
-                "org.opencontainers.image.version": version,
-                "ostree.bootable": "1",
-                "ostree.linux": kver,
-            }
-        },
-        "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(f"{name}{arch}{version}".encode()).hexdigest()]},
+def _image_labels(version: str, kver: str) -> dict[str, str]:
+    """The labels of a Fedora bootable container image (as rpm-ostree's container encapsulation and bootc set)."""
+    return {
+        "containers.bootc": "1",
+        "ostree.bootable": "true",
+        "ostree.linux": kver,
+        "org.opencontainers.image.version": version,
+        "org.opencontainers.image.vendor": "Fedora Project",
     }
-    config_json = json.dumps(config, sort_keys=True, separators=(",", ":"))
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {
-            "mediaType": "application/vnd.oci.image.config.v1+json",
-            "digest": "sha256:" + hashlib.sha256(config_json.encode()).hexdigest(),
-            "size": len(config_json),
-        },
-        "layers": [
-            {
-                "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                "digest": "sha256:" + hashlib.sha256(f"layer{name}{arch}{version}".encode()).hexdigest(),
-                "size": 1541370,
-            }
-        ],
-    }
-    manifest_json = json.dumps(manifest, sort_keys=True, separators=(",", ":"))
-    digest = "sha256:" + hashlib.sha256(manifest_json.encode()).hexdigest()
-    meta = [
-        f"--add-metadata-string=ostree.manifest-digest={digest}",
-        f"--add-metadata-string=ostree.manifest={manifest_json}",
-        f"--add-metadata-string=ostree.container.image-config={config_json}",
-        "--add-metadata-string=ostree.importer.version=0.15.3",
-        f"--add-metadata-string=version={version}",
-        "--add-metadata=ostree.bootable=true",
-        f"--add-metadata-string=ostree.linux={kver}",
-    ]
-    return meta, digest
 
 
-def commit_image(repo: Path, name: str, arch: str, date: str, serial: int) -> dict[str, Any]:
+def _image_arch(tmp: Path, layout: Layout, name: str, arch: str, date: str, serial: int) -> dict[str, Any]:
+    """One arch of an image: its tree (under ``tmp``) and its real OCI image in ``layout`` (one layer of the tree)."""
     spec = IMAGES[name]
     release, variant = spec["release"], spec["variant"]
     version = f"{release}.{date}.{serial}"
@@ -326,14 +345,61 @@ def commit_image(repo: Path, name: str, arch: str, date: str, serial: int) -> di
     created = dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     kver = f"{KERNELS[release]}.{arch}"
     pkgs = _bump_pkgs(base_packages(release, arch, variant), serial)
-    meta, digest = _image_metadata(name, arch, version, created, kver)
-    meta.append(f"--add-metadata=rpmostree.rpmdb.pkglist={_pkglist_gvariant(pkgs)}")
+    tree = tmp / arch
+    _write_tree(tree, release, arch, variant, version, pkgs)
+    # Each image is its own build: no two names share a manifest, so a manifest leads back to one image's commit.
+    (tree / "usr/lib/lab-image").write_text(name + "\n")
+    image = layout.image(tree, OCI_ARCH[arch], _image_labels(version, kver), created, variant=OCI_VARIANT.get(arch))
+    return {"tree": tree, "image": image, "version": version, "created": created, "ts": ts, "kver": kver, "pkgs": pkgs}
+
+
+def _commit_image(repo: Path, name: str, arch: str, built: dict[str, Any], index_digest: str) -> dict[str, Any]:
+    """The OSTree commit the simulators import for one arch of an image, with the metadata ostree-ext gives an
+    imported image: the manifest digest it was pulled by (an index's, for a multi-arch tag: the digest the registry
+    and ``skopeo inspect`` show), that arch's manifest and config. The commit is also under
+    ``lab/manifest/sha256/<hex of the arch's manifest>``, where the simulators find what they pulled."""
+    image = built["image"]
     ref = f"ostree/container/image/{arch}/{simcore.escape_ref_component('docker://' + name)}"
+    meta = [
+        f"--add-metadata-string=ostree.manifest-digest={index_digest}",
+        f"--add-metadata-string=ostree.manifest={image['manifest']}",
+        f"--add-metadata-string=ostree.container.image-config={image['config']}",
+        "--add-metadata-string=ostree.importer.version=0.15.3",
+        f"--add-metadata-string=version={built['version']}",
+        "--add-metadata=ostree.bootable=true",
+        f"--add-metadata-string=ostree.linux={built['kver']}",
+        f"--add-metadata=rpmostree.rpmdb.pkglist={_pkglist_gvariant(built['pkgs'])}",
+        # Pulled by either ref: OSTree checks a pulled commit's ref binding.
+        f"--bind-ref={manifest_ref(image['digest'])}",
+    ]
+    csum = _commit(repo, built["tree"], ref, f"{name} {arch}", built["ts"], meta)
+    _ostree("refs", f"--repo={repo}", "--create", manifest_ref(image["digest"]), csum, "--force")
+    return {
+        "digest": index_digest, "manifest": image["digest"], "commit": csum, "ref": ref,
+        "version": built["version"], "created": built["created"],
+    }  # fmt: skip
+
+
+def manifest_ref(digest: str) -> str:
+    """The archive repo's ref of the commit an image manifest (``sha256:…``) is imported as."""
+    algorithm, _, hexdigest = digest.partition(":")
+    return f"lab/manifest/{algorithm}/{hexdigest}"
+
+
+def _build_image(repo: Path, layout: Layout, name: str, arches: Any, date_serial: dict[str, tuple[str, int]]) -> dict[str, Any]:
+    """An image name's new version: per arch a tree, its OCI image and its commit, and the image index (tagged in the
+    layout) that lists them."""
     with tempfile.TemporaryDirectory(prefix="h2-img-") as tmp:
-        tree = Path(tmp) / "tree"
-        _write_tree(tree, release, arch, variant, version, pkgs)
-        csum = _commit(repo, tree, ref, f"{name} {arch}", ts, meta)
-    return {"digest": digest, "commit": csum, "ref": ref, "version": version, "created": created}
+        built = {a: _image_arch(Path(tmp), layout, name, a, *date_serial[a]) for a in arches}
+        index = layout.index([b["image"] for b in built.values()])
+        layout.tag(ref_name(name), index)
+        commits = {OCI_ARCH[a]: _commit_image(repo, name, a, b, index["digest"]) for a, b in built.items()}
+    return {
+        "index-digest": index["digest"],
+        "layout-ref": ref_name(name),
+        "signed-by": IMAGES[name].get("signed_by", DEFAULT_SIGNER),
+        "arches": commits,
+    }
 
 
 # ---------------------------------------------------------------- server
@@ -341,15 +407,28 @@ def _catalogue_path(server_dir: Path) -> Path:
     return server_dir / "oci" / "catalogue.json"
 
 
-def _index_digest(arches: dict[str, Any]) -> str:
-    return "sha256:" + hashlib.sha256(json.dumps(arches, sort_keys=True).encode()).hexdigest()
+def layout_path(server_dir: Path) -> Path:
+    """The OCI image layout the registry's content is pushed from."""
+    return server_dir / "oci" / "layout"
+
+
+def catalogue(server_dir: Path) -> dict[str, Any]:
+    """image name -> {index-digest, layout-ref, signed-by, arches: {oci arch: {digest, commit, ref, version, created}}}."""
+    return json.loads(_catalogue_path(server_dir).read_text())["images"]
 
 
 def build_server(server_dir: Path) -> None:
     """Idempotent: create the archive repo, OCI catalogue and package catalogue if missing."""
     repo = server_dir / "ostree"
     cat_path = _catalogue_path(server_dir)
-    if (repo / "summary").exists() and cat_path.exists() and (server_dir / "packages/catalogue.json").exists():
+    if (
+        (repo / "summary").exists()
+        and cat_path.exists()
+        and (server_dir / "packages/catalogue.json").exists()
+        and (layout_path(server_dir) / "index.json").exists()
+        and json.loads(cat_path.read_text()).get("format") == CATALOGUE_FORMAT
+        and set(catalogue(server_dir)) == set(IMAGES)
+    ):
         return
     if repo.exists():
         shutil.rmtree(repo)
@@ -359,16 +438,20 @@ def build_server(server_dir: Path) -> None:
         release = ref.split("/")[1]
         for serial, date in enumerate(HISTORY[release]):
             commit_ref(repo, ref, f"{release}.{date}.0", date, serial)
+    if layout_path(server_dir).exists():
+        shutil.rmtree(layout_path(server_dir))
+    layout = Layout(layout_path(server_dir))
     images: dict[str, Any] = {}
     for name, spec in IMAGES.items():
-        arches = {OCI_ARCH[a]: commit_image(repo, name, a, spec["date"], 0) for a in spec["arches"]}
-        images[name] = {"index-digest": _index_digest(arches), "arches": arches}
+        images[name] = _build_image(repo, layout, name, spec["arches"], dict.fromkeys(spec["arches"], (spec["date"], 0)))
     _ostree("summary", f"--repo={repo}", "-u")
     cat_path.parent.mkdir(parents=True, exist_ok=True)
-    cat_path.write_text(json.dumps({"format": 1, "images": images}, indent=2, sort_keys=True))
+    cat_path.write_text(json.dumps({"format": CATALOGUE_FORMAT, "images": images}, indent=2, sort_keys=True))
     pkg_path = server_dir / "packages" / "catalogue.json"
     pkg_path.parent.mkdir(parents=True, exist_ok=True)
     pkg_path.write_text(json.dumps(package_catalogue(), indent=2, sort_keys=True))
+    (server_dir / "repos").mkdir(exist_ok=True)
+    (server_dir / "repos" / "RPM-GPG-KEY-lab").write_text(RPM_KEY)
 
 
 def _next_date_serial(version: str) -> tuple[str, int]:
@@ -396,15 +479,15 @@ def publish(server_dir: Path, target: str) -> dict[str, Any]:
     if name not in cat["images"]:
         raise KeyError(f"unknown ref or image: {target}")
     entry = cat["images"][name]
-    arches: dict[str, Any] = {}
-    for oci_arch, cur in entry["arches"].items():
-        arch = next(a for a, o in OCI_ARCH.items() if o == oci_arch)
-        date, serial = _next_date_serial(cur["version"])
-        arches[oci_arch] = commit_image(repo, name, arch, date, serial)
-    entry.update({"arches": arches, "index-digest": _index_digest(arches)})
+    arch_of = {o: a for a, o in OCI_ARCH.items()}
+    arches = [arch_of[o] for o in entry["arches"]]
+    entry = _build_image(
+        repo, Layout(layout_path(server_dir)), name, arches, {arch_of[o]: _next_date_serial(cur["version"]) for o, cur in entry["arches"].items()}
+    )  # fmt: skip
+    cat["images"][name] = entry
     _ostree("summary", f"--repo={repo}", "-u")
     cat_path.write_text(json.dumps(cat, indent=2, sort_keys=True))
-    return {"kind": "image", "image": name, "index-digest": entry["index-digest"], "arches": arches}
+    return {"kind": "image", "image": name, "index-digest": entry["index-digest"], "arches": entry["arches"]}
 
 
 # ---------------------------------------------------------------- hosts

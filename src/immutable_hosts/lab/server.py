@@ -1,20 +1,33 @@
-"""The lab's image server: ``<state>/server/`` over HTTP on port 8088, bound only to machine-side veth addresses.
+"""The lab's server process: the image server, the registry's two instances and the relays to them.
+
+* Image server: ``<state>/server/`` over HTTP on port 8088.
+* Registry (``registry.py``): when ``<state>/run/registry.json`` exists, the server starts the two docker-registry
+  instances it names (each on a unix socket), stops them when it stops, and relays TCP to them: from each lab
+  address on the ports the spec gives (443 and 5000 to ``open``, 5001 to ``auth``), and from 127.0.0.1 on ports it
+  picks for the machine-side tools (written to ``<state>/run/registry-ports.json``).
 
 One process serves every host. It listens on each address listed in ``<state>/run/server-addresses`` and re-reads
-that file on SIGHUP (the CLI sends one after adding hosts), so it never binds a wildcard or a foreign network.
-Run as ``python -m immutable_hosts.lab.server STATE_DIR``.
+that file (and the registry spec) on SIGHUP (the CLI sends one after adding hosts), so it never binds a wildcard or a
+foreign network. Run as ``python -m immutable_hosts.lab.server STATE_DIR``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
+import json
 import os
+import selectors
 import signal
+import socket
+import socketserver
+import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from immutable_hosts.lab.state import SERVER_PORT, LabState, ProcessRef
 
@@ -41,15 +54,132 @@ def pid_file(state: LabState) -> Path:
     return state.run_dir / "server.pid"
 
 
+class Relay(socketserver.ThreadingTCPServer):
+    """Accepts TCP on one address and port and pipes each connection to a unix socket (a registry instance)."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], target: str) -> None:
+        self.target = target
+        super().__init__(address, RelayHandler)
+
+
+class RelayHandler(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        assert isinstance(self.server, Relay)
+        upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            upstream.connect(self.server.target)
+        except OSError:
+            upstream.close()
+            return
+        pipe(self.request, upstream)
+
+
+def pipe(client: socket.socket, upstream: socket.socket, idle_timeout: float = 300.0) -> None:
+    """Copy bytes both ways until both sides have closed their sending half (or one side fails, or nothing moves
+    for ``idle_timeout`` seconds)."""
+    peers = {client: upstream, upstream: client}
+    with selectors.DefaultSelector() as selector:
+        for sock in peers:
+            selector.register(sock, selectors.EVENT_READ)
+        while selector.get_map():
+            events = selector.select(timeout=idle_timeout)
+            if not events:
+                break
+            for key, _ in events:
+                sock = key.fileobj
+                assert isinstance(sock, socket.socket)
+                try:
+                    data = sock.recv(65536)
+                except OSError:
+                    data = b""
+                if data:
+                    try:
+                        peers[sock].sendall(data)
+                    except OSError:
+                        upstream.close()
+                        return
+                    continue
+                selector.unregister(sock)
+                with contextlib.suppress(OSError):
+                    peers[sock].shutdown(socket.SHUT_WR)
+    upstream.close()
+
+
+class Registry:
+    """The registry instances of ``<state>/run/registry.json`` (started once) and their loopback relays."""
+
+    def __init__(self, state: LabState) -> None:
+        self.state = state
+        self.spec: dict[str, Any] = {}
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.loopback: dict[str, Relay] = {}
+
+    def reconcile(self) -> None:
+        path = self.state.run_dir / "registry.json"
+        self.spec = json.loads(path.read_text()) if path.exists() else {}
+        for name, instance in self.spec.get("instances", {}).items():
+            child = self.children.get(name)
+            if child is None or child.poll() is not None:
+                Path(instance["socket"]).unlink(missing_ok=True)
+                with open(instance["log"], "ab") as log:
+                    self.children[name] = subprocess.Popen(
+                        instance["argv"], stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+                    )
+            if name not in self.loopback:
+                relay = Relay(("127.0.0.1", 0), instance["socket"])
+                threading.Thread(target=relay.serve_forever, daemon=True).start()
+                self.loopback[name] = relay
+        children = {name: ProcessRef.of(child.pid).to_json() for name, child in self.children.items() if child.poll() is None}
+        (self.state.run_dir / "registry-children.json").write_text(json.dumps(children) + "\n")
+        ports = {name: relay.server_address[1] for name, relay in self.loopback.items()}
+        (self.state.run_dir / "registry-ports.json").write_text(json.dumps(ports) + "\n")
+
+    def relays(self) -> dict[int, str]:
+        """Lab-address port -> unix socket."""
+        instances = self.spec.get("instances", {})
+        return {int(port): instances[name]["socket"] for port, name in self.spec.get("relays", {}).items() if name in instances}
+
+    def close(self) -> None:
+        shutdown_all(list(self.loopback.values()))
+        self.loopback.clear()
+        for child in self.children.values():
+            if child.poll() is None:
+                child.terminate()
+        for child in self.children.values():
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        self.children.clear()
+        (self.state.run_dir / "registry-ports.json").unlink(missing_ok=True)
+
+
+def shutdown_all(servers: list[socketserver.BaseServer]) -> None:
+    """Stop servers together: each ``shutdown`` waits up to a poll interval (0.5 s) for its loop, and a lab with 50
+    hosts has 200 of them, which one at a time would outlast the 10 s ``stop`` gives the process."""
+    threads = [threading.Thread(target=server.shutdown, daemon=True) for server in servers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for server in servers:
+        server.server_close()
+
+
 class Listeners:
     def __init__(self, document_root: Path, log_file: Path) -> None:
         handler = type("Handler", (QuietHandler,), {"log_file": log_file})
         self.handler = functools.partial(handler, directory=str(document_root))
         self.servers: dict[str, LabHTTPServer] = {}
+        self.relays: dict[tuple[str, int], Relay] = {}
 
-    def reconcile(self, wanted: set[str]) -> None:
-        for address in sorted(set(self.servers) - wanted):
-            self.servers.pop(address).shutdown()
+    def reconcile(self, wanted: set[str], relays: dict[int, str] | None = None) -> None:
+        shutdown_all([self.servers.pop(address) for address in sorted(set(self.servers) - wanted)])
         for address in sorted(wanted - set(self.servers)):
             try:
                 server = LabHTTPServer((address, SERVER_PORT), self.handler)
@@ -58,6 +188,16 @@ class Listeners:
                 continue
             threading.Thread(target=server.serve_forever, daemon=True).start()
             self.servers[address] = server
+        wanted_relays = {(address, port): target for address in wanted for port, target in (relays or {}).items()}
+        shutdown_all([self.relays.pop(key) for key in sorted(set(self.relays) - set(wanted_relays))])
+        for key in sorted(set(wanted_relays) - set(self.relays)):
+            try:
+                relay = Relay(key, wanted_relays[key])
+            except OSError as err:
+                print(f"cannot listen on {key[0]}:{key[1]}: {err}", file=sys.stderr, flush=True)
+                continue
+            threading.Thread(target=relay.serve_forever, daemon=True).start()
+            self.relays[key] = relay
 
     def close(self) -> None:
         self.reconcile(set())
@@ -70,6 +210,7 @@ def read_addresses(path: Path) -> set[str]:
 def serve(state: LabState) -> None:
     state.server_dir.mkdir(parents=True, exist_ok=True)
     listeners = Listeners(state.server_dir, state.run_dir / "server-access.log")
+    registry = Registry(state)
     flags = {"reload": True, "stop": False}
     signal.signal(signal.SIGHUP, lambda *_: flags.update(reload=True))
     signal.signal(signal.SIGTERM, lambda *_: flags.update(stop=True))
@@ -77,9 +218,11 @@ def serve(state: LabState) -> None:
     while not flags["stop"]:
         if flags["reload"]:
             flags["reload"] = False
-            listeners.reconcile(read_addresses(addresses_file(state)))
+            registry.reconcile()
+            listeners.reconcile(read_addresses(addresses_file(state)), registry.relays())
             (state.run_dir / "server-ready").write_text(" ".join(sorted(listeners.servers)) + "\n")
         time.sleep(0.1)
+    registry.close()
     listeners.close()
 
 
@@ -137,10 +280,31 @@ def stop(state: LabState) -> None:
             time.sleep(0.05)
         if state.server.alive():
             os.kill(state.server.pid, signal.SIGKILL)
+    stop_orphans(state.run_dir / "registry-children.json")
     state.server = None
-    for name in ("server.pid", "server-ready", "server-addresses"):
+    for name in ("server.pid", "server-ready", "server-addresses", "registry-ports.json", "registry-children.json"):
         (state.run_dir / name).unlink(missing_ok=True)
     state.save()
+
+
+def stop_orphans(record: Path) -> None:
+    """The registry instances the server started, if the server could not stop them (it was killed): each is ended
+    only when its PID still has the start time recorded for it."""
+    if not record.exists():
+        return
+    try:
+        children = [ProcessRef.from_json(data) for data in json.loads(record.read_text()).values()]
+    except (ValueError, KeyError, TypeError):
+        return
+    alive = [child for child in children if child is not None and child.alive()]
+    for child in alive:
+        os.kill(child.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    while any(child.alive() for child in alive) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for child in alive:
+        if child.alive():
+            os.kill(child.pid, signal.SIGKILL)
 
 
 def main(argv: list[str]) -> int:

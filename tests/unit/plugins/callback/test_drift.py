@@ -300,6 +300,25 @@ def test_json_safe_and_resource_names():
         "quadlet web.container (user=core)"
     )
     assert drift.resource_name("ansible.builtin.service", {}, item_label="sshd") == "service sshd"
+    # Trust, credentials and the initramfs: named by what they configure, never by a key or a password.
+    pem = "-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----\n"
+    assert drift.resource_name(
+        "immutable.hosts.image_policy", {"scope": "quay.io/fedora", "key": pem, "transport": "docker"}
+    ) == ("image_policy quay.io/fedora")
+    assert drift.resource_name("immutable.hosts.image_policy", {"scope": None, "type": "reject"}) == "image_policy default"
+    assert (
+        drift.resource_name("immutable.hosts.image_policy", {"scope": "", "transport": "oci"})
+        == 'image_policy "" (transport=oci)'
+    )
+    auth = {
+        "registry": "registry.lab:5001",
+        "username": "lab",
+        "password": "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER",
+        "scope": "user",
+        "user": "core",
+    }
+    assert drift.resource_name("immutable.hosts.registry_auth", auth) == "registry_auth registry.lab:5001 (user=core)"
+    assert drift.resource_name("immutable.hosts.initramfs", {"regenerate": True, "etc": ["/etc/crypttab"]}) == "initramfs"
 
 
 def test_an_unwritable_report_is_a_warning_not_a_crash(plugin, tmp_path, monkeypatch):

@@ -16,9 +16,10 @@ SB41 = "quay.io/fedora/fedora-silverblue:41"
 UBLUE = "ghcr.io/ublue-os/silverblue-main:42"
 POLICY = json.dumps(
     {
-        "default": [{"type": "insecureAcceptAnything"}],
+        "default": [{"type": "reject"}],
         "transports": {
             "docker": {
+                "": [{"type": "insecureAcceptAnything"}],
                 "quay.io/fedora": [{"type": "sigstoreSigned", "keyPath": "/etc/pki/containers/fedora.pub"}],
                 "ghcr.io/ublue-os/untrusted": [{"type": "insecureAcceptAnything"}],
             }
@@ -76,6 +77,16 @@ def test_signed_image_with_policy_rebases_directly():
         "--bypass-driver",
         "ostree-image-signed:docker://" + SB41,
     ]
+
+
+def test_a_lone_insecure_default_is_named_as_what_blocks_a_signed_image():
+    lone = json.loads(POLICY)
+    lone["default"] = [{"type": "insecureAcceptAnything"}]
+    plan = rebase.plan_rebase(REFSPEC, rebase.desired_origin(image=SB41), policy_text=json.dumps(lone))
+    assert plan["step"] == "rebase" and "default is insecureAcceptAnything alone" in plan["message"]
+    assert rebase.default_accepts_anything(json.dumps(lone)) and not rebase.default_accepts_anything(POLICY)
+    lone["default"].append({"type": "reject"})
+    assert not rebase.default_accepts_anything(json.dumps(lone))
 
 
 def test_signed_image_without_policy_asks_for_bootstrap_or_takes_the_first_step():

@@ -12,9 +12,13 @@ from ansible_collections.immutable.hosts.tests.unit.plugins.modules.helpers impo
 STATUS = "rpm-ostree status --json"
 BOOTC = "bootc status --format=json"
 SB41 = "quay.io/fedora/fedora-silverblue:41"
+# What rpm-ostree needs for a signed image: a default that is not insecureAcceptAnything alone, the docker transport's
+# own default for everything else, and the image's namespace verified.
 POLICY = {
-    "default": [{"type": "insecureAcceptAnything"}],
-    "transports": {"docker": {"quay.io/fedora": [{"type": "sigstoreSigned", "keyPath": "/k"}]}},
+    "default": [{"type": "reject"}],
+    "transports": {
+        "docker": {"": [{"type": "insecureAcceptAnything"}], "quay.io/fedora": [{"type": "sigstoreSigned", "keyPath": "/k"}]}
+    },
 }
 
 
@@ -79,6 +83,19 @@ def test_signed_without_policy_fails_unless_bootstrap(host, ostree_module):
     )
     assert result["step"] == "bootstrap" and result["origin"] == "ostree-unverified-registry:ghcr.io/ublue-os/silverblue-main:42"
     assert "first of two steps" in json.dumps(result["warnings"])
+
+
+def test_signed_under_a_lone_insecure_default_is_refused_before_rpm_ostree(host, ostree_module):
+    """Fedora's stock default with a verified scope added: ostree-ext refuses every signed image under it, so the module
+    says how to fix the policy instead of letting rpm-ostree fail."""
+    lone = {"default": [{"type": "insecureAcceptAnything"}], "transports": {"docker": POLICY["transports"]["docker"]}}
+    (host / "etc/containers/policy.json").write_text(json.dumps(lone))
+    tools = Tools({STATUS: (0, fixture_text("rpm-ostree-status-plain-silverblue.json"), "")})
+    result = ostree_module(module, {"image": SB41, "_ansible_check_mode": True}, tools)
+    assert result["failed"] is True and tools.calls == [STATUS]
+    assert "default is insecureAcceptAnything alone" in result["msg"] and "type=reject" in result["msg"]
+    unverified = Tools({STATUS: (0, fixture_text("rpm-ostree-status-plain-silverblue.json"), "")})
+    assert ostree_module(module, {"image": SB41, "signature": "unverified", "_ansible_check_mode": True}, unverified)["changed"]
 
 
 def test_update_driver_refuses_rebase(host, ostree_module):

@@ -82,8 +82,79 @@ def base_pkgs(base_csum: str) -> dict[str, str]:
 
 
 def repo_pkgs(base_csum: str) -> dict[str, str]:
+    """What layering can install: Fedora's repositories, and the lab's others while a .repo file enables them."""
     rel = sc.load_catalogue()["releases"].get(commit_release(base_csum), {})
-    return rel.get(commit_arch(base_csum), {}).get("repo", {})
+    pkgs = dict(rel.get(commit_arch(base_csum), {}).get("repo", {}))
+    for source in extra_sources(base_csum).values():
+        pkgs.setdefault(source["name"], source["nevra"])
+    return pkgs
+
+
+def enabled_repos() -> dict[str, dict[str, str]]:
+    """id -> options of the repositories /etc/yum.repos.d enables (INI files as libdnf reads them; enabled by default)."""
+    found: dict[str, dict[str, str]] = {}
+    directory = sc.rpath("etc/yum.repos.d")
+    for path in sorted(directory.glob("*.repo")) if directory.is_dir() else []:
+        section = None
+        for line in path.read_text(errors="replace").split("\n"):
+            stripped = line.strip()
+            if stripped.startswith("[") and stripped.endswith("]"):
+                section = found.setdefault(stripped[1:-1].strip(), {})
+            elif section is not None and "=" in stripped and not stripped.startswith(("#", ";")):
+                key, _, value = stripped.partition("=")
+                section[key.strip()] = value.strip()
+    return {rid: opts for rid, opts in found.items() if opts.get("enabled", "1").lower() in ("1", "yes", "true", "on")}
+
+
+def _expand(url: str, release: str, arch: str) -> str:
+    return url.replace("$releasever", release).replace("$basearch", arch).rstrip("/")
+
+
+def extra_sources(base_csum: str) -> dict[str, dict[str, Any]]:
+    """name -> {name, nevra, repo (id), options, key} for the packages of the lab's other repositories that an
+    enabled .repo file points at (by baseurl)."""
+    release, arch = commit_release(base_csum), commit_arch(base_csum)
+    extras = sc.load_catalogue().get("extra-repos", {})
+    sources: dict[str, dict[str, Any]] = {}
+    for rid, opts in enabled_repos().items():
+        urls = {_expand(u, release, arch) for u in opts.get("baseurl", "").replace(",", " ").split()}
+        for entry in extras.values():
+            if _expand(entry["baseurl"], release, arch) in urls:
+                for name, nevra in entry["packages"].get(release, {}).get(arch, {}).items():
+                    sources.setdefault(name, {"name": name, "nevra": nevra, "repo": rid, "options": opts, "key": entry["key"]})
+    return sources
+
+
+def check_signatures(base_csum: str, names: list[str]) -> None:
+    """libdnf's check of packages from a repository with gpgcheck: signed by a key the repository's gpgkey names."""
+    sources = extra_sources(base_csum)
+    for name in names:
+        source = sources.get(name)
+        if source is None or source["options"].get("gpgcheck", "0").lower() not in ("1", "yes", "true", "on"):
+            continue
+        if source["key"] is not None and any(
+            _key_text(u) == source["key"].strip() for u in source["options"].get("gpgkey", "").split()
+        ):
+            continue
+        nevra, rid = source["nevra"], source["repo"]
+        raise SimError(
+            f"package {nevra} cannot be verified and repo {rid} is GPG enabled: failed to lookup digest in keyring "
+            f"for /var/cache/rpm-ostree/repomd/{rid}/packages/{nevra}.rpm"
+        )
+
+
+def _key_text(url: str) -> str | None:
+    try:
+        if url.startswith("file://"):
+            return sc.rpath(url[len("file://") :].lstrip("/")).read_text().strip()
+        if url.startswith(("http://", "https://")):
+            import urllib.request
+
+            with urllib.request.urlopen(url, timeout=30) as resp:  # noqa: S310 - the repository's own key URL
+                return resp.read().decode(errors="replace").strip()
+    except (OSError, ValueError):
+        return None
+    return None
 
 
 def repo_timestamp(base_csum: str) -> int:
@@ -195,41 +266,62 @@ def remote_url(name: str = "fedora") -> str:
     raise SimError(f'Remote "{name}" not found')
 
 
-def oci_catalogue() -> dict[str, Any]:
-    import urllib.request  # here: the status path never needs it, and it costs a third of the start-up
+def proxy_reference(ref: sc.ImageRef) -> str:
+    """The containers/image reference ostree-ext opens for an image origin (``registry`` is ``docker://``)."""
+    return f"docker://{ref.name}" if ref.transport == "registry" else f"{ref.transport}:{ref.name}"
 
-    url = remote_url().rstrip("/").rsplit("/", 1)[0] + "/oci/catalogue.json"
-    with urllib.request.urlopen(url, timeout=30) as resp:  # noqa: S310 - lab server (http/file)
-        return json.loads(resp.read())
+
+def manifest_ref(digest: str) -> str:
+    """The image server's OSTree ref of the commit a manifest is imported as (see ostree_content.manifest_ref)."""
+    algorithm, _, hexdigest = digest.partition(":")
+    return f"lab/manifest/{algorithm}/{hexdigest}"
 
 
 def resolve_image(imgref: str, arch: str) -> dict[str, Any]:
-    name = sc.parse_image_ref(imgref).name
-    images = oci_catalogue()["images"]
-    if name not in images:
+    """Open ``imgref`` through the host's containers-image proxy, as ostree-ext does: the policy, the signatures,
+    the registry's TLS and the credentials are checked for real, and the manifest for ``arch`` is chosen from the
+    index. Returns {digest (what the image was opened by), manifest (this arch's), ref, version, created}."""
+    import hashlib
+
+    from imageproxy import ImageProxy, ProxyError, policy_default_is_insecure
+
+    ref = sc.parse_image_ref(imgref)
+    if ref.sigverify == "containerPolicy" and policy_default_is_insecure():
         raise SimError(
-            f"Creating importer: failed to invoke method OpenImage: reading manifest "
-            f"{name.rsplit(':', 1)[-1]} in {name.rsplit(':', 1)[0]}: manifest unknown"
+            "Preparing import: Fetching manifest: containers-policy.json specifies a default of "
+            "`insecureAcceptAnything`; refusing usage"
         )
-    entry = images[name]["arches"].get(OCI_ARCH.get(arch, arch))
-    if entry is None:
-        raise SimError(
-            f"Creating importer: failed to invoke method OpenImage: choosing image instance: no image "
-            f'found in image index for architecture "{OCI_ARCH.get(arch, arch)}", OS "linux"'
-        )
-    return entry
+    try:
+        with ImageProxy(OCI_ARCH.get(arch, arch)) as proxy:
+            image = proxy.open_image(proxy_reference(ref))
+            digest, manifest = proxy.manifest(image)
+            config = proxy.config(image)
+    except ProxyError as exc:
+        raise SimError(f"Creating importer: Failed to invoke skopeo proxy method {exc.method}: remote error: {exc}") from None
+    arch_digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+    labels = (config.get("config") or {}).get("Labels") or {}
+    return {
+        "digest": digest,
+        "manifest": arch_digest,
+        "ref": manifest_ref(arch_digest),
+        "version": labels.get("org.opencontainers.image.version", ""),
+        "created": config.get("created", ""),
+    }
 
 
 def pull_image(imgref: str, arch: str) -> dict[str, Any]:
+    """Fetch an image (:func:`resolve_image`) and import it: the import of its layers into OSTree is the simulated
+    part, a pull of the commit the image server holds for that manifest."""
     entry = resolve_image(imgref, arch)
     sc.ostree("pull", sc.repo_arg(), "fedora", entry["ref"])
+    commit = sc.resolve_rev(f"fedora:{entry['ref']}")
+    if commit is None:
+        raise SimError(f"Importing: no layers for {entry['manifest']} on the image server")
     local = sc.image_ref_for(sc.parse_image_ref(imgref).name)
-    sc.ostree("refs", sc.repo_arg(), "--create", local, entry["commit"], check=False)
+    sc.ostree("refs", sc.repo_arg(), "--delete", local, check=False)
+    sc.ostree("refs", sc.repo_arg(), "--create", local, commit)
     sc.ostree("refs", sc.repo_arg(), "--delete", f"fedora:{entry['ref']}", check=False)
-    if sc.resolve_rev(local) != entry["commit"]:
-        sc.ostree("refs", sc.repo_arg(), "--delete", local)
-        sc.ostree("refs", sc.repo_arg(), "--create", local, entry["commit"])
-    return entry
+    return {**entry, "commit": commit}
 
 
 def pull_ref(refspec: str) -> str:

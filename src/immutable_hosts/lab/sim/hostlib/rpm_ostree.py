@@ -392,6 +392,7 @@ def apply_install(groups: dict[str, dict[str, str]], base: str, pkgs: list[str],
         requested.append(p)
     if missing:
         raise SimError("Packages not found: " + ", ".join(missing))
+    en.check_signatures(base, [p for p in requested if p not in sc.kf_list(pk.get("requested"))])
     pk["requested"], pk["requested-local"] = sc.kf_join(sorted(set(requested))), sc.kf_join(local)
     return inactive
 

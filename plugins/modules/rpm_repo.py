@@ -1,0 +1,132 @@
+#!/usr/bin/python
+# Copyright (c) immutable.hosts contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: rpm_repo
+short_description: A package repository rpm-ostree can layer from, and its signing key
+version_added: 0.3.0
+description:
+  - Defines, changes or removes one repository (C([id]) section) in C(/etc/yum.repos.d), the files rpm-ostree's
+    package layering reads, so packages that the base image's repositories do not have (RPM Fusion, a vendor's
+    repository) can be layered.
+  - A new repository gets a file of its own, C(/etc/yum.repos.d/ID.repo), with GPG checks on unless
+    O(gpgcheck=false). A repository defined elsewhere (Fedora's C(fedora-cisco-openh264), a vendor's file) is edited
+    in place; only the options given change, every other line and comment stays.
+  - O(key) (the repository's ASCII-armored public key) is written to C(/etc/pki/rpm-gpg/RPM-GPG-KEY-ID) and named
+    first in C(gpgkey).
+  - Each file is written atomically; the diff shows the file and the key.
+extends_documentation_fragment:
+  - immutable.hosts.attributes
+author:
+  - immutable.hosts contributors (@immutable-hosts)
+options:
+  name:
+    description: The repository id (the section name), for example C(rpmfusion-free) or C(tailscale-stable).
+    type: str
+    required: true
+  state:
+    description: V(present) defines or changes the repository; V(absent) removes its section (and its file once empty).
+    type: str
+    default: present
+    choices: [present, absent]
+  description:
+    description: The repository's name (C(name=)); default for a new one, its id.
+    type: str
+  baseurl:
+    description: Base URLs (C($releasever) and C($basearch) are expanded by rpm-ostree). Excludes O(metalink) and O(mirrorlist).
+    type: list
+    elements: str
+  metalink:
+    description: A metalink URL.
+    type: str
+  mirrorlist:
+    description: A mirror list URL.
+    type: str
+  enabled:
+    description: Whether rpm-ostree uses the repository. Default for a new one, V(true).
+    type: bool
+  gpgcheck:
+    description: Check each package's signature. Default for a new one, V(true).
+    type: bool
+  repo_gpgcheck:
+    description: Check the signature of the repository's metadata.
+    type: bool
+  gpgkey:
+    description: URLs of the keys packages are signed with (C(file://), C(https://)).
+    type: list
+    elements: str
+  key:
+    description: The signing key's text, written to C(/etc/pki/rpm-gpg/RPM-GPG-KEY-ID) and named first in C(gpgkey).
+    type: str
+  priority:
+    description: 1 (used first) to 99 (the default).
+    type: int
+  path:
+    description: The file to write; default, the file that already defines the repository, else C(/etc/yum.repos.d/ID.repo).
+    type: path
+notes:
+  - Requires C(become=true).
+  - A repository is read by the next C(rpm-ostree install); nothing is layered here (see M(immutable.hosts.rpm_ostree_packages)).
+seealso:
+  - module: immutable.hosts.rpm_ostree_packages
+"""
+
+EXAMPLES = r"""
+- name: Tailscale's repository, with its key
+  immutable.hosts.rpm_repo:
+    name: tailscale-stable
+    description: Tailscale stable
+    baseurl: ["https://pkgs.tailscale.com/stable/fedora/$basearch"]
+    key: "{{ lookup('ansible.builtin.file', 'tailscale.asc') }}"
+  become: true
+
+- name: Turn on Fedora's OpenH264 repository
+  immutable.hosts.rpm_repo:
+    name: fedora-cisco-openh264
+    enabled: true
+  become: true
+"""
+
+RETURN = r"""
+path:
+  description: The .repo file.
+  returned: success
+  type: str
+  sample: /etc/yum.repos.d/tailscale-stable.repo
+repo:
+  description: The repository's options after the run (null once removed).
+  returned: success
+  type: dict
+  sample: {name: Tailscale stable, baseurl: "https://pkgs.tailscale.com/stable/fedora/$basearch", enabled: "1", gpgcheck: "1"}
+key_path:
+  description: The key file written from O(key) (null without it).
+  returned: success
+  type: str
+  sample: /etc/pki/rpm-gpg/RPM-GPG-KEY-tailscale-stable
+commands:
+  description: The commands run, as argument lists (none).
+  returned: always
+  type: list
+  elements: list
+  sample: []
+diff:
+  description: The file before and after, and the key when it changes.
+  returned: success
+  type: list
+  elements: dict
+"""
+
+from ansible_collections.immutable.hosts.plugins.module_utils.common._scaffold import run_module
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree._repos import UNIT
+
+
+def main():
+    run_module(UNIT)
+
+
+if __name__ == "__main__":
+    main()
