@@ -110,13 +110,20 @@ def _group_span(lines: list, group: str) -> Optional[tuple]:
     return (start, len(lines)) if start is not None else None
 
 
-def set_values(text: Optional[str], group: str, values: dict) -> str:
-    """``text`` with ``values`` ({key: value}) set in ``group``; a value of None leaves that key alone."""
+def set_values(text: Optional[str], group: str, values: dict, remove: tuple = (), raw: bool = False) -> str:
+    """``text`` with ``values`` ({key: value}) set in ``group``; a value of None leaves that key alone, a key in
+    ``remove`` loses its live lines. ``raw`` writes values as they are (INI files that do not unescape, such as
+    libdnf's ``.repo`` files)."""
     lines = split_lines(text)
+    span = _group_span(lines, group)
+    if span is not None:
+        for index in reversed(range(span[0] + 1, span[1])):
+            if any(_key_re(key, False).match(lines[index]) for key in remove):
+                del lines[index]
     for key, value in values.items():
         if value is None:
             continue
-        wanted = "%s=%s" % (key, escape(str(value)))
+        wanted = "%s=%s" % (key, str(value) if raw else escape(str(value)))
         span = _group_span(lines, group)
         if span is None:
             if lines and lines[-1].strip():

@@ -18,7 +18,6 @@ import base64
 import binascii
 import json
 import os
-import re
 from typing import Any, Optional
 
 from ansible_collections.immutable.hosts.plugins.module_utils.common import _files as files
@@ -26,13 +25,12 @@ from ansible_collections.immutable.hosts.plugins.module_utils.common._errors imp
 from ansible_collections.immutable.hosts.plugins.module_utils.common._scaffold import Plan
 from ansible_collections.immutable.hosts.plugins.module_utils.common._text import check_value
 
+# A registry host[:port], optionally with a namespace or repository: the keys of containers-auth.json(5), which name
+# registries as policy.json's scopes do.
+from ansible_collections.immutable.hosts.plugins.module_utils.containers._policy import REPOSITORY as REGISTRY
+
 SYSTEM_FILE = "/etc/ostree/auth.json"
 USER_FILE = ".config/containers/auth.json"
-# A registry host[:port], optionally with a namespace or repository (containers-auth.json(5) keys).
-REGISTRY = re.compile(
-    r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*(?::[0-9]+)?"
-    r"(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*\Z"
-)
 HIDDEN = "(hidden)"
 CHANGED = "(changed)"
 

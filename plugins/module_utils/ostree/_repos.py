@@ -6,8 +6,8 @@ and its signing key under ``/etc/pki/rpm-gpg/``. :data:`UNIT` is the module immu
 
 A repository this module creates gets a file of its own (``ID.repo``). One defined elsewhere (Fedora's
 ``fedora-cisco-openh264`` in ``fedora-cisco-openh264.repo``, a vendor's file) is edited in place: only the options
-given change, every other line and comment stays. The files are INI files as libdnf parses them: ``key=value`` lines
-in ``[section]`` groups, ``#`` comments.
+given change, every other line and comment stays (``common._keyfile.set_values``, values written raw). The files are
+INI files as libdnf parses them: ``key=value`` lines in ``[section]`` groups, ``#`` and ``;`` comments, no escapes.
 
 Standard library only, Python 3.9+.
 """
@@ -18,6 +18,7 @@ import re
 from typing import Optional
 
 from ansible_collections.immutable.hosts.plugins.module_utils.common import _files as files
+from ansible_collections.immutable.hosts.plugins.module_utils.common import _keyfile as keyfile
 from ansible_collections.immutable.hosts.plugins.module_utils.common._errors import HostsError
 from ansible_collections.immutable.hosts.plugins.module_utils.common._scaffold import Plan
 from ansible_collections.immutable.hosts.plugins.module_utils.common._text import check_content, check_value, split_lines
@@ -50,41 +51,6 @@ def parse_sections(text: str) -> dict:
         key, value = stripped.split("=", 1)
         current[key.strip()] = value.strip()
     return sections
-
-
-def set_options(text: str, section: str, values: dict) -> str:
-    """``text`` with ``values`` set in ``[section]`` (None: the key removed); other lines kept as they are."""
-    lines = split_lines(text)
-    out: list = []
-    inside = False
-    done: set = set()
-
-    def flush() -> None:
-        for key, value in values.items():
-            if key not in done and value is not None:
-                out.append("%s=%s" % (key, value))
-                done.add(key)
-
-    for line in lines:
-        match = SECTION.match(line)
-        if match:
-            if inside:
-                flush()
-            inside = match.group("name").strip() == section
-            out.append(line)
-            continue
-        stripped = line.strip()
-        if inside and "=" in stripped and not stripped.startswith(("#", ";")):
-            key = stripped.partition("=")[0].strip()
-            if key in values:
-                if values[key] is not None and key not in done:
-                    out.append("%s=%s" % (key, values[key]))
-                done.add(key)
-                continue
-        out.append(line)
-    if inside:
-        flush()
-    return "\n".join(out) + "\n"
 
 
 def render_section(section: str, values: dict) -> str:
@@ -203,13 +169,11 @@ class RpmRepoUnit:
                 actions["text"] = (text + "\n" if text else "") + render_section(name, new)
             else:
                 wanted = {k: v for k, v in values.items() if v is not None and not same(section.get(k), v)}
-                for other in ("baseurl", "metalink", "mirrorlist"):
-                    if values[other] is not None:
-                        for drop in ("baseurl", "metalink", "mirrorlist"):
-                            if drop != other and drop in section:
-                                wanted[drop] = None
-                if wanted:
-                    actions["text"] = set_options(text, name, wanted)
+                sources = ("baseurl", "metalink", "mirrorlist")
+                given = [k for k in sources if values[k] is not None]
+                drop = tuple(k for k in sources if given and k not in given and k in section)
+                if wanted or drop:
+                    actions["text"] = keyfile.set_values(text, name, wanted, remove=drop, raw=True)
             if desired["key"] is not None and current["key"] != desired["key"]:
                 actions["key"] = desired["key"]
         after_text = "" if actions["remove"] else (actions["text"] if actions["text"] is not None else text or "")

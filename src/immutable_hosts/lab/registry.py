@@ -344,7 +344,7 @@ def describe(state: LabState, running: bool) -> dict[str, Any]:
         "running": running,
         "names": sorted(HOST_REGISTRIES),
         "ca": str(registry_dir(state) / "ca.crt"),
-        "keys": {name: str(registry_dir(state) / "keys" / f"{name}.pub") for name in KEY_NAMES},
+        "keys": {name: str(path) for name, path in public_keys(state).items()},
     }
 
 

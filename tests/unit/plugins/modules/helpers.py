@@ -84,3 +84,16 @@ def run_unit(unit, args: dict, host: Host, capsys) -> dict:
         module = AnsibleModule(argument_spec=unit.ARGUMENT_SPEC, supports_check_mode=True, **unit.MODULE_OPTIONS)
         execute(unit, module, host)
     return json.loads(capsys.readouterr().out)
+
+
+def run_file_unit(unit, args: dict, root, capsys, check: bool = False, **host) -> dict:
+    """A module that only reads and writes files, with --diff and in check mode or not: its result (it runs no command)."""
+    tools = Tools({})
+    result = run_unit(
+        unit,
+        {**args, "_ansible_check_mode": check, "_ansible_diff": True},
+        Host(runner=tools.runner(), root=str(root), **host),
+        capsys,
+    )
+    assert tools.calls == []
+    return result

@@ -7,10 +7,9 @@ import json
 
 import pytest
 
-from ansible_collections.immutable.hosts.plugins.module_utils.common._host import Host
 from ansible_collections.immutable.hosts.plugins.module_utils.containers import _policy as policy
 from ansible_collections.immutable.hosts.plugins.modules import image_policy as module
-from ansible_collections.immutable.hosts.tests.unit.plugins.modules.helpers import Tools, run_unit
+from ansible_collections.immutable.hosts.tests.unit.plugins.modules.helpers import run_file_unit
 
 # Fedora 41's /etc/containers/policy.json (containers-common), as shipped: a tab-indented file.
 FEDORA_POLICY = """{
@@ -74,15 +73,7 @@ def run(tmp_path, capsys):
     (etc / "registries.d/default.yaml").write_text(DEFAULT_YAML)
 
     def run(args, check=False):
-        tools = Tools({})
-        result = run_unit(
-            module.UNIT,
-            {**args, "_ansible_check_mode": check, "_ansible_diff": True},
-            Host(runner=tools.runner(), root=str(tmp_path)),
-            capsys,
-        )
-        assert tools.calls == []
-        return result
+        return run_file_unit(module.UNIT, args, tmp_path, capsys, check)
 
     run.root = tmp_path
     return run

@@ -9,9 +9,8 @@ import pwd
 
 import pytest
 
-from ansible_collections.immutable.hosts.plugins.module_utils.common._host import Host
 from ansible_collections.immutable.hosts.plugins.modules import registry_auth as module
-from ansible_collections.immutable.hosts.tests.unit.plugins.modules.helpers import Tools, run_unit
+from ansible_collections.immutable.hosts.tests.unit.plugins.modules.helpers import run_file_unit
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="writes files owned by another user: needs root")
 
@@ -30,15 +29,7 @@ def run(tmp_path, capsys):
     users = {"core": pwd.struct_passwd(("core", "x", UID, UID, "", "/home/core", "/bin/bash"))}
 
     def run(args, check=False):
-        tools = Tools({})
-        result = run_unit(
-            module.UNIT,
-            {**args, "_ansible_check_mode": check, "_ansible_diff": True},
-            Host(runner=tools.runner(), root=str(tmp_path), passwd=users),
-            capsys,
-        )
-        assert tools.calls == []
-        return result
+        return run_file_unit(module.UNIT, args, tmp_path, capsys, check, passwd=users)
 
     run.root = tmp_path
     run.home = home

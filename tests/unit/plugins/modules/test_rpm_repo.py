@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.immutable.hosts.plugins.module_utils.common._host import Host
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree._repos import parse_sections
 from ansible_collections.immutable.hosts.plugins.modules import rpm_repo as module
-from ansible_collections.immutable.hosts.tests.unit.plugins.modules.helpers import Tools, run_unit
+from ansible_collections.immutable.hosts.tests.unit.plugins.modules.helpers import run_file_unit
 
 # Fedora 41's fedora-cisco-openh264.repo, as shipped (two sections, comments, a disabled debuginfo repo).
 OPENH264 = """[fedora-cisco-openh264]
@@ -42,15 +41,7 @@ def run(tmp_path, capsys):
     (repos / "fedora-cisco-openh264.repo").write_text(OPENH264)
 
     def run(args, check=False):
-        tools = Tools({})
-        result = run_unit(
-            module.UNIT,
-            {**args, "_ansible_check_mode": check, "_ansible_diff": True},
-            Host(runner=tools.runner(), root=str(tmp_path)),
-            capsys,
-        )
-        assert tools.calls == []
-        return result
+        return run_file_unit(module.UNIT, args, tmp_path, capsys, check)
 
     run.repos = repos
     run.root = tmp_path
