@@ -355,11 +355,11 @@ def test_os_image_installs_trust_credentials_and_a_copr_then_follows_a_signed_pr
     creds = registry.credentials(LabState(lab_session.state_dir))
     play = os_image_play(key, creds)
     access = lab_session.access(host)
-    files = (
-        "cat /etc/containers/policy.json; ls /etc/containers/registries.d /etc/pki/containers /etc/yum.repos.d /etc/ostree 2>&1"
-    )
+    listed = "/etc/containers/registries.d /etc/pki/containers /etc/yum.repos.d /etc/ostree"
+    files = f"cat /etc/containers/policy.json; ls {listed} 2>&1; true"
     before, before_files = snapshot(access), sh(lab_session, files).stdout
-    task = "Image trust and sources, the booted image, layered packages, kernel arguments, initramfs and update policy"
+    task = "immutable.hosts.os_image : Image trust and sources, the booted image, layered packages, kernel arguments, "
+    task += "initramfs and update policy"
 
     checked = lab.playbook_text(play, hosts=[host], check=True, diff=True)
     assert checked.ok, checked.explain()
