@@ -56,8 +56,23 @@ def options(unit: Any, without: tuple = ()) -> dict:
 
 
 def one(unit: Any, without: tuple = ()) -> dict:
-    """One resource of ``unit``: its options (but ``without``) as suboptions, its checks as theirs."""
-    return dict(type="dict", options=options(unit, without), **copy.deepcopy(unit.MODULE_OPTIONS))
+    """One resource of ``unit``: its options (but ``without``) as suboptions, its checks as theirs (but those about an
+    option left out, which the document sets itself)."""
+    return dict(type="dict", options=options(unit, without), **checks(unit.MODULE_OPTIONS, without))
+
+
+def checks(rules: dict, without: tuple) -> dict:
+    """A unit's ``MODULE_OPTIONS`` without the rules that name an option in ``without``."""
+    found: dict = {}
+    for kind, entries in rules.items():
+        kept = []
+        for entry in entries:
+            names = [entry[0], *entry[2]] if kind == "required_if" else list(entry)
+            if not any(name in without for name in names):
+                kept.append(copy.deepcopy(entry))
+        if kept:
+            found[kind] = kept
+    return found
 
 
 def many(unit: Any, without: tuple = ()) -> dict:

@@ -399,7 +399,7 @@ def stock_policy(run):
 def test_a_check_plans_the_signed_rebase_against_the_trust_the_document_installs(stock_policy):
     run = stock_policy
     untrusted = {"os": {"rebase": {"image": SIGNED}}}
-    result, _ = run(untrusted, {STATUS: (0, fixture_text(PLAIN), "")}, check=True)
+    result, _calls = run(untrusted, {STATUS: (0, fixture_text(PLAIN), "")}, check=True)
     assert result["failed"] is True and "no signature policy for %s" % SIGNED in result["msg"], result
 
     trusted = {"os": {"trust": TRUST, "rebase": {"image": SIGNED}}}
@@ -474,5 +474,5 @@ def test_registry_credentials_are_named_never_shown(run):
     assert json.loads((run.root / "home/core/.config/containers/auth.json").read_text())["auths"].keys() == {
         "registry.example.com"
     }
-    again, _ = run(document, {STATUS: (0, fixture_text(PLAIN), "")})
+    again, _again_calls = run(document, {STATUS: (0, fixture_text(PLAIN), "")})
     assert again["changed"] is False, again
