@@ -3,8 +3,10 @@
 Steps (each printed as it starts, with its wall time):
   1. the lab (its Python API, what `immutable-hosts lab up` runs) boots one silverblue, one kinoite and one
      apple-silicon host;
-  2. copy the demo's desired state (tools/demo/group_vars) next to the lab inventory;
-  3. `ansible-playbook playbooks/site.yml`, including the reboot;
+  2. copy the demo's desired state (tools/demo/group_vars) next to the lab inventory, with the lab registry's
+     public key (keys/fedora.pub), which the silverblue host's trust names;
+  3. `ansible-playbook playbooks/site.yml`, including the reboot; then show the signed path on silverblue-1: the
+     policy that trusts the key, and the deployment booted from ``ostree-image-signed:`` (the demo stops if not);
   4. `immutable-hosts drift`: no drift;
   5. drift by hand: install an extra Flatpak, layer a package with rpm-ostree, edit a Quadlet unit;
   6. `immutable-hosts drift` again: the drift is shown; then site.yml converges it away;
@@ -13,6 +15,7 @@ Steps (each printed as it starts, with its wall time):
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -23,7 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
+from immutable_hosts.lab import registry  # noqa: E402
 from immutable_hosts.lab.api import Lab  # noqa: E402
+from immutable_hosts.lab.state import LabState  # noqa: E402
 
 DESIRED = ROOT / "tools" / "demo" / "group_vars"
 BUILD = ROOT / "build"
@@ -76,6 +81,21 @@ def drift(inventory: Path, report_dir: Path, env: dict[str, str], expect: int) -
     return run([tool("immutable-hosts"), "drift", "-i", str(inventory), "--report-dir", str(report_dir)], env, ok=(expect,))
 
 
+def signed_path(lab: Lab) -> None:
+    """What silverblue-1 trusts and boots after the converge: the demo stops unless the booted deployment is the
+    signed image, verified with the key its policy names."""
+    host = "silverblue-1"
+    policy = json.loads(lab.exec(host, ["cat", "/etc/containers/policy.json"], check=True).stdout)
+    status = json.loads(lab.exec(host, ["rpm-ostree", "status", "--json"], check=True).stdout)
+    booted = next(d for d in status["deployments"] if d["booted"])
+    reference = booted.get("container-image-reference") or booted.get("origin")
+    trusted = policy.get("transports", {}).get("docker", {}).get("quay.io/fedora")
+    print(f"    {host}: default {json.dumps(policy['default'])}, quay.io/fedora {json.dumps(trusted)}")
+    print(f"    {host}: booted {reference} (layered: {', '.join(booted.get('requested-packages', []))})")
+    if not str(reference).startswith("ostree-image-signed:") or not trusted or trusted[0]["type"] != "sigstoreSigned":
+        raise SystemExit(f"demo: {host} does not boot the signed image under the trusted key ({reference})")
+
+
 def main() -> int:
     total = time.monotonic()
     env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(BUILD), "ANSIBLE_FORKS": "10", "ANSIBLE_PIPELINING": "1"}
@@ -90,6 +110,10 @@ def main() -> int:
 
     started = step("2. the desired state: group_vars per profile next to the lab inventory")
     shutil.copytree(DESIRED, inventory.parent / "group_vars", dirs_exist_ok=True)
+    keys = inventory.parent / "keys"
+    keys.mkdir(exist_ok=True)
+    shutil.copyfile(registry.public_keys(LabState(lab.state_dir))["fedora"], keys / "fedora.pub")
+    print(f"    {keys / 'fedora.pub'} (the lab registry's cosign public key)")
     run([sys.executable, str(ROOT / "tools" / "collection_tree.py"), str(BUILD)], env)
     for path in sorted((inventory.parent / "group_vars").glob("*.yml")):
         print(f"    {path}")
@@ -97,6 +121,7 @@ def main() -> int:
 
     started = step("3. converge: playbooks/site.yml (rebase, packages, kargs, one reboot, Flatpaks, rootless Podman)")
     run([tool("ansible-playbook"), "-i", str(inventory), "playbooks/site.yml"], env)
+    signed_path(lab)
     done(started)
 
     started = step("4. drift check on the converged fleet")

@@ -48,7 +48,7 @@ INSTALLATION = ("scope", "user", "installation")
 def unit_options() -> dict:
     """The options of every unit module as ansible-doc shows them, keyed by module name."""
     modules = ["rebase", "rpm_ostree_packages", "kargs", "update_policy", "rootless_user", "podman_secret", "quadlet"]
-    modules += ["flatpak_remote", "flatpak", "flatpak_override"]
+    modules += ["flatpak_remote", "flatpak", "flatpak_override", "image_policy", "registry_auth", "rpm_repo", "initramfs"]
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(ROOT / "build"), ANSIBLE_NOCOLOR="1")
     subprocess.run([sys.executable, str(ROOT / "tools/collection_tree.py"), str(ROOT / "build")], check=True, env=env)
     doc = Path(sys.executable).with_name("ansible-doc")
@@ -121,17 +121,44 @@ def document(units: dict) -> dict:
     return {
         "os": {
             "description": [
-                "The operating system: what the host follows, its layered packages and base overrides, its kernel "
-                "arguments and its automatic updates. Every change stacks on one pending deployment.",
+                "The operating system: the image trust, registry credentials and package repositories it needs, what "
+                "the host follows, its layered packages and base overrides, its kernel arguments, its initramfs and "
+                "its automatic updates. Every change to the deployment stacks on one pending deployment.",
+                "Trust, credentials and repositories converge first, so that the rebase and the layering that need "
+                "them find them; a check plans the rebase against the policy C(trust) would install, and layering "
+                "against the repositories C(repos) would add (without asking rpm-ostree's C(--dry-run), which cannot "
+                "see them yet; the result warns).",
                 "A rebase onto an ostree ref (with rpm-ostree) layers C(packages.name) in the same transaction.",
             ],
             "type": "dict",
             "suboptions": {
+                "trust": resource(
+                    "Entries of the image signature policy (C(/etc/containers/policy.json)), with their keys and "
+                    "C(registries.d) files, in order (a global default C(reject) first, then the scopes it trusts).",
+                    "image_policy",
+                    units,
+                ),
+                "registry_auth": resource(
+                    "Credentials rpm-ostree and bootc use to pull from a registry (C(/etc/ostree/auth.json)).",
+                    "registry_auth",
+                    units,
+                    ("scope", "user"),
+                ),
+                "repos": resource(
+                    "Package repositories (C(/etc/yum.repos.d)) and COPR projects layering reads.", "rpm_repo", units
+                ),
                 "rebase": dict(
                     resource("The ref or image the host follows.", "rebase", units, OSTREE + ("install",), many=False),
                 ),
                 "packages": resource("Layered packages and base overrides.", "rpm_ostree_packages", units, OSTREE, many=False),
                 "kargs": resource("Kernel arguments, one entry per state.", "kargs", units, OSTREE),
+                "initramfs": resource(
+                    "Client-side initramfs regeneration, its dracut arguments and the C(/etc) files it carries.",
+                    "initramfs",
+                    units,
+                    OSTREE,
+                    many=False,
+                ),
                 "update_policy": resource(
                     "The automatic update policy (C(/etc/rpm-ostreed.conf)) and its timer.",
                     "update_policy",
@@ -144,8 +171,8 @@ def document(units: dict) -> dict:
         },
         "users": {
             "description": [
-                "Rootless users, each with its Podman secrets and Quadlet units. Each takes the options of "
-                "M(immutable.hosts.rootless_user), and C(secrets) and C(quadlets).",
+                "Rootless users, each with its Podman secrets, registry credentials and Quadlet units. Each takes the "
+                "options of M(immutable.hosts.rootless_user), and C(secrets), C(registry_auth) and C(quadlets).",
             ],
             "type": "list",
             "elements": "dict",
@@ -153,6 +180,12 @@ def document(units: dict) -> dict:
             "suboptions": dict(
                 suboptions(units["rootless_user"]),
                 secrets=resource("The user's Podman secrets.", "podman_secret", units, ("user",)),
+                registry_auth=resource(
+                    "The user's registry credentials (C(containers/auth.json)), what rootless Podman pulls with.",
+                    "registry_auth",
+                    units,
+                    ("scope", "user"),
+                ),
                 quadlets=resource("The user's Quadlet units.", "quadlet", units, ("user",)),
             ),
         },
@@ -243,8 +276,13 @@ def role_options(units: dict, option: dict) -> dict:
 
 def role_items(units: dict) -> dict:
     """{(role, variable): the options of one item}."""
-    flatpak = document(units)["flatpak"]["suboptions"]
+    whole = document(units)
+    flatpak, system = whole["flatpak"]["suboptions"], whole["os"]["suboptions"]
     items = {
+        ("os_image", "os_image_trust"): system["trust"]["suboptions"],
+        ("os_image", "os_image_registry_auth"): system["registry_auth"]["suboptions"],
+        ("os_image", "os_image_repos"): system["repos"]["suboptions"],
+        ("os_image", "os_image_initramfs"): system["initramfs"]["suboptions"],
         ("rootless_podman", "rootless_podman_users"): suboptions(units["rootless_user"]),
         ("rootless_podman", "rootless_podman_secrets"): suboptions(units["podman_secret"]),
         ("rootless_podman", "rootless_podman_quadlets"): suboptions(units["quadlet"]),

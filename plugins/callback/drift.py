@@ -70,7 +70,7 @@ from ansible.release import __version__ as ansible_version
 FORMAT = "immutable.hosts.drift/1"
 
 # Arguments naming the resource a task manages, in order of preference (for the hosts x resources matrix).
-IDENTITY_KEYS = ("app", "name", "path", "dest", "key", "unit", "repo")
+IDENTITY_KEYS = ("app", "name", "copr", "path", "dest", "key", "unit", "repo")
 # Arguments telling installations apart (system or a user's) for the Flatpak and Podman modules.
 SCOPE_KEYS = ("user", "scope", "installation")
 # Modules of this collection whose resource is the host itself, whatever their arguments.

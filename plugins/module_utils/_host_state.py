@@ -20,16 +20,20 @@ from typing import Any, Optional
 
 from ansible_collections.immutable.hosts.plugins.module_utils.common._errors import HostsError
 from ansible_collections.immutable.hosts.plugins.module_utils.common._scaffold import converge, errors, message
+from ansible_collections.immutable.hosts.plugins.module_utils.containers import _auth as auth
+from ansible_collections.immutable.hosts.plugins.module_utils.containers import _policy as policy
 from ansible_collections.immutable.hosts.plugins.module_utils.flatpak import _apps as apps
 from ansible_collections.immutable.hosts.plugins.module_utils.flatpak import _installation as installation
 from ansible_collections.immutable.hosts.plugins.module_utils.flatpak import _overrides as overrides
 from ansible_collections.immutable.hosts.plugins.module_utils.flatpak import _remotes as remotes
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _admin as ostree
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _facts as facts
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _initramfs as initramfs
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _kargs as kargs
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _packages as packages
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _reader as reader
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _rebase as rebase
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _repos as repos
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _update_policy as update_policy
 from ansible_collections.immutable.hosts.plugins.module_utils.podman import _quadlet as quadlet
 from ansible_collections.immutable.hosts.plugins.module_utils.podman import _rootless as rootless
@@ -39,7 +43,9 @@ from ansible_collections.immutable.hosts.plugins.module_utils.podman._instance i
 OSTREE_KEYS = tuple(reader.COMMON_ARGUMENT_SPEC)
 INSTALLATION_KEYS = tuple(installation.COMMON_ARGUMENT_SPEC)
 # The arguments that name a resource (for the drift report's label), of every unit.
-IDENTITY_KEYS = ("name", "app", "global", "kind", "user", "scope", "installation", "ref", "image", "state")
+IDENTITY_KEYS = ("name", "app", "global", "kind", "user", "scope", "installation", "ref", "image", "copr", "registry", "state")
+# The units whose resources stack on the pending deployment and report why the next boot differs.
+OS_MODULES = ("rebase", "rpm_ostree_packages", "kargs", "initramfs")
 
 
 # --- the schema -------------------------------------------------------------------------------------------------------
@@ -50,8 +56,23 @@ def options(unit: Any, without: tuple = ()) -> dict:
 
 
 def one(unit: Any, without: tuple = ()) -> dict:
-    """One resource of ``unit``: its options (but ``without``) as suboptions, its checks as theirs."""
-    return dict(type="dict", options=options(unit, without), **copy.deepcopy(unit.MODULE_OPTIONS))
+    """One resource of ``unit``: its options (but ``without``) as suboptions, its checks as theirs (but those about an
+    option left out, which the document sets itself)."""
+    return dict(type="dict", options=options(unit, without), **checks(unit.MODULE_OPTIONS, without))
+
+
+def checks(rules: dict, without: tuple) -> dict:
+    """A unit's ``MODULE_OPTIONS`` without the rules that name an option in ``without``."""
+    found: dict = {}
+    for kind, entries in rules.items():
+        kept = []
+        for entry in entries:
+            names = [entry[0], *entry[2]] if kind == "required_if" else list(entry)
+            if not any(name in without for name in names):
+                kept.append(copy.deepcopy(entry))
+        if kept:
+            found[kind] = kept
+    return found
 
 
 def many(unit: Any, without: tuple = ()) -> dict:
@@ -75,9 +96,13 @@ ARGUMENT_SPEC = dict(
     os=dict(
         type="dict",
         options=dict(
+            trust=many(policy.UNIT),
+            registry_auth=many(auth.UNIT, ("scope", "user")),
+            repos=many(repos.UNIT),
             rebase=one(rebase.UNIT, OSTREE_KEYS + ("install",)),
             packages=one(packages.UNIT, OSTREE_KEYS),
             kargs=many(kargs.UNIT, OSTREE_KEYS),
+            initramfs=one(initramfs.UNIT, OSTREE_KEYS),
             update_policy=one(update_policy.UNIT, ("path",)),
             **copy.deepcopy(reader.COMMON_ARGUMENT_SPEC),
         ),
@@ -85,6 +110,7 @@ ARGUMENT_SPEC = dict(
     users=entries(
         options(rootless.UNIT),
         secrets=dict(many(secrets.UNIT, ("user",)), no_log=False),  # the list is not; each item's data is
+        registry_auth=dict(many(auth.UNIT, ("scope", "user")), no_log=False),  # each item's password is
         quadlets=many(quadlet.UNIT, ("user",)),
     ),
     flatpak=entries(
@@ -123,32 +149,48 @@ class Resource:
         """The options naming the resource, for the report (never a secret); the system installation is the default
         one, named as a task of the module itself would name it."""
         found = {key: self.params[key] for key in IDENTITY_KEYS if self.params.get(key) not in (None, "", [], False)}
-        if found.get("scope") == "system":
+        if self.module == "image_policy":
+            # A policy entry is its transport and scope ("" is the transport's own default; none, the global one).
+            found.pop("scope", None)
+            if self.params.get("scope") is not None:
+                found["scope"] = self.params["scope"]
+            found["transport"] = self.params["transport"]
+        elif found.get("scope") == "system":
             del found["scope"]
         return found
 
     @property
     def os(self) -> bool:
-        return self.module in ("rebase", "rpm_ostree_packages", "kargs")
+        return self.module in OS_MODULES
 
 
 def resources(document: dict) -> list:
-    """Every resource of the document, in the order they converge: the OS (rebase, packages, kernel arguments, update
-    policy), the rootless users, the Flatpak installations (remotes, apps, overrides), the secrets, the Quadlet units."""
+    """Every resource of the document, in the order they converge: the OS (image trust, registry credentials and
+    package repositories first, since what follows needs them; rebase, packages, kernel arguments, initramfs, update
+    policy), the rootless users, the Flatpak installations (remotes, apps, overrides), the secrets and registry
+    credentials, the Quadlet units."""
     found = []
     system = document.get("os") or {}
     common = {key: system.get(key, spec.get("default")) for key, spec in reader.COMMON_ARGUMENT_SPEC.items()}
+    for item in system.get("trust") or []:
+        found.append(Resource("image_policy", policy.UNIT, dict(item)))
+    for item in system.get("registry_auth") or []:
+        found.append(Resource("registry_auth", auth.UNIT, dict(item, scope="system", user=None)))
+    for item in system.get("repos") or []:
+        found.append(Resource("rpm_repo", repos.UNIT, dict(item)))
     if system.get("rebase"):
         found.append(Resource("rebase", rebase.UNIT, dict(system["rebase"], install=[], **common)))
     if system.get("packages"):
         found.append(Resource("rpm_ostree_packages", packages.UNIT, dict(system["packages"], **common)))
     for item in system.get("kargs") or []:
         found.append(Resource("kargs", kargs.UNIT, dict(item, **common)))
+    if system.get("initramfs"):
+        found.append(Resource("initramfs", initramfs.UNIT, dict(system["initramfs"], **common)))
     if system.get("update_policy"):
         found.append(Resource("update_policy", update_policy.UNIT, dict(system["update_policy"], path=reader.RPM_OSTREED_CONF)))
     users = document.get("users") or []
     for user in users:
-        params = {key: value for key, value in user.items() if key not in ("secrets", "quadlets")}
+        params = {key: value for key, value in user.items() if key not in ("secrets", "registry_auth", "quadlets")}
         found.append(Resource("rootless_user", rootless.UNIT, params))
     for place in document.get("flatpak") or []:
         where = {key: place.get(key) for key in INSTALLATION_KEYS}
@@ -164,6 +206,8 @@ def resources(document: dict) -> list:
     for user in users:
         for item in user.get("secrets") or []:
             found.append(Resource("podman_secret", secrets.UNIT, dict(item, user=user["name"])))
+        for item in user.get("registry_auth") or []:
+            found.append(Resource("registry_auth", auth.UNIT, dict(item, scope="user", user=user["name"])))
     for item in document.get("quadlets") or []:
         found.append(Resource("quadlet", quadlet.UNIT, dict(item)))
     for user in users:
@@ -216,11 +260,16 @@ def label(resource: Resource) -> str:
     """The resource as messages name it: ``flatpak_remote lab (user=core)``."""
     args = resource.args
     name = next(
-        (str(args[key]) for key in ("name", "app", "ref", "image") if key in args), "global" if args.get("global") else ""
+        (str(args[key]) for key in ("name", "app", "ref", "image", "copr", "registry") if key in args),
+        "global" if args.get("global") else "",
     )
+    if resource.module == "image_policy":
+        name = "default" if args.get("scope") is None else (args["scope"] or '""')
     if isinstance(args.get("name"), list):
         name = ""
     scope = ", ".join("%s=%s" % (key, args[key]) for key in INSTALLATION_KEYS if key in args and key != "scope")
+    if args.get("transport") not in (None, "docker"):
+        scope = "transport=%s" % args["transport"]  # as the drift report names a policy entry
     return "%s%s%s" % (resource.module, " " + name if name else "", " (%s)" % scope if scope else "")
 
 

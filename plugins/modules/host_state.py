@@ -10,19 +10,22 @@ module: host_state
 short_description: Converge a whole immutable host to one document, in one module run
 version_added: 0.2.0
 description:
-  - Takes the whole desired state of one host as one document (the OS image or ref, layered packages and base
-    overrides, kernel arguments and update policy; Flatpak installations with their remotes, apps and overrides;
-    rootless users with their Podman secrets and Quadlet units) and converges it in one process on the host.
-  - Every resource is converged by the unit of its own module (M(immutable.hosts.rebase),
-    M(immutable.hosts.rpm_ostree_packages), M(immutable.hosts.kargs), M(immutable.hosts.update_policy),
-    M(immutable.hosts.rootless_user), M(immutable.hosts.flatpak_remote), M(immutable.hosts.flatpak),
+  - Takes the whole desired state of one host as one document (the image trust, registry credentials and package
+    repositories, the OS image or ref, layered packages and base overrides, kernel arguments, initramfs and update
+    policy; Flatpak installations with their remotes, apps and overrides; rootless users with their Podman secrets,
+    registry credentials and Quadlet units) and converges it in one process on the host.
+  - Every resource is converged by the unit of its own module (M(immutable.hosts.image_policy),
+    M(immutable.hosts.registry_auth), M(immutable.hosts.rpm_repo), M(immutable.hosts.rebase),
+    M(immutable.hosts.rpm_ostree_packages), M(immutable.hosts.kargs), M(immutable.hosts.initramfs),
+    M(immutable.hosts.update_policy), M(immutable.hosts.rootless_user), M(immutable.hosts.flatpak_remote), M(immutable.hosts.flatpak),
     M(immutable.hosts.flatpak_override), M(immutable.hosts.podman_secret), M(immutable.hosts.quadlet)), exactly as
     that module would, with the same check mode and diff. Each tool's state is read once for all of them
     (C(rpm-ostree status), C(flatpak list) and C(flatpak remotes) of an installation, C(systemctl show) of a unit).
   - The whole document is checked before anything runs; a resource that fails stops the run there, and the result
     says which one and what ran before.
-  - "Order: the OS (rebase, packages, kernel arguments, update policy), the users, the Flatpak installations
-    (remotes, apps, overrides), the secrets, the Quadlet units. A rebase onto an ostree ref layers the wanted packages
+  - "Order: the OS (trust, registry credentials, repositories, rebase, packages, kernel arguments, initramfs, update
+    policy), the users, the Flatpak installations (remotes, apps, overrides), the secrets and the users' registry
+    credentials, the Quadlet units. A rebase onto an ostree ref layers the wanted packages
     in the same rpm-ostree transaction. A secret that changed restarts the running services of the units that read it
     (C(Secret=)), unless their unit changed too."
   - The module never reboots. C(reboot_required) and C(reboot_reasons) say whether the next boot differs from the
@@ -37,11 +40,261 @@ author:
 options:
   os:
     description:
-      - 'The operating system: what the host follows, its layered packages and base overrides, its kernel arguments and
-        its automatic updates. Every change stacks on one pending deployment.'
+      - 'The operating system: the image trust, registry credentials and package repositories it needs, what the host follows,
+        its layered packages and base overrides, its kernel arguments, its initramfs and its automatic updates. Every change
+        to the deployment stacks on one pending deployment.'
+      - Trust, credentials and repositories converge first, so that the rebase and the layering that need them find them;
+        a check plans the rebase against the policy C(trust) would install, and layering against the repositories C(repos)
+        would add (without asking rpm-ostree's C(--dry-run), which cannot see them yet; the result warns).
       - A rebase onto an ostree ref (with rpm-ostree) layers C(packages.name) in the same transaction.
     type: dict
     suboptions:
+      trust:
+        description:
+          - Entries of the image signature policy (C(/etc/containers/policy.json)), with their keys and C(registries.d)
+            files, in order (a global default C(reject) first, then the scopes it trusts).
+          - Each takes the options of M(immutable.hosts.image_policy).
+        type: list
+        suboptions:
+          key:
+            description:
+              - The public key's text, for the signed types; a PEM public key (C(-----BEGIN PUBLIC KEY-----)) for V(sigstoreSigned),
+                an ASCII-armored OpenPGP public key for V(signedBy).
+              - Written to C(key_path), by default C(/etc/pki/containers/SCOPE.pub) (C(.gpg) for V(signedBy)), mode 0644.
+            type: str
+          key_inline:
+            description:
+              - Put C(key) into the policy (C(keyData), base64) instead of a file.
+            type: bool
+            default: false
+          key_path:
+            description:
+              - Where the key file is. With C(key), where to write it; without, a key file already on the host (for example
+                one the OS ships), named in the policy as it is.
+            type: path
+          lookaside:
+            description:
+              - For V(signedBy), the URL signatures are published under (C(registries.d) C(lookaside)).
+            type: str
+          policy_path:
+            description:
+              - The policy file.
+            type: path
+            default: /etc/containers/policy.json
+          registries_d_path:
+            description:
+              - The C(registries.d) file for this scope. Default C(/etc/containers/registries.d/SCOPE.yaml); a file there
+                that this module did not write is refused rather than overwritten.
+            type: path
+          scope:
+            description:
+              - The scope in C(transport), for C(docker) a registry host (with a port if not 443), a namespace or a repository
+                in the fully expanded form (C(quay.io/fedora), C(docker.io/library/busybox)), optionally with a tag or digest,
+                or C(*.example.com).
+              - The empty string is the transport's default scope.
+              - Omitted, the module sets the policy's global C(default), the requirement of every transport and scope that
+                has none of its own (C(transport) is then not used, and C(state) is refused, since the policy needs one).
+            type: str
+          signed_identity:
+            description:
+              - What identity the signature must claim (C(signedIdentity)).
+              - Default for V(sigstoreSigned) is V(matchRepository), since cosign's signatures name the repository only;
+                for V(signedBy), none (the policy's own default, C(matchRepoDigestOrExact)).
+            type: dict
+            suboptions:
+              docker_reference:
+                description:
+                  - For V(exactReference), the reference the signature names.
+                type: str
+              docker_repository:
+                description:
+                  - For V(exactRepository), the repository the signature names.
+                type: str
+              prefix:
+                description:
+                  - For V(remapIdentity), the prefix of the image's name that is replaced.
+                type: str
+              signed_prefix:
+                description:
+                  - For V(remapIdentity), what it is replaced by before matching.
+                type: str
+              type:
+                description:
+                  - The identity rule.
+                type: str
+                choices:
+                  - matchExact
+                  - matchRepoDigestOrExact
+                  - matchRepository
+                  - exactReference
+                  - exactRepository
+                  - remapIdentity
+                required: true
+          state:
+            description:
+              - V(present) makes C(type) (with its key) the scope's only requirement.
+              - V(absent) removes the scope from the policy (its images then fall under a less specific scope or the default)
+                and the C(registries.d) file this module wrote for it. A key file is left in place.
+            type: str
+            choices:
+              - present
+              - absent
+            default: present
+          transport:
+            description:
+              - The transport the scope belongs to.
+            type: str
+            choices:
+              - atomic
+              - containers-storage
+              - dir
+              - docker
+              - docker-archive
+              - docker-daemon
+              - oci
+              - oci-archive
+              - ostree
+              - sif
+              - tarball
+            default: docker
+          type:
+            description:
+              - V(sigstoreSigned) accepts images with a sigstore signature by C(key) (cosign, C(skopeo --sign-by-sigstore-private-key)).
+              - V(signedBy) accepts images with a GPG "simple signing" signature by C(key).
+              - V(insecureAcceptAnything) accepts any image; V(reject) refuses every image.
+            type: str
+            choices:
+              - sigstoreSigned
+              - signedBy
+              - insecureAcceptAnything
+              - reject
+            default: sigstoreSigned
+          use_sigstore_attachments:
+            description:
+              - Whether containers/image reads sigstore signatures stored in the registry next to the image (C(docker) transport
+                only). Default V(true) for V(sigstoreSigned), else unmanaged.
+            type: bool
+        elements: dict
+        default: []
+      registry_auth:
+        description:
+          - Credentials rpm-ostree and bootc use to pull from a registry (C(/etc/ostree/auth.json)).
+          - Each takes the options of M(immutable.hosts.registry_auth), except C(scope), C(user).
+        type: list
+        suboptions:
+          password:
+            description:
+              - The password or token. Required with C(state). Never logged or shown.
+            type: str
+          path:
+            description:
+              - With C(scope), another file (for example C(/run/ostree/auth.json), which does not survive a reboot).
+            type: path
+          registry:
+            description:
+              - The registry, as C(host[:port]), optionally with a namespace or repository (C(registry.example.com:5000/team)),
+                as pulls name it.
+            type: str
+            required: true
+          state:
+            description:
+              - V(present) stores the credentials; V(absent) removes the registry's entry.
+            type: str
+            choices: &id001
+              - present
+              - absent
+            default: present
+          username:
+            description:
+              - The user name. Required with C(state).
+            type: str
+        elements: dict
+        default: []
+      repos:
+        description:
+          - Package repositories (C(/etc/yum.repos.d)) and COPR projects layering reads.
+          - Each takes the options of M(immutable.hosts.rpm_repo).
+        type: list
+        suboptions:
+          baseurl:
+            description:
+              - Base URLs (C($releasever) and C($basearch) are expanded by rpm-ostree). Excludes C(metalink) and C(mirrorlist).
+            type: list
+            elements: str
+          copr:
+            description:
+              - A COPR project, C(owner/project) or C(@group/project). Its repository is the file the hub serves; of the
+                other options only C(state), C(enabled) and C(priority) apply (C(enabled) to every repository in the file,
+                C(priority) to the project's).
+            type: str
+          copr_chroot:
+            description:
+              - The COPR chroot whose file to fetch, C(DISTRIBUTION-RELEASE-ARCH) (C(fedora-42-aarch64)). Default, from
+                the next deployment's C(os-release) (C(ID), C(VERSION_ID)) and the machine's architecture, as C(dnf copr)
+                guesses it.
+            type: str
+          copr_hub:
+            description:
+              - The COPR instance, as a host name with an optional port or an C(https://) URL. Plain C(http://) is refused
+                because the file it serves names the key its packages are checked with.
+              - Default C(copr.fedorainfracloud.org).
+            type: str
+          description:
+            description:
+              - The repository's name (C(name=)); default for a new one, its id.
+            type: str
+          enabled:
+            description:
+              - Whether rpm-ostree uses the repository. Default for a new one, V(true).
+            type: bool
+          gpgcheck:
+            description:
+              - Check each package's signature. Default for a new one, V(true).
+            type: bool
+          gpgkey:
+            description:
+              - URLs of the keys packages are signed with (C(file://), C(https://)).
+            type: list
+            elements: str
+          key:
+            description:
+              - The signing key's text, written to C(/etc/pki/rpm-gpg/RPM-GPG-KEY-ID) and named first in C(gpgkey).
+            type: str
+          metalink:
+            description:
+              - A metalink URL.
+            type: str
+          mirrorlist:
+            description:
+              - A mirror list URL.
+            type: str
+          name:
+            description:
+              - The repository id (the section name), for example C(rpmfusion-free) or C(tailscale-stable).
+              - Required unless C(copr) is given; mutually exclusive with it.
+            type: str
+          path:
+            description:
+              - The file to write; default, the file that already defines the repository, else C(/etc/yum.repos.d/ID.repo).
+            type: path
+          priority:
+            description:
+              - 1 (used first) to 99 (the default).
+            type: int
+          repo_gpgcheck:
+            description:
+              - Check the signature of the repository's metadata.
+            type: bool
+          state:
+            description:
+              - V(present) defines or changes the repository; V(absent) removes its section (and its file once empty).
+            type: str
+            choices:
+              - present
+              - absent
+            default: present
+        elements: dict
+        default: []
       rebase:
         description:
           - The ref or image the host follows.
@@ -193,6 +446,34 @@ options:
             default: present
         elements: dict
         default: []
+      initramfs:
+        description:
+          - Client-side initramfs regeneration, its dracut arguments and the C(/etc) files it carries.
+          - Each takes the options of M(immutable.hosts.initramfs), except C(wait_timeout), C(bypass_driver).
+        type: dict
+        suboptions:
+          args:
+            description:
+              - The dracut arguments of the regenerated initramfs (C(--add=tpm2-tss), C(--force-add=fido2)), one per item;
+                they replace the current ones. An empty list clears them.
+            type: list
+            elements: str
+          etc:
+            description:
+              - Files below C(/etc) copied into the initramfs at each deployment (C(/etc/crypttab), C(/etc/vconsole.conf)),
+                absolute paths.
+            type: list
+            elements: str
+          etc_exact:
+            description:
+              - Make C(etc) the whole list of tracked files (untrack the others) instead of adding to it.
+            type: bool
+            default: false
+          regenerate:
+            description:
+              - V(true) regenerates the initramfs on the host (for example to add C(tpm2-tss) for LUKS unlocking with a
+                TPM); V(false) returns to the image's own initramfs. Unset leaves it as it is (but C(args) imply V(true)).
+            type: bool
       update_policy:
         description:
           - The automatic update policy (C(/etc/rpm-ostreed.conf)) and its timer.
@@ -236,8 +517,8 @@ options:
         default: false
   users:
     description:
-      - Rootless users, each with its Podman secrets and Quadlet units. Each takes the options of M(immutable.hosts.rootless_user),
-        and C(secrets) and C(quadlets).
+      - Rootless users, each with its Podman secrets, registry credentials and Quadlet units. Each takes the options of
+        M(immutable.hosts.rootless_user), and C(secrets), C(registry_auth) and C(quadlets).
     type: list
     elements: dict
     default: []
@@ -298,10 +579,42 @@ options:
             description:
               - V(present) keeps the secret with C(data); V(absent) removes it.
             type: str
-            choices: &id001
+            choices: &id002
               - present
               - absent
             default: present
+        elements: dict
+        default: []
+      registry_auth:
+        description:
+          - The user's registry credentials (C(containers/auth.json)), what rootless Podman pulls with.
+          - Each takes the options of M(immutable.hosts.registry_auth), except C(scope), C(user).
+        type: list
+        suboptions:
+          password:
+            description:
+              - The password or token. Required with C(state). Never logged or shown.
+            type: str
+          path:
+            description:
+              - With C(scope), another file (for example C(/run/ostree/auth.json), which does not survive a reboot).
+            type: path
+          registry:
+            description:
+              - The registry, as C(host[:port]), optionally with a namespace or repository (C(registry.example.com:5000/team)),
+                as pulls name it.
+            type: str
+            required: true
+          state:
+            description:
+              - V(present) stores the credentials; V(absent) removes the registry's entry.
+            type: str
+            choices: *id001
+            default: present
+          username:
+            description:
+              - The user name. Required with C(state).
+            type: str
         elements: dict
         default: []
       quadlets:
@@ -351,7 +664,7 @@ options:
             description:
               - The Quadlet unit type, which is also the file's extension.
             type: str
-            choices: &id002
+            choices: &id003
               - container
               - pod
               - volume
@@ -400,7 +713,7 @@ options:
             description:
               - V(present) writes the unit; V(absent) stops its service, removes the file and reloads.
             type: str
-            choices: &id003
+            choices: &id004
               - present
               - absent
             default: present
@@ -744,7 +1057,7 @@ options:
         description:
           - V(present) keeps the secret with C(data); V(absent) removes it.
         type: str
-        choices: *id001
+        choices: *id002
         default: present
       user:
         description:
@@ -800,7 +1113,7 @@ options:
         description:
           - The Quadlet unit type, which is also the file's extension.
         type: str
-        choices: *id002
+        choices: *id003
         default: container
       kube:
         description:
@@ -842,7 +1155,7 @@ options:
         description:
           - V(present) writes the unit; V(absent) stops its service, removes the file and reloads.
         type: str
-        choices: *id003
+        choices: *id004
         default: present
       unit:
         description:
@@ -930,6 +1243,34 @@ EXAMPLES = r"""
 - name: Reboot once when the next boot differs
   ansible.builtin.reboot:
   when: host.reboot_required
+  become: true
+
+- name: A signed image from a private registry, with a COPR package and a vendor's
+  immutable.hosts.host_state:
+    os:
+      trust:
+        - type: reject  # the global default: anything not trusted below
+        - scope: ""
+          transport: containers-storage
+          type: insecureAcceptAnything
+        - scope: registry.example.com/os
+          key: "{{ lookup('ansible.builtin.file', 'os-signing.pub') }}"
+      registry_auth:
+        - registry: registry.example.com
+          username: robot
+          password: "{{ vault_registry_password }}"
+      repos:
+        - copr: atim/starship
+        - name: tailscale-stable
+          baseurl: ["https://pkgs.tailscale.com/stable/fedora/$basearch"]
+          gpgkey: ["https://pkgs.tailscale.com/stable/fedora/repo.gpg"]
+      rebase:
+        image: registry.example.com/os/silverblue:42
+      packages:
+        name: [starship, tailscale]
+      initramfs:
+        regenerate: true
+        etc: [/etc/crypttab]
   become: true
 """
 

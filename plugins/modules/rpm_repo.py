@@ -18,6 +18,11 @@ description:
     in place; only the options given change, every other line and comment stays.
   - O(key) (the repository's ASCII-armored public key) is written to C(/etc/pki/rpm-gpg/RPM-GPG-KEY-ID) and named
     first in C(gpgkey).
+  - O(copr) enables a COPR project by C(owner/project), as C(dnf copr enable) would on a package-mode system. The
+    repository file the COPR hub serves for the host's release and architecture is stored as
+    C(/etc/yum.repos.d/_copr:HUB:OWNER:PROJECT.repo), with its own GPG settings (C(gpgcheck=1) and the project's key
+    URL). The release is that of the deployment the next change builds on (a pending one included), read from its
+    C(os-release). Run again, the file is compared with what the hub serves now.
   - Each file is written atomically; the diff shows the file and the key.
 extends_documentation_fragment:
   - immutable.hosts.attributes
@@ -25,9 +30,27 @@ author:
   - immutable.hosts contributors (@immutable-hosts)
 options:
   name:
-    description: The repository id (the section name), for example C(rpmfusion-free) or C(tailscale-stable).
+    description:
+      - The repository id (the section name), for example C(rpmfusion-free) or C(tailscale-stable).
+      - Required unless O(copr) is given; mutually exclusive with it.
     type: str
-    required: true
+  copr:
+    description:
+      - A COPR project, C(owner/project) or C(@group/project). Its repository is the file the hub serves; of the
+        other options only O(state), O(enabled) and O(priority) apply (O(enabled) to every repository in the file,
+        O(priority) to the project's).
+    type: str
+  copr_hub:
+    description:
+      - The COPR instance, as a host name with an optional port or an C(https://) URL. Plain C(http://) is refused
+        because the file it serves names the key its packages are checked with.
+      - Default C(copr.fedorainfracloud.org).
+    type: str
+  copr_chroot:
+    description:
+      - The COPR chroot whose file to fetch, C(DISTRIBUTION-RELEASE-ARCH) (C(fedora-42-aarch64)). Default, from the
+        next deployment's C(os-release) (C(ID), C(VERSION_ID)) and the machine's architecture, as C(dnf copr) guesses it.
+    type: str
   state:
     description: V(present) defines or changes the repository; V(absent) removes its section (and its file once empty).
     type: str
@@ -70,6 +93,7 @@ options:
     type: path
 notes:
   - Requires C(become=true).
+  - The COPR file is read over HTTPS with the host's certificate store, also in check mode (to show the exact diff).
   - A repository is read by the next C(rpm-ostree install); nothing is layered here (see M(immutable.hosts.rpm_ostree_packages)).
 seealso:
   - module: immutable.hosts.rpm_ostree_packages
@@ -82,6 +106,11 @@ EXAMPLES = r"""
     description: Tailscale stable
     baseurl: ["https://pkgs.tailscale.com/stable/fedora/$basearch"]
     key: "{{ lookup('ansible.builtin.file', 'tailscale.asc') }}"
+  become: true
+
+- name: A COPR project, for the host's release and architecture
+  immutable.hosts.rpm_repo:
+    copr: atim/starship
   become: true
 
 - name: Turn on Fedora's OpenH264 repository
@@ -102,13 +131,18 @@ repo:
   returned: success
   type: dict
   sample: {name: Tailscale stable, baseurl: "https://pkgs.tailscale.com/stable/fedora/$basearch", enabled: "1", gpgcheck: "1"}
+copr:
+  description: With O(copr), the project, and when present, the chroot and the URL its file was read from.
+  returned: when O(copr) is given
+  type: dict
+  sample: {project: atim/starship, chroot: fedora-42-x86_64, url: "https://copr.fedorainfracloud.org/coprs/atim/starship/repo/fedora-42/dnf.repo?arch=x86_64"}
 key_path:
   description: The key file written from O(key) (null without it).
   returned: success
   type: str
   sample: /etc/pki/rpm-gpg/RPM-GPG-KEY-tailscale-stable
 commands:
-  description: The commands run, as argument lists (none).
+  description: The commands run, as argument lists (C(rpm-ostree status) for O(copr) without O(copr_chroot), else none).
   returned: always
   type: list
   elements: list

@@ -298,6 +298,104 @@ def test_the_drift_report_names_trust_auth_and_initramfs(lab, lab_session, host,
     assert creds["password"] not in text and creds["password"] not in run.stdout
 
 
+COPR_HUB = ostree_content.COPR_HUB
+COPR_FILE = "/etc/yum.repos.d/_copr:copr.lab:lab:tools.repo"
+
+
+def test_rpm_repo_enables_a_copr_project_from_the_hub(lab, lab_session, host) -> None:
+    """COPR by owner/project: the file the lab's hub (https://copr.lab:8443, TLS with the lab CA) serves for the
+    release of the host's next deployment, where dnf copr puts it; a project the hub does not have is a clear failure."""
+    args = {"copr": "lab/tools", "copr_hub": COPR_HUB, "priority": 50}
+    checked = lab.module("immutable.hosts.rpm_repo", args, hosts=[host], check=True, diff=True)
+    assert checked.ok and checked.results[0].changed, checked.explain()
+    assert sh(lab_session, f"test ! -e '{COPR_FILE}'", check=False).returncode == 0
+    first = lab.module("immutable.hosts.rpm_repo", args, hosts=[host], diff=True)
+    second = lab.module("immutable.hosts.rpm_repo", args, hosts=[host], diff=True)
+    assert first.ok and first.results[0].changed and second.ok and not second.results[0].changed, second.explain()
+    result = first.results[0].result
+    release = json.loads(sh(lab_session, "rpm-ostree status --json").stdout)["deployments"][0]["version"].split(".")[0]
+    machine = sh(lab_session, "uname -m").stdout.strip()
+    assert result["path"] == COPR_FILE and result["copr"]["chroot"] == f"fedora-{release}-{machine}"
+    text = sh(lab_session, f"cat '{COPR_FILE}'").stdout
+    assert text == ostree_content.copr_repo_file("lab/tools").replace("enabled_metadata=1\n", "enabled_metadata=1\npriority=50\n")
+
+    missing = lab.module("immutable.hosts.rpm_repo", {"copr": "lab/nothing", "copr_hub": COPR_HUB}, hosts=[host])
+    assert not missing.ok and "has no fedora-" in missing.results[0].result["msg"], missing.explain()
+    removed = lab.module("immutable.hosts.rpm_repo", {"copr": "lab/tools", "copr_hub": COPR_HUB, "state": "absent"}, hosts=[host])
+    assert removed.ok and removed.results[0].changed and sh(lab_session, f"test ! -e '{COPR_FILE}'", check=False).returncode == 0
+
+
+def os_image_play(key: str, creds: dict) -> str:
+    """The os_image role with the whole trust-and-sources path: a signed image from the private namespace, its key,
+    the credentials, a COPR project and a package from it."""
+    variables = {
+        "os_image_trust": [
+            {"type": "reject"},
+            {"scope": "", "type": "insecureAcceptAnything"},
+            {"scope": "registry.lab:5001/private", "key": key},
+        ],
+        "os_image_registry_auth": [creds],
+        "os_image_repos": [{"copr": "lab/tools", "copr_hub": COPR_HUB}],
+        "os_image_image": "registry.lab:5001/private/silverblue:42",
+        "os_image_packages": ["starship"],
+        "os_image_packages_state": "present",
+    }
+    return (
+        f"- hosts: {HOST}\n  gather_facts: false\n  roles:\n    - role: immutable.hosts.os_image\n"
+        f"      vars: {json.dumps(variables)}\n"
+    )
+
+
+def test_os_image_installs_trust_credentials_and_a_copr_then_follows_a_signed_private_image(lab, lab_session, host) -> None:
+    """One host_state run: the policy and key, the credentials and the COPR repository first, then the signed rebase
+    to the private image (which needs all three) and the COPR package layered on it. A check first: it plans the
+    rebase against the policy it would install and changes nothing; then the run; then a second run changes nothing."""
+    untrust(lab_session)
+    key = registry.public_keys(LabState(lab_session.state_dir))["fedora"].read_text()
+    creds = registry.credentials(LabState(lab_session.state_dir))
+    play = os_image_play(key, creds)
+    access = lab_session.access(host)
+    listed = "/etc/containers/registries.d /etc/pki/containers /etc/yum.repos.d /etc/ostree"
+    files = f"cat /etc/containers/policy.json; ls {listed} 2>&1; true"
+    before, before_files = snapshot(access), sh(lab_session, files).stdout
+    task = "immutable.hosts.os_image : Image trust and sources, the booted image, layered packages, kernel arguments, "
+    task += "initramfs and update policy"
+
+    checked = lab.playbook_text(play, hosts=[host], check=True, diff=True)
+    assert checked.ok, checked.explain()
+    planned = checked.task(task, host).result
+    assert planned["changed"] and planned["check_mode"], planned
+    assert [r["resource"] for r in planned["resources"] if r["changed"]] == [
+        "image_policy default",
+        'image_policy ""',
+        "image_policy registry.lab:5001/private",
+        "registry_auth registry.lab:5001",
+        "rpm_repo lab/tools",
+        "rebase registry.lab:5001/private/silverblue:42",
+        "rpm_ostree_packages",
+    ]
+    assert planned["reboot_reasons"] == ["origin-changed", "layering-changed"]
+    assert sh(lab_session, files).stdout == before_files
+    assert_unchanged(before, snapshot(access))
+    assert creds["password"] not in json.dumps(planned) and creds["password"] not in checked.stdout
+
+    first = lab.playbook_text(play, hosts=[host], diff=True)
+    assert first.ok, first.explain()
+    done = first.task(task, host).result
+    assert [r["changed"] for r in done["resources"]] == [r["changed"] for r in planned["resources"]]
+    staged = json.loads(sh(lab_session, "rpm-ostree status --json").stdout)["deployments"][0]
+    assert staged["staged"] and staged["container-image-reference"] == (
+        "ostree-image-signed:docker://registry.lab:5001/private/silverblue:42"
+    )
+    assert "starship" in staged["requested-packages"]
+    second = lab.playbook_text(play, hosts=[host], diff=True)
+    assert second.ok and not second.task(task, host).result["changed"], second.explain()
+
+    sh(lab_session, "rpm-ostree cleanup -p")
+    paths = [r.get("key_path") or "" for r in done["resources"]] + [r.get("registries_d") or "" for r in done["resources"]]
+    sh(lab_session, "rm -f " + " ".join(f"'{p}'" for p in paths + [COPR_FILE] if p))
+
+
 def test_the_contracts_container_examples_on_a_lab_host(lab, lab_session, host) -> None:
     """rpm-ostree-status-container-origin.json and bootc-status-container-host.json: a signed rebase, a real reboot, a
     newer digest published to the registry and ``bootc upgrade``. Last in this file: the host stays on the image."""

@@ -1,7 +1,7 @@
 """The roles and playbooks on a small fleet of their own: one Silverblue, one Kinoite and one Apple silicon host.
 
-site.yml converges them to the demo's desired state (tools/demo/group_vars, copied next to the lab inventory as
-`make demo` does), rebooting each host once; a second run changes nothing; drift.yml changes nothing and reports
+site.yml converges them to the demo's desired state (tools/demo/group_vars, copied next to the lab inventory with the
+lab registry's key as `make demo` does; the Silverblue host takes the signed path), rebooting each host once; a second run changes nothing; drift.yml changes nothing and reports
 nothing; drift injected by hand (an extra Flatpak, a package layered with rpm-ostree, a unit edited) is reported by
 drift.yml without touching the hosts, and site.yml converges it away. On the Apple host, an image without arm64 is
 refused before any rebase.
@@ -22,7 +22,9 @@ from conftest import lab_unavailable
 from harness import Lab, RunResult
 from snapshot import HostAccess, assert_unchanged, snapshot
 
+from immutable_hosts.lab import registry
 from immutable_hosts.lab.api import Lab as LabAPI
+from immutable_hosts.lab.state import LabState
 
 pytestmark = pytest.mark.lab
 
@@ -46,6 +48,9 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, lab_state_dir: Path) -> Iter
         for profile in dict.fromkeys(HOSTS.values()):
             LabAPI(state_dir).up(hosts=1, profile=profile)
         shutil.copytree(DESIRED, state_dir / "group_vars")
+        # The silverblue group trusts the lab registry's key from keys/fedora.pub, which `make demo` copies too.
+        (state_dir / "keys").mkdir()
+        shutil.copyfile(registry.public_keys(LabState(state_dir))["fedora"], state_dir / "keys/fedora.pub")
         yield state_dir
     finally:
         LabAPI(state_dir).down()
@@ -100,8 +105,12 @@ def test_site_converges_with_one_reboot_then_changes_nothing(fleet: Path, ansibl
     assert {h: n - before[h] for h, n in boots(fleet).items()} == dict.fromkeys(HOSTS, 1), "one reboot per host"
 
     silverblue, kinoite, apple = (booted(fleet, h) for h in HOSTS)
-    assert silverblue["origin"] == "fedora:fedora/42/x86_64/silverblue"
-    assert silverblue["requested-packages"] == ["htop", "tmux"]
+    # the signed path: the image, verified with the key the group trusts, and a package from the lab's COPR
+    assert silverblue["container-image-reference"] == "ostree-image-signed:docker://quay.io/fedora/fedora-silverblue:42"
+    assert silverblue["requested-packages"] == ["htop", "starship", "tmux"]
+    policy = json.loads(sh(fleet, "silverblue-1", "cat /etc/containers/policy.json"))
+    assert policy["default"] == [{"type": "reject"}]
+    assert policy["transports"]["docker"]["quay.io/fedora"][0]["type"] == "sigstoreSigned"
     assert kinoite["requested-packages"] == ["zsh"]
     # the x86_64 ref of the apple_silicon group was rewritten to its aarch64 twin
     assert apple["origin"] == "fedora:fedora/42/aarch64/silverblue"

@@ -13,6 +13,7 @@ Standard library only, Python 3.9+.
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import os
 import platform
@@ -65,8 +66,11 @@ class Host:
         return os.path.join(self.root, path.lstrip("/"))
 
     def read_text(self, path: str) -> Optional[str]:
-        """One of root's files (``/etc/rpm-ostreed.conf``), or None when it is missing or unreadable.  A user's files
-        are read through ``common._files`` instead."""
+        """One of root's files (``/etc/rpm-ostreed.conf``), or None when it is missing or unreadable (or, in check
+        mode, what an earlier unit of the run would have written: :meth:`assume_file`).  A user's files are read
+        through ``common._files`` instead."""
+        if ("file", path) in self._cache:
+            return self._cache[("file", path)]
         try:
             with open(self.path(path), encoding="utf-8") as handle:
                 return handle.read()
@@ -103,12 +107,20 @@ class Host:
         return os.path.exists(self.path(path))
 
     def glob(self, pattern: str) -> list:
-        """The host paths (as the host names them, below its root) matching ``pattern``, sorted."""
+        """The host paths (as the host names them, below its root) matching ``pattern``, sorted; in check mode with
+        the files earlier units would have written or removed (:meth:`assume_file`)."""
         found = sorted(glob.glob(self.path(pattern)))
-        if self.root.rstrip("/") == "":
-            return found
         prefix = self.root.rstrip("/")
-        return ["/" + path[len(prefix) :].lstrip("/") for path in found]
+        if prefix:
+            found = ["/" + path[len(prefix) :].lstrip("/") for path in found]
+        assumed = {
+            key[1]: value for key, value in self._cache.items() if key[0] == "file" and fnmatch.fnmatchcase(key[1], pattern)
+        }
+        if not assumed:
+            return found
+        return sorted(
+            {path for path in found if assumed.get(path, "") is not None} | {p for p, v in assumed.items() if v is not None}
+        )
 
     # --- users ---------------------------------------------------------------------------------------------------
 
@@ -154,6 +166,17 @@ class Host:
         would return had the change been made, so that later units of the run plan against it (``host_state``
         installing apps from a remote it adds)."""
         self._cache[key] = value
+
+    def assume_file(self, path: str, text: Optional[str]) -> None:
+        """In check mode, after a unit planned to write ``text`` to one of root's files (None: to remove it): later
+        units of the run read that (:meth:`read_text`, :meth:`glob`), so that ``host_state`` plans a signed rebase
+        against the policy its trust entries would install."""
+        self._cache[("file", path)] = text
+
+    def assumed_files(self, directory: str) -> list:
+        """The files below ``directory`` that earlier units of this check would have written or removed."""
+        prefix = directory.rstrip("/") + "/"
+        return sorted(key[1] for key in self._cache if key[0] == "file" and key[1].startswith(prefix))
 
     # --- reporting -----------------------------------------------------------------------------------------------
 

@@ -590,5 +590,18 @@ class ImagePolicyUnit:
         if actions["policy"] is not None:
             files.replace_file(host.path(desired["policy_path"]), actions["policy"])
 
+    def report(self, host, plan: Plan, desired: dict) -> None:
+        """In check mode, later units of the run (a signed rebase, another entry) read the files this plan writes."""
+        if host.check_mode and plan.changed:
+            actions = plan.actions
+            if actions["key"] is not None:
+                host.assume_file(desired["key_path"], actions["key"])
+            if actions["registries_d"] is not None:
+                host.assume_file(desired["registries_d"], actions["registries_d"])
+            if actions["remove_registries_d"]:
+                host.assume_file(desired["registries_d"], None)
+            if actions["policy"] is not None:
+                host.assume_file(desired["policy_path"], actions["policy"])
+
 
 UNIT = ImagePolicyUnit()

@@ -373,6 +373,15 @@ class PackagesUnit:
     def prepare(self, host, plan: Plan, desired: dict) -> Optional[Plan]:
         reader.prepare(host, desired)
         if host.check_mode and plan.actions["layering"]["install"] and not desired["allow_inactive"]:
+            pending = host.assumed_files(reader.REPOS_DIR)
+            if pending:
+                # rpm-ostree's --dry-run reads the repositories as they are; those this check would add or change
+                # are not there yet, so it would fail on their packages.  The plan stands without its depsolve.
+                host.warn(
+                    "not asked of rpm-ostree (--dry-run) whether the base provides %s or they resolve: the run changes "
+                    "%s first" % (", ".join(plan.actions["layering"]["install"]), ", ".join(pending))
+                )
+                return None
             # Only rpm-ostree's own depsolve knows which packages the base already provides: ask it with --dry-run.
             return self._run(host, plan, desired, dry_run=True)
         return None

@@ -20,6 +20,7 @@ from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _boo
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _status as rpm_ostree
 
 OSTREE_BOOTED = "/run/ostree-booted"
+REPOS_DIR = "/etc/yum.repos.d"  # the package repositories libdnf (rpm-ostree) reads
 # Type 1 entries: /boot for ostree and grub; the ESP for bootc's composefs backend with systemd-boot.
 BLS_GLOBS = ("/boot/loader/entries/*.conf", "/boot/efi/loader/entries/*.conf", "/efi/loader/entries/*.conf")
 RPM_OSTREED_CONF = "/etc/rpm-ostreed.conf"

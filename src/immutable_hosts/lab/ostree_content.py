@@ -126,6 +126,8 @@ REPO_TIMESTAMPS = {"41": 1729036000, "42": 1744243200}
 # Repositories beyond Fedora's, as vendors and RPM Fusion publish them: served by the image server, layerable only
 # while a host's /etc/yum.repos.d has them enabled. lab-extras is signed with the lab's RPM key (RPM_KEY, also at
 # http://images.lab:8088/repos/RPM-GPG-KEY-lab); lab-unsigned is not signed, so gpgcheck refuses its packages.
+# copr-lab-tools is a COPR project (lab/tools) on the lab's COPR hub (https://copr.lab:8443, see COPR_PROJECTS),
+# signed with the project's own key (COPR_KEY) as COPR signs every project.
 RPM_KEY = """-----BEGIN PGP PUBLIC KEY BLOCK-----
 
 mDMEaxPY+xYJKwYBBAHaRw8BAQdAJiHq/lJbyZJbQdbLNu2yc4II8cAjvP3+4W68
@@ -137,18 +139,53 @@ q9bmWJ2EjRkG
 =nC7o
 -----END PGP PUBLIC KEY BLOCK-----
 """
+COPR_KEY = """-----BEGIN PGP PUBLIC KEY BLOCK-----
+
+mDMEaxPxeBYJKwYBBAHaRw8BAQdAm2iXKNbr1wq7mTgJ1gNaFW8gCPMeHAyYd8U9
+qy8HLku0JWxhYl90b29scyAoTm9uZSkgPGxhYiN0b29sc0Bjb3ByLmxhYj6IkAQT
+FggAOBYhBLGctXbcqLAuMk6tdeTK6n+LVAJmBQJrE/F4AhsDBQsJCAcCBhUKCQgL
+AgQWAgMBAh4BAheAAAoJEOTK6n+LVAJmBvgA/A4vkL1potfzveRXpTW5r8JRa/yo
+3Wn+PRtvORET2gu1AQCB3CriY2000z1jZpRiqWOnHOSZ9Fumi3hqJpm8FB/aBw==
+=VIFO
+-----END PGP PUBLIC KEY BLOCK-----
+"""
+COPR_HUB = "copr.lab:8443"
 EXTRA_REPOS = {
     "lab-extras": {
         "baseurl": "http://images.lab:8088/repos/lab-extras/fedora-$releasever/$basearch/",
-        "signed": True,
+        "key": RPM_KEY,
         "packages": {"tailscale": ("1.76.6-1", "arch"), "code": ("1.95.3-1733322347.el8", "arch")},
     },
     "lab-unsigned": {
         "baseurl": "http://images.lab:8088/repos/lab-unsigned/$basearch/",
-        "signed": False,
+        "key": None,
         "packages": {"lab-unsigned-tool": ("1.0-1", "noarch")},
     },
+    "copr-lab-tools": {
+        "baseurl": f"https://{COPR_HUB}/results/lab/tools/fedora-$releasever-$basearch/",
+        "key": COPR_KEY,
+        "packages": {"starship": ("1.22.1-1", "arch")},
+    },
 }
+# The COPR projects the lab's hub serves: owner/project -> the EXTRA_REPOS entry with its packages. The hub answers
+# what copr.fedorainfracloud.org answers to ``dnf copr enable``: /coprs/OWNER/PROJECT/repo/fedora-N/dnf.repo, the
+# repository file for that release (with $releasever and $basearch left for libdnf), and the project's key.
+COPR_PROJECTS = {"lab/tools": "copr-lab-tools"}
+
+
+def copr_repo_file(project: str) -> str:
+    """The .repo file the lab's hub serves for ``project``, in COPR's own shape (its id names the hub without port)."""
+    owner, name = project.split("/")
+    hub = COPR_HUB.split(":")[0]
+    base = f"https://{COPR_HUB}/results/{owner}/{name}"
+    return (
+        f"[copr:{hub}:{owner}:{name}]\n"
+        f"name=Copr repo for {name} owned by {owner}\n"
+        f"baseurl={base}/fedora-$releasever-$basearch/\n"
+        "type=rpm-md\nskip_if_unavailable=True\ngpgcheck=1\n"
+        f"gpgkey={base}/pubkey.gpg\n"
+        "repo_gpgcheck=0\nenabled=1\nenabled_metadata=1\n"
+    )
 
 
 # ---------------------------------------------------------------- helpers
@@ -201,7 +238,7 @@ def package_catalogue() -> dict[str, Any]:
             }
             for rel in RELEASES
         }
-        cat["extra-repos"][name] = {"baseurl": spec["baseurl"], "key": RPM_KEY if spec["signed"] else None, "packages": packages}
+        cat["extra-repos"][name] = {"baseurl": spec["baseurl"], "key": spec["key"], "packages": packages}
     return cat
 
 
@@ -417,8 +454,26 @@ def catalogue(server_dir: Path) -> dict[str, Any]:
     return json.loads(_catalogue_path(server_dir).read_text())["images"]
 
 
+def write_package_sources(server_dir: Path) -> None:
+    """The package catalogue, the repositories' keys and the COPR hub's files: cheap, written on every build."""
+    pkg_path = server_dir / "packages" / "catalogue.json"
+    pkg_path.parent.mkdir(parents=True, exist_ok=True)
+    pkg_path.write_text(json.dumps(package_catalogue(), indent=2, sort_keys=True))
+    (server_dir / "repos").mkdir(exist_ok=True)
+    (server_dir / "repos" / "RPM-GPG-KEY-lab").write_text(RPM_KEY)
+    for project, repo_name in COPR_PROJECTS.items():
+        for release in RELEASES:
+            served = server_dir / "coprs" / project / "repo" / f"fedora-{release}" / "dnf.repo"
+            served.parent.mkdir(parents=True, exist_ok=True)
+            served.write_text(copr_repo_file(project))
+        results = server_dir / "results" / project
+        results.mkdir(parents=True, exist_ok=True)
+        (results / "pubkey.gpg").write_text(EXTRA_REPOS[repo_name]["key"])
+
+
 def build_server(server_dir: Path) -> None:
     """Idempotent: create the archive repo, OCI catalogue and package catalogue if missing."""
+    write_package_sources(server_dir)
     repo = server_dir / "ostree"
     cat_path = _catalogue_path(server_dir)
     if (
@@ -447,11 +502,6 @@ def build_server(server_dir: Path) -> None:
     _ostree("summary", f"--repo={repo}", "-u")
     cat_path.parent.mkdir(parents=True, exist_ok=True)
     cat_path.write_text(json.dumps({"format": CATALOGUE_FORMAT, "images": images}, indent=2, sort_keys=True))
-    pkg_path = server_dir / "packages" / "catalogue.json"
-    pkg_path.parent.mkdir(parents=True, exist_ok=True)
-    pkg_path.write_text(json.dumps(package_catalogue(), indent=2, sort_keys=True))
-    (server_dir / "repos").mkdir(exist_ok=True)
-    (server_dir / "repos" / "RPM-GPG-KEY-lab").write_text(RPM_KEY)
 
 
 def _next_date_serial(version: str) -> tuple[str, int]:

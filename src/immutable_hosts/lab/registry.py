@@ -38,8 +38,12 @@ from typing import Any
 from immutable_hosts.lab.state import LabState, write_whole
 
 REGISTRY_NAME = "registry.lab"
-# Names the hosts resolve to the lab registry, and the ports they dial there -> instance.
-HOST_NAMES = (REGISTRY_NAME, "quay.io")
+# The lab's COPR hub: the image server's files over TLS on its own port (https://copr.lab:8443), with the registry's
+# certificate (which names it too); hub and port as ostree_content.COPR_HUB names them.
+COPR_NAME = "copr.lab"
+COPR_PORT = 8443
+# Names the hosts resolve to the lab registry and the COPR hub, and the ports they dial there -> instance.
+HOST_NAMES = (REGISTRY_NAME, "quay.io", COPR_NAME)
 RELAY_PORTS = {443: "open", 5000: "open", 5001: "auth"}
 INSTANCES = ("open", "auth")
 # The registry name each instance is reached by from a host (certs.d directories, credentials).
@@ -132,13 +136,14 @@ def ensure_material(state: LabState, tools: Tools) -> None:
         for stale in ("server.key", "server.crt"):
             (base / stale).unlink(missing_ok=True)
     server_key, server_crt = base / "server.key", base / "server.crt"
-    if not (server_key.exists() and server_crt.exists()):
+    names = ",".join(f"DNS:{n}" for n in HOST_NAMES)
+    names_file = base / "server.names"
+    if not (server_key.exists() and server_crt.exists() and names_file.exists() and names_file.read_text() == names):
         csr, ext = base / "server.csr", base / "server.ext"
         openssl(
             "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
             "-keyout", str(server_key), "-out", str(csr), "-subj", f"/CN={REGISTRY_NAME}",
         )  # fmt: skip
-        names = ",".join(f"DNS:{n}" for n in HOST_NAMES)
         ext.write_text(
             f"subjectAltName={names},IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
             "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"
@@ -149,6 +154,7 @@ def ensure_material(state: LabState, tools: Tools) -> None:
         )  # fmt: skip
         csr.unlink()
         ext.unlink()
+        write_whole(names_file, names)
     credentials = base / "credentials.json"
     if not credentials.exists():
         password = secrets.token_urlsafe(18)
@@ -230,6 +236,7 @@ def write_spec(state: LabState, tools: Tools) -> dict[str, Any]:
             for name in INSTANCES
         },
         "relays": {str(port): name for port, name in RELAY_PORTS.items()},
+        "https": {"port": COPR_PORT, "certificate": str(base / "server.crt"), "key": str(base / "server.key")},
     }
     state.run_dir.mkdir(parents=True, exist_ok=True)
     write_whole(spec_file(state), json.dumps(spec, indent=2) + "\n")

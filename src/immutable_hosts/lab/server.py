@@ -1,6 +1,7 @@
 """The lab's server process: the image server, the registry's two instances and the relays to them.
 
-* Image server: ``<state>/server/`` over HTTP on port 8088.
+* Image server: ``<state>/server/`` over HTTP on port 8088, and over TLS on the port the registry spec's ``https``
+  names (8443, the lab's COPR hub ``https://copr.lab:8443``), with the registry's certificate.
 * Registry (``registry.py``): when ``<state>/run/registry.json`` exists, the server starts the two docker-registry
   instances it names (each on a unix socket), stops them when it stops, and relays TCP to them: from each lab
   address on the ports the spec gives (443 and 5000 to ``open``, 5001 to ``auth``), and from 127.0.0.1 on ports it
@@ -22,6 +23,7 @@ import selectors
 import signal
 import socket
 import socketserver
+import ssl
 import subprocess
 import sys
 import threading
@@ -171,14 +173,37 @@ def shutdown_all(servers: list[socketserver.BaseServer]) -> None:
         server.server_close()
 
 
+class LabHTTPSServer(LabHTTPServer):
+    """The image server's files over TLS: each accepted connection is wrapped (the handshake in its own thread)."""
+
+    def __init__(self, address: tuple[str, int], handler: Any, context: ssl.SSLContext) -> None:
+        self.context = context
+        super().__init__(address, handler)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        try:
+            request = self.context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return
+        super().finish_request(request, client_address)
+
+
+def tls_context(spec: dict[str, Any]) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(spec["certificate"], spec["key"])
+    return context
+
+
 class Listeners:
     def __init__(self, document_root: Path, log_file: Path) -> None:
         handler = type("Handler", (QuietHandler,), {"log_file": log_file})
         self.handler = functools.partial(handler, directory=str(document_root))
         self.servers: dict[str, LabHTTPServer] = {}
+        self.tls_servers: dict[str, LabHTTPSServer] = {}
         self.relays: dict[tuple[str, int], Relay] = {}
 
-    def reconcile(self, wanted: set[str], relays: dict[int, str] | None = None) -> None:
+    def reconcile(self, wanted: set[str], relays: dict[int, str] | None = None, https: dict[str, Any] | None = None) -> None:
         shutdown_all([self.servers.pop(address) for address in sorted(set(self.servers) - wanted)])
         for address in sorted(wanted - set(self.servers)):
             try:
@@ -188,6 +213,16 @@ class Listeners:
                 continue
             threading.Thread(target=server.serve_forever, daemon=True).start()
             self.servers[address] = server
+        wanted_tls = wanted if https else set()
+        shutdown_all([self.tls_servers.pop(address) for address in sorted(set(self.tls_servers) - wanted_tls)])
+        for address in sorted(wanted_tls - set(self.tls_servers)):
+            try:
+                tls = LabHTTPSServer((address, int(https["port"])), self.handler, tls_context(https))
+            except (OSError, ssl.SSLError) as err:
+                print(f"cannot serve TLS on {address}:{https['port']}: {err}", file=sys.stderr, flush=True)
+                continue
+            threading.Thread(target=tls.serve_forever, daemon=True).start()
+            self.tls_servers[address] = tls
         wanted_relays = {(address, port): target for address in wanted for port, target in (relays or {}).items()}
         shutdown_all([self.relays.pop(key) for key in sorted(set(self.relays) - set(wanted_relays))])
         for key in sorted(set(wanted_relays) - set(self.relays)):
@@ -219,7 +254,7 @@ def serve(state: LabState) -> None:
         if flags["reload"]:
             flags["reload"] = False
             registry.reconcile()
-            listeners.reconcile(read_addresses(addresses_file(state)), registry.relays())
+            listeners.reconcile(read_addresses(addresses_file(state)), registry.relays(), registry.spec.get("https"))
             (state.run_dir / "server-ready").write_text(" ".join(sorted(listeners.servers)) + "\n")
         time.sleep(0.1)
     registry.close()

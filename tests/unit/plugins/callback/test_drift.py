@@ -22,6 +22,7 @@ from ansible import context  # noqa: E402
 from ansible.constants import config  # noqa: E402
 from ansible.executor.stats import AggregateStats  # noqa: E402
 from ansible.inventory.host import Host  # noqa: E402
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator  # noqa: E402
 from ansible.module_utils.common.collections import ImmutableDict  # noqa: E402
 from ansible.parsing.yaml.loader import AnsibleLoader  # noqa: E402
 from ansible.playbook import Playbook  # noqa: E402
@@ -29,6 +30,7 @@ from ansible.playbook.play import Play  # noqa: E402
 from ansible.playbook.task import Task  # noqa: E402
 
 from ansible_collections.immutable.hosts.plugins.callback import drift  # noqa: E402
+from ansible_collections.immutable.hosts.plugins.module_utils import _host_state as host_state  # noqa: E402
 
 module_utils_internal.is_controller = WAS_CONTROLLER
 
@@ -319,6 +321,39 @@ def test_json_safe_and_resource_names():
     }
     assert drift.resource_name("immutable.hosts.registry_auth", auth) == "registry_auth registry.lab:5001 (user=core)"
     assert drift.resource_name("immutable.hosts.initramfs", {"regenerate": True, "etc": ["/etc/crypttab"]}) == "initramfs"
+
+
+def test_host_state_names_trust_credentials_repositories_and_initramfs_as_their_own_tasks_do():
+    document = {
+        "os": {
+            "trust": [
+                {"type": "reject"},
+                {"scope": "quay.io/fedora", "key": "k"},
+                {"scope": "", "transport": "oci", "type": "reject"},
+            ],
+            "registry_auth": [{"registry": "registry.lab:5001", "username": "lab", "password": "pw"}],
+            "repos": [{"copr": "lab/tools"}, {"name": "tailscale-stable", "baseurl": ["https://pkgs.example/"]}],
+            "initramfs": {"regenerate": True, "etc": ["/etc/crypttab"]},
+        },
+        "users": [{"name": "core", "registry_auth": [{"registry": "quay.io", "username": "me", "password": "pw"}]}],
+    }
+    params = ArgumentSpecValidator(host_state.ARGUMENT_SPEC).validate(document).validated_parameters
+    names = [drift.resource_name("immutable.hosts." + r.module, r.args) for r in host_state.resources(params)]
+    assert names == [
+        "image_policy default",
+        "image_policy quay.io/fedora",
+        'image_policy "" (transport=oci)',
+        "registry_auth registry.lab:5001",
+        "rpm_repo lab/tools",
+        "rpm_repo tailscale-stable",
+        "initramfs",
+        "rootless_user core",
+        "registry_auth quay.io (user=core)",
+    ]
+    # the labels of the module's own messages say the same
+    labels = [host_state.label(r) for r in host_state.resources(params)]
+    assert labels[:6] == names[:6] and labels[-1] == names[-1]
+    assert drift.resource_name("immutable.hosts.rpm_repo", {"copr": "lab/tools", "priority": 50}) == "rpm_repo lab/tools"
 
 
 def test_an_unwritable_report_is_a_warning_not_a_crash(plugin, tmp_path, monkeypatch):

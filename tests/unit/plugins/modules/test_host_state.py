@@ -20,6 +20,7 @@ from ansible_collections.immutable.hosts.tests.unit.plugins.modules.helpers impo
     make_sysroot,
     run_unit,
 )
+from ansible_collections.immutable.hosts.tests.unit.plugins.modules.test_image_policy import FEDORA_POLICY
 
 BOOTED = "9412245c1880a155cf9c23a49234194f26e3a8b7e847e7636cf65aaee373c7c1"
 ROLLBACK = "7a22d0feb18d647d7b3598b1ac006c1d27d1202303fe7118628bc4b8e2ecb74f"
@@ -375,3 +376,103 @@ def test_check_mode_installs_apps_from_a_remote_the_same_document_adds(run):
     absent["flatpak"][0]["apps"][0]["remote"] = "testrepo"
     result, calls = run(absent, answers, check=True)
     assert result["failed"] is True and "remote testrepo is not configured" in result["msg"], result
+
+
+# --- trust and sources before what needs them -------------------------------------------------------------------------
+
+SIGNED = "quay.io/fedora/fedora-silverblue:42"
+COSIGN_KEY = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEkZ8ShgDyTi1gbuAA\n-----END PUBLIC KEY-----\n"
+TRUST = [
+    {"type": "reject"},
+    {"scope": "", "transport": "containers-storage", "type": "insecureAcceptAnything"},
+    {"scope": "quay.io/fedora", "key": COSIGN_KEY},
+]
+
+
+@pytest.fixture
+def stock_policy(run):
+    (run.root / "etc/containers").mkdir(parents=True)
+    (run.root / "etc/containers/policy.json").write_text(FEDORA_POLICY)
+    return run
+
+
+def test_a_check_plans_the_signed_rebase_against_the_trust_the_document_installs(stock_policy):
+    run = stock_policy
+    untrusted = {"os": {"rebase": {"image": SIGNED}}}
+    result, _calls = run(untrusted, {STATUS: (0, fixture_text(PLAIN), "")}, check=True)
+    assert result["failed"] is True and "no signature policy for %s" % SIGNED in result["msg"], result
+
+    trusted = {"os": {"trust": TRUST, "rebase": {"image": SIGNED}}}
+    result, calls = run(trusted, {STATUS: (0, fixture_text(PLAIN), "")}, check=True)
+    assert "failed" not in result and result["changed"] is True, result.get("msg")
+    assert calls == [STATUS]
+    assert [entry["resource"] for entry in result["resources"]] == [
+        "image_policy default",
+        'image_policy "" (transport=containers-storage)',
+        "image_policy quay.io/fedora",
+        "rebase %s" % SIGNED,
+    ]
+    assert result["resources"][3]["origin"] == "ostree-image-signed:docker://" + SIGNED
+    assert (run.root / "etc/containers/policy.json").read_text() == FEDORA_POLICY
+    assert not (run.root / "etc/containers/registries.d").exists() and not (run.root / "etc/pki/containers").exists()
+    assert result["reboot_reasons"] == ["origin-changed"]
+
+
+def test_trust_is_written_before_the_signed_rebase_runs(stock_policy):
+    run = stock_policy
+    rebase = "rpm-ostree rebase ostree-image-signed:docker://" + SIGNED
+    rebased = status_with(
+        origin="ostree-image-signed:docker://" + SIGNED,
+        **{"container-image-reference": "ostree-image-signed:docker://" + SIGNED},
+    )
+    trusted = {"os": {"trust": TRUST, "rebase": {"image": SIGNED}}}
+    answers = {STATUS: [(0, fixture_text(PLAIN), ""), (0, rebased, "")], rebase: OK}
+    result, calls = run(trusted, answers)
+    assert "failed" not in result and result["changed"] is True, result
+    assert [call for call in calls if call != STATUS] == [rebase]
+    policy = json.loads((run.root / "etc/containers/policy.json").read_text())
+    assert policy["default"] == [{"type": "reject"}]
+    assert policy["transports"]["docker"]["quay.io/fedora"][0]["keyPath"] == "/etc/pki/containers/quay.io-fedora.pub"
+    assert (run.root / "etc/pki/containers/quay.io-fedora.pub").read_text() == COSIGN_KEY
+    again, calls = run(trusted, {STATUS: (0, rebased, "")})
+    assert again["changed"] is False and calls == [STATUS], again
+
+
+def test_a_check_layers_from_a_repository_the_document_adds_without_a_dry_run(run):
+    document = {
+        "os": {
+            "repos": [{"name": "lab-extras", "baseurl": ["https://repo.example/fedora-$releasever/$basearch/"]}],
+            "packages": {"name": ["tailscale"]},
+        }
+    }
+    result, calls = run(document, {STATUS: (0, fixture_text(PLAIN), "")}, check=True)
+    assert "failed" not in result and result["changed"] is True, result
+    assert calls == [STATUS]  # no rpm-ostree install --dry-run: it cannot see lab-extras yet
+    repo, layered = result["resources"]
+    assert repo["changed"] is True and layered["installed"] == ["tailscale"]
+    assert any("/etc/yum.repos.d/lab-extras.repo" in warning for warning in layered["warnings"]), layered
+    assert not (run.root / "etc/yum.repos.d").exists()
+
+
+def test_registry_credentials_are_named_never_shown(run):
+    document = {
+        "os": {"registry_auth": [{"registry": "registry.example.com:5001", "username": "lab", "password": "s3cret-pw"}]},
+        "users": [
+            {"name": "core", "registry_auth": [{"registry": "registry.example.com", "username": "me", "password": "an0ther"}]}
+        ],
+    }
+    result, _calls = run(document, {STATUS: (0, fixture_text(PLAIN), "")})
+    assert "failed" not in result and result["changed"] is True, result.get("msg")
+    assert [entry["resource"] for entry in result["resources"]] == [
+        "registry_auth registry.example.com:5001",
+        "rootless_user core",
+        "registry_auth registry.example.com (user=core)",
+    ]
+    assert "s3cret-pw" not in json.dumps(result) and "an0ther" not in json.dumps(result)
+    system = json.loads((run.root / "etc/ostree/auth.json").read_text())
+    assert list(system["auths"]) == ["registry.example.com:5001"]
+    assert json.loads((run.root / "home/core/.config/containers/auth.json").read_text())["auths"].keys() == {
+        "registry.example.com"
+    }
+    again, _again_calls = run(document, {STATUS: (0, fixture_text(PLAIN), "")})
+    assert again["changed"] is False, again
