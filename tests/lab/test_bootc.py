@@ -69,7 +69,7 @@ def test_a_bootc_only_host_has_bootc_and_no_rpm_ostree(lab, lab_session, host) -
     status = bootc_status(lab_session)
     assert status["booted"]["image"]["image"] == REFERENCE and status["type"] == "bootcHost" and status["staged"] is None
     gathered = facts(lab)
-    assert gathered["backend"] == "bootc" and gathered["booted"]["origin_parsed"]["name"] == IMAGE
+    assert gathered["backend"] == "bootc" and gathered["booted"]["origin_parsed"]["image"] == IMAGE
     assert gathered["reboot_required"] is False and gathered["update_policy"] == {"timer_enabled": False}
 
 
