@@ -17,7 +17,7 @@ description:
     timer is off).
   - The diff is a unified diff of the file, plus the timer's state. A converged host sees no mutating command and no
     rpm-ostree call at all.
-  - On a host without rpm-ostree that bootc manages (an image-mode system), there is no daemon configuration: only
+  - On a host without rpm-ostree that bootc manages (an image-mode system), there is no daemon configuration. Only
     O(timer_enabled) applies, to C(bootc-fetch-apply-updates.timer), which runs C(bootc upgrade --apply) and so
     B(reboots) into each update it stages. The other options are refused there.
 extends_documentation_fragment:

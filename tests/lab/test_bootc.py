@@ -84,13 +84,17 @@ def test_update_policy_is_bootcs_timer(lab, lab_session, host) -> None:
 
 
 def test_what_rpm_ostree_layers_is_refused_with_where_it_belongs(lab, lab_session, host) -> None:
+    """Packages: bake them into the image. Kernel arguments: compared with the next boot's (converged is no change,
+    in check mode too), a change refused with the image's kargs.d named."""
     before = snapshot(lab_session.access(HOST))
-    for module, args in (
-        ("immutable.hosts.rpm_ostree_packages", {"name": ["htop"]}),
-        ("immutable.hosts.kargs", {"args": ["quiet"]}),
-    ):
-        refused = lab.module(module, args, hosts=[HOST])
-        assert not refused.ok and "into the image" in refused.results[0].result["msg"], refused.explain()
+    refused = lab.module("immutable.hosts.rpm_ostree_packages", {"name": ["htop"]}, hosts=[HOST])
+    assert not refused.ok and "bake packages" in refused.results[0].result["msg"], refused.explain()
+    for check in (True, False):
+        converged = lab.module("immutable.hosts.kargs", {"args": ["rw", "quiet"]}, hosts=[HOST], check=check)
+        assert converged.ok and not converged.results[0].changed, converged.explain()
+        assert converged.results[0].result["image_kargs"] == [] and "quiet" in converged.results[0].result["kargs"]
+    refused = lab.module("immutable.hosts.kargs", {"args": ["preempt=full"]}, hosts=[HOST])
+    assert not refused.ok and "add preempt=full in /usr/lib/bootc/kargs.d" in refused.results[0].result["msg"]
     assert_unchanged(before, snapshot(lab_session.access(HOST)))
 
 

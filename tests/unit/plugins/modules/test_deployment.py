@@ -244,7 +244,6 @@ def test_bootc_only_rollback_and_refusals(host, ostree_module):
     "name, args",
     [
         ("rpm_ostree_packages", {"name": ["htop"]}),
-        ("kargs", {"args": ["quiet"]}),
         ("initramfs", {"regenerate": True}),
     ],
 )
@@ -272,3 +271,31 @@ def test_bootc_only_an_update_staged_is_found_when_check_reports_nothing_new(hos
 
 def run_checked(ostree_module, args, tools):
     return ostree_module(module, dict(args, _ansible_check_mode=True), tools)
+
+
+BOOTC_BOOTED = "5a6e2cbff81e83761b5c224de688f8059d720f99ba66c09476d96d745ac4a443"
+BOOTC_STAGED = "c5c8025e044b3936bb9c7e7b464b3383f5a642e4e81f2a06f9e9a6ee12a17697"
+
+
+def test_bootc_only_kargs_compares_the_next_boot_and_refuses_a_change_with_where_it_belongs(tmp_path, ostree_module):
+    """The next boot's arguments (the staged entry's BLS options) compared as with rpm-ostree: converged is no change,
+    and the result names what the image's kargs.d carries (those for another architecture left out); a change is
+    refused, naming the file it belongs in."""
+    from ansible_collections.immutable.hosts.plugins.modules import kargs as kargs_module
+
+    make_sysroot(tmp_path, [(BOOTC_STAGED, 0, "root=UUID=6f3b rw console=ttyS0 quiet"), (BOOTC_BOOTED, 0, "root=UUID=6f3b rw")])
+    kargs_d = tmp_path / "ostree/deploy/fedora/deploy" / ("%s.0" % BOOTC_STAGED) / "usr/lib/bootc/kargs.d"
+    kargs_d.mkdir(parents=True)
+    (kargs_d / "10-console.toml").write_text('kargs = ["console=ttyS0", "quiet"]  # serial console\n')
+    (kargs_d / "20-arm.toml").write_text('kargs = ["nosmt"]\nmatch-architectures = ["aarch64"]\n')
+    status = (0, bootc_doc("unlocked"), "")
+    tools = bootc_tools({BOOTC_STATUS: status})
+    result = ostree_module(kargs_module, {"args": ["quiet", "rw"]}, tools)
+    assert result["changed"] is False and result["image_kargs"] == ["console=ttyS0", "quiet"], result
+    assert tools.calls == [BOOTC_STATUS]
+    tools = bootc_tools({BOOTC_STATUS: status})
+    refused = ostree_module(kargs_module, {"args": ["preempt=full", "quiet"], "state": "present"}, tools)
+    assert refused["failed"] is True and "add preempt=full in /usr/lib/bootc/kargs.d/*.toml" in refused["msg"], refused
+    tools = bootc_tools({BOOTC_STATUS: status})
+    refused = ostree_module(kargs_module, {"args": ["console"], "state": "absent"}, tools)
+    assert "remove console=ttyS0" in refused["msg"]
