@@ -264,6 +264,15 @@ def parse_status(document: Any) -> dict:
     }
 
 
+def boot_order(status: dict) -> list:
+    """The entries of a parsed status in boot order: staged, booted, rollback, others (a queued rollback boots before
+    the booted one)."""
+    ordered = [status[role] for role in ("staged", "booted", "rollback") if status.get(role)] + list(status["other"])
+    if status["rollback_queued"] and status.get("rollback") and status.get("booted") and not status.get("staged"):
+        ordered = [status["rollback"], status["booted"]] + list(status["other"])
+    return ordered
+
+
 def reboot_state(status: dict) -> dict:
     """Whether a plain reboot boots something else, and why; a download-only staged deployment is reported apart
     (``staged_locked``): a plain reboot discards it."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from ansible_collections.immutable.hosts.plugins.module_utils.common._errors import HostsError
 from ansible_collections.immutable.hosts.plugins.module_utils.common._scaffold import Plan
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _bootc as bootc
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _reader as reader
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree._status import pick
 
@@ -108,15 +109,6 @@ def plan_rollback(status: dict) -> dict:
 # --- bootc ------------------------------------------------------------------------------------------------------------
 
 
-def bootc_entries(status: dict) -> list:
-    """A parsed ``bootc status``'s deployments in boot order: staged, booted, rollback, others (a queued rollback boots
-    before the booted one)."""
-    ordered = [status[role] for role in ("staged", "booted", "rollback") if status.get(role)] + list(status["other"])
-    if status["rollback_queued"] and status.get("rollback") and status.get("booted") and not status.get("staged"):
-        ordered = [status["rollback"], status["booted"]] + list(status["other"])
-    return ordered
-
-
 def bootc_summary(status: dict) -> list:
     return [
         {
@@ -129,7 +121,7 @@ def bootc_summary(status: dict) -> list:
             "pinned": entry["pinned"],
             "download_only": entry["download_only"],
         }
-        for index, entry in enumerate(bootc_entries(status))
+        for index, entry in enumerate(bootc.boot_order(status))
     ]
 
 
