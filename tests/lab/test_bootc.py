@@ -56,6 +56,12 @@ def checked_then_twice(lab, lab_session, module: str, args: dict):
     return checked.results[0].result, first.results[0].result
 
 
+def published_digest(lab_session) -> str:
+    """Publish a new digest of the image the host follows; bootc reports the digest the tag resolves to (the index's,
+    as the deployments record it)."""
+    return lab_session.lab.publish(IMAGE)["index-digest"]
+
+
 @pytest.fixture
 def host(lab_hosts):
     lab_hosts(HOST)
@@ -100,7 +106,7 @@ def test_what_rpm_ostree_layers_is_refused_with_where_it_belongs(lab, lab_sessio
 
 def test_deployment_downloads_during_the_day_and_stages_in_a_window(lab, lab_session, host) -> None:
     booted_digest = bootc_status(lab_session)["booted"]["image"]["imageDigest"]
-    new_digest = lab_session.lab.publish(IMAGE)["index-digest"]
+    new_digest = published_digest(lab_session)
 
     found = lab.module("immutable.hosts.deployment", {"upgrade": "check"}, hosts=[HOST])
     assert found.ok and not found.results[0].changed, found.explain()
@@ -137,7 +143,7 @@ def test_deployment_rolls_back_with_bootc(lab, lab_session, host) -> None:
 def test_bootc_upgrade_as_the_contract_says(lab, lab_session, host) -> None:
     """The simulator's bootc upgrade flags and messages, on a digest published for this test."""
     booted_digest = bootc_status(lab_session)["booted"]["image"]["imageDigest"]
-    new_digest = lab_session.lab.publish(IMAGE)["index-digest"]
+    new_digest = published_digest(lab_session)
     assert f"Update available for: {IMAGE}" in sh(lab_session, "bootc upgrade --check").stdout
     cached = bootc_status(lab_session)["booted"]["cachedUpdate"]
     assert cached["image"] == REFERENCE and cached["architecture"] == "amd64"

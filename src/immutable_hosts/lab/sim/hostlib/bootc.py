@@ -281,7 +281,7 @@ def cmd_upgrade(args: list[str]) -> int:
         raise SimError("No image source specified")
     if "--tag" in given:
         ref = retag(ref, given["--tag"])
-    entry = en.resolve_image(ref, en.commit_arch(merge.checksum))
+    entry = latest(ref, en.commit_arch(merge.checksum))
     booted = sc.booted_deployment(deps)
     booted_digest = sc.commit_info(booted.checksum).metadata.get("ostree.manifest-digest") if booted else None
     staged_digest = sc.commit_info(staged.checksum).metadata.get("ostree.manifest-digest") if staged else None
@@ -314,6 +314,20 @@ def cmd_upgrade(args: list[str]) -> int:
     if apply:
         _apply()
     return 0
+
+
+def latest(ref: str, arch: str) -> dict[str, Any]:
+    """What the image reference points at now, as ``--check`` learns it (the manifest and config, no layers):
+    :func:`engine.resolve_image`, with ``digest`` the manifest digest an import would record (its commit's
+    ``ostree.manifest-digest``, read from the commit's metadata alone), so that it compares with the deployments'."""
+    entry = en.resolve_image(ref, arch)
+    sc.ostree("pull", sc.repo_arg(), "--commit-metadata-only", "fedora", entry["ref"])
+    commit = sc.resolve_rev(f"fedora:{entry['ref']}")
+    sc.ostree("refs", sc.repo_arg(), "--delete", f"fedora:{entry['ref']}", check=False)
+    if commit is None:
+        raise SimError(f"Importing: no layers for {entry['manifest']} on the image server")
+    digest = sc.commit_info(commit).metadata.get("ostree.manifest-digest") or entry["digest"]
+    return {**entry, "digest": digest}
 
 
 def retag(ref: str, tag: str) -> str:
