@@ -7,7 +7,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: deployment
-short_description: Upgrade, roll back, pin and clean up the deployments of an rpm-ostree host
+short_description: Upgrade, roll back, pin and clean up the deployments of an rpm-ostree or bootc host
 version_added: 0.1.0
 description:
   - Checks for, downloads or stages an upgrade; queues the rollback deployment; pins and unpins deployments by
@@ -17,6 +17,12 @@ description:
     transaction.
   - Reads C(rpm-ostree status --json) once. It waits on a busy daemon and respects a registered update driver
     (see O(bypass_driver)).
+  - On a host without rpm-ostree that bootc manages (an image-mode system), the same options are bootc's. O(upgrade)
+    runs C(bootc upgrade --check) (the update is the booted entry's C(cachedUpdate)), then C(bootc upgrade) or
+    C(bootc upgrade --download-only) (staged with bootc's C(downloadOnly), which a plain reboot does not apply;
+    O(lock_finalization) asks for the same). O(upgrade=stage) on an update that was only downloaded unlocks it
+    without fetching it again, so a fleet can download during the day and stage it in a window. O(rollback) is
+    C(bootc rollback). O(pin), O(unpin) and O(cleanup) are refused there.
 extends_documentation_fragment:
   - immutable.hosts.attributes
   - immutable.hosts.rpm_ostree
@@ -91,16 +97,28 @@ EXAMPLES = r"""
   immutable.hosts.deployment:
     cleanup: [pending, rollback]
   become: true
+
+- name: During the day, download the update without applying it (a bootc host's downloadOnly)
+  immutable.hosts.deployment:
+    upgrade: download_only
+  become: true
+
+- name: In the maintenance window, let the next boot apply what was downloaded
+  immutable.hosts.deployment:
+    upgrade: stage
+  become: true
 """
 
 RETURN = r"""
 update_available:
-  description: Whether C(rpm-ostree upgrade --check) found an update.
+  description: Whether C(rpm-ostree upgrade --check) (or C(bootc upgrade --check)) found an update.
   returned: when O(upgrade) is set
   type: bool
   sample: true
 update:
-  description: The update rpm-ostree found (version, checksum, origin, rpm diff, advisories), or null.
+  description:
+    - The update rpm-ostree found (version, checksum, origin, rpm diff, advisories), or null.
+    - With bootc, the image's C(digest), C(version), C(timestamp), C(architecture) and reference (C(image)).
   returned: when O(upgrade) is set
   type: dict
 pinned:
@@ -141,7 +159,7 @@ staged_locked_reasons:
   sample: []
 deployment:
   description: The deployment that boots next after the run.
-  returned: success
+  returned: success, with rpm-ostree
   type: dict
 commands:
   description: The commands run, as argument lists.

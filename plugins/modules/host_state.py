@@ -501,7 +501,8 @@ options:
               - apply
           timer_enabled:
             description:
-              - Enable (and start) or disable (and stop) C(rpm-ostreed-automatic.timer). Unset leaves it as it is.
+              - Enable (and start) or disable (and stop) C(rpm-ostreed-automatic.timer), or on a bootc-only host C(bootc-fetch-apply-updates.timer).
+                Unset leaves it as it is.
             type: bool
       wait_timeout:
         description:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: kargs
-short_description: Manage the kernel arguments of an rpm-ostree host's next deployment
+short_description: Manage the kernel arguments of an rpm-ostree host's next deployment, or check a bootc host's
 version_added: 0.1.0
 description:
   - Makes kernel arguments present, absent, or exactly a given list on the deployment that boots next (new
@@ -16,6 +16,10 @@ description:
     deployment's arguments; applies every change in a single C(rpm-ostree kargs) call with C(--replace),
     C(--delete-if-present) and C(--append-if-missing). A converged host sees no mutating command.
   - The C(ostree=) argument belongs to OSTree and is never touched.
+  - On a host without rpm-ostree that bootc manages (an image-mode system), kernel arguments come with the image, in
+    C(/usr/lib/bootc/kargs.d/*.toml), and bootc applies them when it stages the image. The next boot's arguments are
+    compared all the same, so a converged host is no change (also in a drift check), and a change fails with the
+    arguments to add or remove in the image's C(kargs.d). RV(image_kargs) lists what the image carries.
 extends_documentation_fragment:
   - immutable.hosts.attributes
   - immutable.hosts.rpm_ostree
@@ -71,6 +75,13 @@ kargs:
   type: list
   elements: str
   sample: [root=UUID=6f3b, rw, mitigations=off]
+image_kargs:
+  description: On a bootc-only host, the arguments the next boot's image carries in C(kargs.d) (those for this
+    architecture).
+  returned: on a host without rpm-ostree that bootc manages
+  type: list
+  elements: str
+  sample: [console=ttyS0,115200n8]
 changes:
   description: What the call adds, removes and replaces.
   returned: success

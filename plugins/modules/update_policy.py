@@ -7,7 +7,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: update_policy
-short_description: Set rpm-ostree's automatic update policy and its timer
+short_description: Set rpm-ostree's automatic update policy and its timer, or bootc's update timer
 version_added: 0.1.0
 description:
   - Sets C(AutomaticUpdatePolicy), C(IdleExitTimeout) and C(LockLayering) in the C([Daemon]) group of
@@ -17,6 +17,9 @@ description:
     timer is off).
   - The diff is a unified diff of the file, plus the timer's state. A converged host sees no mutating command and no
     rpm-ostree call at all.
+  - On a host without rpm-ostree that bootc manages (an image-mode system), there is no daemon configuration. Only
+    O(timer_enabled) applies, to C(bootc-fetch-apply-updates.timer), which runs C(bootc upgrade --apply) and so
+    B(reboots) into each update it stages. The other options are refused there.
 extends_documentation_fragment:
   - immutable.hosts.attributes
 author:
@@ -36,7 +39,9 @@ options:
     description: Forbid package layering and overrides on this host. Unset leaves it as it is.
     type: bool
   timer_enabled:
-    description: Enable (and start) or disable (and stop) C(rpm-ostreed-automatic.timer). Unset leaves it as it is.
+    description:
+      - Enable (and start) or disable (and stop) C(rpm-ostreed-automatic.timer), or on a bootc-only host
+        C(bootc-fetch-apply-updates.timer). Unset leaves it as it is.
     type: bool
   path:
     description: The daemon configuration file.
@@ -62,16 +67,31 @@ EXAMPLES = r"""
     policy: none
     timer_enabled: false
   become: true
+
+- name: An image-mode (bootc) host applies its updates unattended, rebooting into them
+  immutable.hosts.update_policy:
+    timer_enabled: true
+  become: true
 """
 
 RETURN = r"""
+backend:
+  description: What manages the host's updates, C(rpm-ostree) or C(bootc) (a host without rpm-ostree).
+  returned: success
+  type: str
+  sample: rpm-ostree
+timer:
+  description: The update timer of that backend.
+  returned: success
+  type: str
+  sample: rpm-ostreed-automatic.timer
 settings:
-  description: The C([Daemon]) settings after the run (predicted in check mode).
+  description: The C([Daemon]) settings after the run (predicted in check mode); null on a bootc host.
   returned: success
   type: dict
   sample: {policy: stage, idle_exit_timeout: 60, lock_layering: false, recommends: true}
 timer_enabled:
-  description: Whether C(rpm-ostreed-automatic.timer) is enabled after the run.
+  description: Whether the update timer is enabled after the run.
   returned: when O(timer_enabled) is set
   type: bool
   sample: true

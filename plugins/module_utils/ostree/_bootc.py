@@ -264,6 +264,15 @@ def parse_status(document: Any) -> dict:
     }
 
 
+def boot_order(status: dict) -> list:
+    """The entries of a parsed status in boot order: staged, booted, rollback, others (a queued rollback boots before
+    the booted one)."""
+    ordered = [status[role] for role in ("staged", "booted", "rollback") if status.get(role)] + list(status["other"])
+    if status["rollback_queued"] and status.get("rollback") and status.get("booted") and not status.get("staged"):
+        ordered = [status["rollback"], status["booted"]] + list(status["other"])
+    return ordered
+
+
 def reboot_state(status: dict) -> dict:
     """Whether a plain reboot boots something else, and why; a download-only staged deployment is reported apart
     (``staged_locked``): a plain reboot discards it."""
@@ -276,3 +285,57 @@ def reboot_state(status: dict) -> dict:
     if status.get("rollback_queued"):
         reasons.append(REASON_ROLLBACK)
     return reboot_verdict(reasons)
+
+
+# --- kernel arguments an image carries (/usr/lib/bootc/kargs.d) -----------------------------------------------
+
+KARGS_D = "usr/lib/bootc/kargs.d"
+# bootc matches match-architectures against Rust's std::env::consts::ARCH, which names some machines otherwise.
+RUST_ARCH = {"ppc64le": "powerpc64", "ppc64": "powerpc64", "armv7l": "arm", "i686": "x86"}
+_TOML_STRING = re.compile(r'"((?:[^"\\]|\\.)*)"|\'([^\']*)\'')
+
+
+def _toml_array(text: str, key: str) -> Optional[list]:
+    """The strings of ``key = [ ... ]`` in a kargs.d file (the subset bootc's files use), or None without the key."""
+    match = re.search(r"(?m)^[ \t]*%s[ \t]*=[ \t]*\[(.*?)\]" % re.escape(key), text, re.S)
+    if match is None:
+        return None
+    body = "\n".join(_without_comment(line) for line in match.group(1).split("\n"))
+    found = []
+    for double, single in _TOML_STRING.findall(body):
+        found.append(json.loads('"%s"' % double) if double or not single else single)
+    return found
+
+
+def _without_comment(line: str) -> str:
+    """A TOML line up to its ``#`` comment (a ``#`` inside a string is text)."""
+    quote = None
+    escaped = False
+    for position, char in enumerate(line):
+        if quote == '"' and escaped:
+            escaped = False
+        elif quote == '"' and char == "\\":
+            escaped = True
+        elif quote and char == quote:
+            quote = None
+        elif not quote and char in "\"'":
+            quote = char
+        elif not quote and char == "#":
+            return line[:position]
+    return line
+
+
+def image_kargs(files: dict, machine: str) -> list:
+    """The kernel arguments of an image's ``kargs.d`` (file name -> text), in file-name order, those whose
+    ``match-architectures`` leave this machine out dropped, as bootc reads them when it stages the image."""
+    arch = RUST_ARCH.get(machine, machine)
+    kargs = []
+    for name in sorted(files):
+        if not name.endswith(".toml"):
+            continue
+        text = files[name]
+        arches = _toml_array(text, "match-architectures")
+        if arches is not None and arch not in arches:
+            continue
+        kargs += _toml_array(text, "kargs") or []
+    return kargs

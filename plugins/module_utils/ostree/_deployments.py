@@ -3,6 +3,11 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Deployment housekeeping planned from a parsed ``rpm-ostree status``: pins, cleanup, rollback.
 
+On a host without rpm-ostree that bootc manages (an image-mode system), the same options are bootc's: ``upgrade``
+is ``bootc upgrade --check``, ``bootc upgrade`` or ``bootc upgrade --download-only`` (a finalization-locked staged
+deployment, bootc's ``downloadOnly``), an upgrade staged on a download-only deployment of the same digest unlocks it
+(``bootc upgrade``), and ``rollback`` is ``bootc rollback``; pins and cleanup stay rpm-ostree's.
+
 The planning functions are pure; :data:`UNIT` is the module immutable.hosts.deployment.  Standard library only,
 Python 3.9+.
 """
@@ -11,6 +16,7 @@ from __future__ import annotations
 
 from ansible_collections.immutable.hosts.plugins.module_utils.common._errors import HostsError
 from ansible_collections.immutable.hosts.plugins.module_utils.common._scaffold import Plan
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _bootc as bootc
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _reader as reader
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree._status import pick
 
@@ -100,6 +106,67 @@ def plan_rollback(status: dict) -> dict:
     return {"changed": True, "cleanup_staged": pending is not None, "target": rollback["index"]}
 
 
+# --- bootc ------------------------------------------------------------------------------------------------------------
+
+
+def bootc_summary(status: dict) -> list:
+    return [
+        {
+            "index": index,
+            "checksum": entry["checksum"],
+            "version": (entry["image"] or {}).get("version"),
+            "digest": (entry["image"] or {}).get("digest"),
+            "booted": entry["role"] == "booted",
+            "staged": entry["role"] == "staged",
+            "pinned": entry["pinned"],
+            "download_only": entry["download_only"],
+        }
+        for index, entry in enumerate(bootc.boot_order(status))
+    ]
+
+
+def bootc_update(status: dict) -> dict:
+    """The update after ``bootc upgrade --check``: the booted entry's ``cachedUpdate`` when it names an image other
+    than the booted one, else a staged image other than the booted one (once an update is staged, bootc finds
+    nothing new to report); and whether it is staged already (applied at the next boot) or only downloaded (staged
+    with ``downloadOnly``)."""
+    booted, staged = status.get("booted") or {}, status.get("staged")
+    booted_digest = (booted.get("image") or {}).get("digest")
+    staged_image = (staged or {}).get("image") or {}
+    found = None
+    for candidate in (booted.get("cached_update"), staged_image):
+        if candidate and candidate.get("digest") and candidate["digest"] != booted_digest:
+            found = candidate
+            break
+    same = bool(found and staged and staged_image.get("digest") == found["digest"])
+    update = None
+    if found:
+        update = {key: found.get(key) for key in ("digest", "version", "timestamp", "architecture")}
+        update["image"] = (found.get("image") or {}).get("canonical")
+    return {
+        "available": found is not None,
+        "update": update,
+        "staged": same and not staged["download_only"],
+        "downloaded": same and staged["download_only"],
+    }
+
+
+def plan_bootc_rollback(status: dict) -> dict:
+    """bootc rollback swaps the boot order (and discards a staged deployment): already queued is no change."""
+    if status["rollback_queued"] and not status.get("staged"):
+        return {"changed": False}
+    if not status.get("rollback"):
+        raise DeploymentError("there is no rollback deployment to go back to")
+    return {"changed": True}
+
+
+BOOTC_REFUSED = {
+    "pin": "pin and unpin",
+    "unpin": "pin and unpin",
+    "cleanup": "cleanup",
+}
+
+
 # --- the unit ----------------------------------------------------------------------------------------------------------
 
 
@@ -142,6 +209,8 @@ class DeploymentUnit:
         return params
 
     def read(self, host, desired: dict) -> dict:
+        if reader.bootc_only(host):
+            return self._read_bootc(host, desired)
         reader.require_rpm_ostree(host)
         status = reader.status(host)
         plans = {
@@ -162,7 +231,32 @@ class DeploymentUnit:
             reader.refuse_driver(host, status, desired["bypass_driver"])
         if desired["upgrade"]:
             found = self._look_for_update(host, desired)
-        return {"before": summary(status), "plans": plans, "update": found}
+        return {"before": summary(status), "plans": plans, "update": found, "backend": "rpm-ostree"}
+
+    @staticmethod
+    def _read_bootc(host, desired: dict) -> dict:
+        given = sorted({BOOTC_REFUSED[key] for key in BOOTC_REFUSED if desired[key]})
+        if given:
+            raise DeploymentError(
+                "%s are rpm-ostree's, and this host has no rpm-ostree (bootc manages it): bootc keeps one rollback "
+                "and replaces it with each update" % " and ".join(given)
+            )
+        status = reader.bootc_status(host)
+        if not status["is_bootc"]:
+            raise DeploymentError("bootc reports no booted deployment; this host is not managed by bootc")
+        plans = {
+            "pins": {"changed": False, "pin": [], "unpin": [], "before": [], "after": []},
+            "cleanup": {"changed": False, "flags": [], "cache_flags": [], "removed": []},
+            "rollback": plan_bootc_rollback(status) if desired["rollback"] else {"changed": False},
+        }
+        found = None
+        if desired["upgrade"]:
+            # The manifest and config only: what bootc finds lands in the booted entry's cachedUpdate.
+            host.run(["bootc", "upgrade", "--check"])
+            host.forget(reader.BOOTC_STATUS)
+            status = reader.bootc_status(host)
+            found = bootc_update(status)
+        return {"before": bootc_summary(status), "plans": plans, "update": found, "backend": "bootc"}
 
     @staticmethod
     def _look_for_update(host, desired: dict) -> dict:
@@ -189,6 +283,10 @@ class DeploymentUnit:
             plans["download"] = (
                 desired["upgrade"] == "download_only" and found["available"] and not found["downloaded"] and not found["staged"]
             )
+        if found is not None and current["backend"] == "bootc" and desired["upgrade"] == "stage" and desired["lock_finalization"]:
+            # bootc's download-only staged deployment is rpm-ostree's --lock-finalization
+            plans["stage"], plans["download"] = False, found["available"] and not found["downloaded"] and not found["staged"]
+        plans["backend"] = current["backend"]
         plans["moves_deployments"] = plans["cleanup"]["changed"] or plans["rollback"]["changed"] or plans["stage"]
         changed = plans["moves_deployments"] or plans["pins"]["changed"] or plans["download"]
         predicted = (["rollback-queued"] if plans["rollback"]["changed"] else []) + (["staged-update"] if plans["stage"] else [])
@@ -203,6 +301,8 @@ class DeploymentUnit:
 
     def apply(self, host, plan: Plan, desired: dict) -> dict:
         plans = plan.actions
+        if plans["backend"] == "bootc":
+            return self._apply_bootc(host, plan)
         if plans["cleanup"]["flags"] or plans["cleanup"]["cache_flags"]:
             reader.transaction(
                 host, ["cleanup", *plans["cleanup"]["flags"], *plans["cleanup"]["cache_flags"]], desired, ok_rcs=(0,)
@@ -228,7 +328,21 @@ class DeploymentUnit:
             host.forget(reader.STATUS)
         return {"diff": {"before": plan.diff["before"], "after": {"deployments": summary(reader.status(host))}}}
 
+    @staticmethod
+    def _apply_bootc(host, plan: Plan) -> dict:
+        plans = plan.actions
+        if plans["rollback"]["changed"]:
+            host.run(["bootc", "rollback"])
+        if plans["stage"]:
+            host.run(["bootc", "upgrade"])  # stages the update, or unlocks it when it was only downloaded
+        if plans["download"]:
+            host.run(["bootc", "upgrade", "--download-only"])
+        host.forget(reader.BOOTC_STATUS)
+        return {"diff": {"before": plan.diff["before"], "after": {"deployments": bootc_summary(reader.bootc_status(host))}}}
+
     def report(self, host, plan: Plan, _desired: dict) -> dict:
+        if plan.actions["backend"] == "bootc":
+            return reader.bootc_report(host, plan.changed, plan.reboot_reasons)
         return reader.report(host, plan.changed, plan.reboot_reasons)
 
 

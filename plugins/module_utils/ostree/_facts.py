@@ -190,10 +190,7 @@ def _bootc_update(update: Optional[dict]) -> Optional[dict]:
 def from_bootc(status: dict, kargs: dict, update_policy: dict, machine: str) -> dict:
     """Facts from a parsed ``bootc status``: deployments listed in boot order (staged, booted, rollback, others)."""
     facts = empty_facts(machine, True, "bootc")
-    ordered = [status[role] for role in ("staged", "booted", "rollback") if status.get(role)] + list(status["other"])
-    if status["rollback_queued"] and status.get("rollback") and status.get("booted") and not status.get("staged"):
-        ordered = [status["rollback"], status["booted"]] + list(status["other"])
-    deployments = [_bootc_deployment(entry, index, kargs) for index, entry in enumerate(ordered)]
+    deployments = [_bootc_deployment(entry, index, kargs) for index, entry in enumerate(bootc_status.boot_order(status))]
     booted = next((d for d in deployments if d["booted"]), None)
     pending = deployments[0] if deployments and not deployments[0]["booted"] else None
     if pending:

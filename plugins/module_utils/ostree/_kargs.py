@@ -11,6 +11,10 @@ quotes, which are the only quoting there is, and an argument is compared as writ
 ``=`` itself (``root=UUID=1111``) cannot be replaced that way; such a change deletes the old argument and appends
 the new one, in the same call.
 
+On a host without rpm-ostree that bootc manages, kernel arguments come with the image (``/usr/lib/bootc/kargs.d``,
+applied when bootc stages it): the arguments of the next boot are compared all the same, a converged host is no
+change, and a change is refused with where it belongs; the result names the image's own arguments.
+
 The planning functions are pure; :data:`UNIT` is the module immutable.hosts.kargs.  Standard library only, Python 3.9+.
 """
 
@@ -21,6 +25,7 @@ import re
 from ansible_collections.immutable.hosts.plugins.module_utils.common._errors import HostsError
 from ansible_collections.immutable.hosts.plugins.module_utils.common._scaffold import Plan
 from ansible_collections.immutable.hosts.plugins.module_utils.common._text import bad_character
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _bootc as bootc
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _reader as reader
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree._admin import split_kargs
 
@@ -149,7 +154,9 @@ class KargsUnit:
         plan_kargs([], params["args"], params["state"])  # every argument checked before anything runs
         return params
 
-    def read(self, host, desired: dict) -> list:
+    def read(self, host, desired: dict):
+        if reader.bootc_only(host):
+            return read_bootc(host)
         reader.require_rpm_ostree(host)
         current = reader.status(host)
         merge = reader.merge(current)
@@ -158,7 +165,9 @@ class KargsUnit:
             raise reader.OstreeHostError("cannot read the kernel arguments of deployment %s" % merge["id"])
         return kargs
 
-    def plan(self, current: list, desired: dict) -> Plan:
+    def plan(self, current, desired: dict) -> Plan:
+        if isinstance(current, dict):
+            return plan_bootc(current, desired)
         found = plan_kargs(current, desired["args"], desired["state"])
         return Plan(
             changed=found["changed"],
@@ -178,7 +187,55 @@ class KargsUnit:
         reader.transaction(host, ["kargs", "--unchanged-exit-77", *plan.actions], desired)
 
     def report(self, host, plan: Plan, _desired: dict) -> dict:
+        if "image_kargs" in plan.result:
+            return reader.bootc_report(host, plan.changed, plan.reboot_reasons)
         return reader.report(host, plan.changed, plan.reboot_reasons, merge_kargs=plan.result["kargs"])
+
+
+def read_bootc(host) -> dict:
+    """A bootc host: the kernel arguments of the deployment that boots next (its boot entry) and those its image
+    carries in ``kargs.d``."""
+    status = reader.bootc_status(host)
+    entry = status.get("staged") or status.get("booted")
+    if entry is None or entry.get("checksum") is None or entry.get("serial") is None:
+        raise reader.OstreeHostError("bootc reports no deployment whose kernel arguments could be read")
+    kargs = reader.boot_kargs(host).get((entry["checksum"], entry["serial"]))
+    if kargs is None:
+        raise reader.OstreeHostError(
+            "cannot read the kernel arguments of deployment %s.%s" % (entry["checksum"], entry["serial"])
+        )
+    root = "/ostree/deploy/%s/deploy/%s.%d/" % (entry["stateroot"], entry["checksum"], entry["serial"])
+    files = {}
+    for path in host.glob(root + bootc.KARGS_D + "/*.toml"):
+        text = host.read_text(path)
+        if text is not None:
+            files[path.rsplit("/", 1)[1]] = text
+    return {"kargs": kargs, "image_kargs": bootc.image_kargs(files, host.machine()), "staged": entry["role"] == "staged"}
+
+
+def plan_bootc(current: dict, desired: dict) -> Plan:
+    """Compare as on rpm-ostree; a change is not bootc's to make on the host, so it is refused with where it belongs."""
+    found = plan_kargs(current["kargs"], desired["args"], desired["state"])
+    if found["changed"]:
+        added = [arg for arg in found["after"] if arg not in found["before"]]
+        removed = [arg for arg in found["before"] if arg not in found["after"]]
+        steps = (["add " + ", ".join(added)] if added else []) + (["remove " + ", ".join(removed)] if removed else [])
+        raise InvalidKarg(
+            "this host has no rpm-ostree: bootc manages it, and its kernel arguments come with the image; %s in "
+            "/usr/lib/bootc/kargs.d/*.toml of the image (kargs = [...]), and the next bootc upgrade applies them"
+            % " and ".join(steps)
+        )
+    return Plan(
+        changed=False,
+        diff={"before": {"kargs": found["before"]}, "after": {"kargs": found["after"]}},
+        actions=[],
+        result={
+            "kargs": found["after"],
+            "image_kargs": current["image_kargs"],
+            "changes": {"append": [], "delete": [], "replace": []},
+        },
+        reboot_reasons=[],
+    )
 
 
 UNIT = KargsUnit()

@@ -104,6 +104,12 @@ def require_rpm_ostree(host) -> None:
     if not is_ostree_booted(host):
         raise OstreeHostError("this host was not booted through OSTree (no /run/ostree-booted); it has no deployments to manage")
     if not host.which("rpm-ostree"):
+        if host.which("bootc"):
+            raise OstreeHostError(
+                "this host has no rpm-ostree: bootc manages it, and bootc changes nothing on the host but the image it "
+                "follows; bake packages, overrides and the initramfs into the image (Containerfile), and kernel "
+                "arguments into /usr/lib/bootc/kargs.d/*.toml in it"
+            )
         raise OstreeHostError("rpm-ostree is not installed on this OSTree host")
 
 
@@ -234,3 +240,20 @@ def bootc_status(host, retries: int = STARTUP_RETRIES) -> dict:
     return host.once(
         BOOTC_STATUS, lambda: bootc.parse_status(read_patiently(host, ["bootc", "status", "--format=json"], retries))
     )
+
+
+def bootc_only(host) -> bool:
+    """An OSTree host that bootc alone manages: no rpm-ostree (an image-mode system built without it)."""
+    return is_ostree_booted(host) and not host.which("rpm-ostree") and bool(host.which("bootc"))
+
+
+def bootc_report(host, changed: bool, predicted: Optional[list] = None) -> dict:
+    """The reboot state of a bootc host after a unit ran: read again after a real change (the unit forgot the status),
+    predicted in check mode: a change this run would make comes on top of what is pending."""
+    state = bootc.reboot_state(bootc_status(host))
+    if changed and host.check_mode and predicted:
+        reasons = [
+            r for r in state["reboot_reasons"] + state.get("staged_locked_reasons", []) if r != ostree.REASON_FINALIZATION_LOCKED
+        ]
+        state = ostree.reboot_verdict(reasons + [r for r in predicted if r not in reasons])
+    return state

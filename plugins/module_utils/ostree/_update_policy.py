@@ -4,6 +4,10 @@
 """rpm-ostree's automatic updates: ``/etc/rpm-ostreed.conf`` edited line by line (other lines and comments kept) and
 ``rpm-ostreed-automatic.timer``.  :data:`UNIT` is the module immutable.hosts.update_policy.
 
+A host without rpm-ostree that bootc manages (an image-mode system) has no daemon settings: its unattended updates
+are ``bootc-fetch-apply-updates.timer`` (``bootc upgrade --apply``, which reboots into what it stages), so only
+``timer_enabled`` applies there.
+
 Standard library only, Python 3.9+.
 """
 
@@ -16,12 +20,40 @@ from ansible_collections.immutable.hosts.plugins.module_utils.common._scaffold i
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _admin as ostree
 
 TIMER = "rpm-ostreed-automatic.timer"
+BOOTC_TIMER = "bootc-fetch-apply-updates.timer"
 ENABLED_STATES = ("enabled", "enabled-runtime", "static", "alias", "indirect", "generated")
+DAEMON_SETTINGS = ("policy", "idle_exit_timeout", "lock_layering")
 
 
-def timer_state(host) -> bool:
-    state = host.run(["systemctl", "is-enabled", TIMER], check=False).stdout.strip()
+def timer_state(host, timer: str = TIMER) -> bool:
+    state = host.run(["systemctl", "is-enabled", timer], check=False).stdout.strip()
     return state in ENABLED_STATES
+
+
+def backend(host) -> str:
+    """``rpm-ostree`` where it is installed; ``bootc`` on an OSTree host that bootc alone manages."""
+    if not host.which("rpm-ostree") and host.which("bootc") and host.exists("/run/ostree-booted"):
+        return "bootc"
+    return "rpm-ostree"
+
+
+def plan_bootc_timer(current_timer: bool, params: dict) -> Plan:
+    """A bootc host: only its update timer."""
+    wanted = params["timer_enabled"]
+    changed = current_timer != wanted
+    return Plan(
+        changed=changed,
+        diff=[{"before": {"timer_enabled": current_timer}, "after": {"timer_enabled": wanted}}],
+        actions={"text": None, "timer": wanted if changed else None},
+        result={
+            "backend": "bootc",
+            "timer": BOOTC_TIMER,
+            "settings": None,
+            "timer_enabled": wanted,
+            "reboot_required": False,
+            "reboot_reasons": [],
+        },
+    )
 
 
 def plan_policy(text: str, current_timer, params: dict) -> Plan:
@@ -50,6 +82,8 @@ def plan_policy(text: str, current_timer, params: dict) -> Plan:
         diff=diff,
         actions={"text": after if after != text else None, "timer": timer_after if timer_changed else None},
         result={
+            "backend": "rpm-ostree",
+            "timer": TIMER,
             "settings": ostree.parse_rpm_ostreed_conf(after),
             "timer_enabled": timer_after,
             "reboot_required": False,
@@ -74,18 +108,29 @@ class UpdatePolicyUnit:
         return params
 
     def read(self, host, desired: dict) -> tuple:
+        if backend(host) == "bootc":
+            given = [key for key in DAEMON_SETTINGS if desired[key] is not None]
+            if given:
+                raise HostsError(
+                    "%s %s rpm-ostreed.conf, and this host has no rpm-ostree: bootc manages it, and its unattended "
+                    "updates are %s alone (timer_enabled)"
+                    % (", ".join(given), "is a setting of" if len(given) == 1 else "are settings of", BOOTC_TIMER)
+                )
+            return "bootc", None, timer_state(host, BOOTC_TIMER)
         text = host.read_text(desired["path"]) or ""
-        return text, timer_state(host) if desired["timer_enabled"] is not None else None
+        return "rpm-ostree", text, timer_state(host) if desired["timer_enabled"] is not None else None
 
     def plan(self, current: tuple, desired: dict) -> Plan:
-        return plan_policy(current[0], current[1], desired)
+        if current[0] == "bootc":
+            return plan_bootc_timer(current[2], desired)
+        return plan_policy(current[1], current[2], desired)
 
     def apply(self, host, plan: Plan, desired: dict) -> None:
         if plan.actions["text"] is not None:
             files.replace_file(host.path(desired["path"]), plan.actions["text"])
             host.run(["rpm-ostree", "reload"])
         if plan.actions["timer"] is not None:
-            host.run(["systemctl", "enable" if plan.actions["timer"] else "disable", "--now", TIMER])
+            host.run(["systemctl", "enable" if plan.actions["timer"] else "disable", "--now", plan.result["timer"]])
 
 
 UNIT = UpdatePolicyUnit()

@@ -18,7 +18,7 @@ import time
 import uuid
 from pathlib import Path
 
-from immutable_hosts.lab import flatpak_content, oci_content, ostree_content, registry, ssh
+from immutable_hosts.lab import flatpak_content, oci_content, ostree_content, registry, sim, ssh
 from immutable_hosts.lab.image import CORE_UID, remove_tree
 from immutable_hosts.lab.network import HostNetwork
 from immutable_hosts.lab.state import SERVER_NAME, SERVER_URL, HostRecord, LabState, ProcessRef, write_whole
@@ -324,6 +324,8 @@ def provision_content(host: Host) -> None:
     ostree_content.provision_host(host.merged, host.record.profile, SERVER_URL, server_dir=server_dir)
     flatpak_content.provision_host(host.merged, host.record.profile, SERVER_URL, server_dir=server_dir)
     oci_content.provision_host(host.merged, host.storage)
+    if host.record.profile == "bootc-only":
+        sim.strip_rpm_ostree(host.merged)
 
 
 # What an M1 Pro MacBook Pro's device tree says of itself (NUL-separated strings, as the kernel exposes them).

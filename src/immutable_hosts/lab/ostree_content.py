@@ -577,6 +577,10 @@ def _kargs() -> list[str]:
     return [f"--karg=root=UUID={uuid.uuid4()}", "--karg=rw", "--karg-append=rhgb", "--karg-append=quiet"]
 
 
+# Profiles whose host boots the bootc image (bootc-only: the same image, without rpm-ostree on the host).
+IMAGE_PROFILES = ("bootc", "bootc-only")
+
+
 def provision_host(root: Path, profile: str, server_url: str, server_dir: Path | None = None) -> None:
     """Create a real sysroot in ``root`` (init-fs, os-init, remote, pull, deploy) for ``profile``.
 
@@ -584,7 +588,7 @@ def provision_host(root: Path, profile: str, server_url: str, server_dir: Path |
     machine (``server_dir``, a ``file://`` URL, ``$IMMUTABLE_HOSTS_LAB_DIR/server`` or ``<repo>/.lab/server``),
     else over HTTP from ``server_url``; the host's remote always points at ``server_url + "/ostree"``.
     """
-    if profile not in (*PROFILE_REFS, "bootc"):
+    if profile not in (*PROFILE_REFS, *IMAGE_PROFILES):
         raise ValueError(f"unknown profile {profile}")
     root.mkdir(parents=True, exist_ok=True)
     url = server_url.rstrip("/") + "/ostree"
@@ -593,7 +597,7 @@ def provision_host(root: Path, profile: str, server_url: str, server_dir: Path |
     _ostree("admin", "os-init", f"--sysroot={root}", "fedora")
     _write_remote(root, url)
     server = _server_dir_for(server_url, server_dir)
-    if profile == "bootc":
+    if profile in IMAGE_PROFILES:
         _deploy_image(root, server, url)
     else:
         ref = PROFILE_REFS[profile]

@@ -19,7 +19,7 @@ from typing import Any
 from immutable_hosts.files import write_durably
 
 STATE_ENV = "IMMUTABLE_HOSTS_LAB_DIR"
-PROFILES = ("silverblue", "kinoite", "apple-silicon", "bootc")
+PROFILES = ("silverblue", "kinoite", "apple-silicon", "bootc", "bootc-only")
 SERVER_PORT = 8088
 SERVER_NAME = "images.lab"
 SERVER_URL = f"http://{SERVER_NAME}:{SERVER_PORT}"

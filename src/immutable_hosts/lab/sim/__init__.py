@@ -1,7 +1,10 @@
 """rpm-ostree and bootc simulators for lab hosts.
 
 The simulator code lives in ``hostlib/`` (stdlib only, runs with the image's python3) and is copied to
-``/usr/lib/rpm-ostree-sim/`` in the image; ``/usr/bin/rpm-ostree`` and ``/usr/bin/bootc`` are tiny launchers.
+``/usr/lib/rpm-ostree-sim/`` in the image; ``/usr/bin/rpm-ostree`` and ``/usr/bin/bootc`` are tiny launchers. The
+lab's own hooks (the boot cycle, ``lab sim``) go through ``/usr/lib/rpm-ostree-sim/lab-sim``, so that a host whose
+image has no rpm-ostree (profile ``bootc-only``: :func:`strip_rpm_ostree` removes the binary, its configuration and
+its units) still boots and still answers ``lab sim``.
 
 Root prefix: every path the simulators touch is relative to ``$IMMUTABLE_HOSTS_SIM_ROOT`` (default ``/``).
 The contract tests set it to a temp sysroot on the machine; nothing outside the lab knows about it.
@@ -41,8 +44,8 @@ Conflicts=shutdown.target
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-ExecStart=/usr/bin/rpm-ostree __sim-boot
-ExecStop=/usr/bin/rpm-ostree __sim-finalize
+ExecStart=/usr/lib/rpm-ostree-sim/lab-sim __sim-boot
+ExecStop=/usr/lib/rpm-ostree-sim/lab-sim __sim-finalize
 
 [Install]
 WantedBy=sysinit.target
@@ -69,6 +72,40 @@ Persistent=true
 [Install]
 WantedBy=timers.target
 """
+
+# bootc's own units (bootc systemd/): the timer image-mode systems enable for unattended updates; the service
+# applies, i.e. reboots into, what it stages.
+BOOTC_SERVICE = """[Unit]
+Description=Apply bootc updates
+Documentation=man:bootc(8)
+ConditionPathExists=/run/ostree-booted
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/bootc upgrade --apply --quiet
+"""
+
+BOOTC_TIMER = """[Unit]
+Description=Apply bootc updates
+Documentation=man:bootc(8)
+ConditionPathExists=/run/ostree-booted
+
+[Timer]
+OnBootSec=1h
+OnUnitInactiveSec=8h
+RandomizedDelaySec=2h
+
+[Install]
+WantedBy=timers.target
+"""
+
+# What a bootc-only host's image does not have (strip_rpm_ostree).
+RPM_OSTREE_FILES = (
+    "usr/bin/rpm-ostree",
+    "etc/rpm-ostreed.conf",
+    "usr/lib/systemd/system/rpm-ostreed-automatic.service",
+    "usr/lib/systemd/system/rpm-ostreed-automatic.timer",
+)
 
 DAEMON_CONF = """# Entries in this file show the compile time defaults.
 # You can change settings by editing this file.
@@ -98,11 +135,14 @@ def install_into_rootfs(rootfs: Path) -> None:
         if src.name != "__init__.py":
             shutil.copy2(src, lib / src.name)
     _write(rootfs / "usr/bin/rpm-ostree", _LAUNCHER.format(module="rpm_ostree"), 0o755)
+    _write(rootfs / LIB_DIR / "lab-sim", _LAUNCHER.format(module="rpm_ostree"), 0o755)
     _write(rootfs / "usr/bin/bootc", _LAUNCHER.format(module="bootc"), 0o755)
     units = rootfs / "usr/lib/systemd/system"
     _write(units / "rpm-ostree-sim-boot.service", BOOT_UNIT)
     _write(units / "rpm-ostreed-automatic.service", AUTOMATIC_SERVICE)
     _write(units / "rpm-ostreed-automatic.timer", AUTOMATIC_TIMER)
+    _write(units / "bootc-fetch-apply-updates.service", BOOTC_SERVICE)
+    _write(units / "bootc-fetch-apply-updates.timer", BOOTC_TIMER)
     wants = rootfs / "etc/systemd/system/sysinit.target.wants"
     wants.mkdir(parents=True, exist_ok=True)
     link = wants / "rpm-ostree-sim-boot.service"
@@ -115,17 +155,26 @@ def install_into_rootfs(rootfs: Path) -> None:
     _write(rootfs / "usr/share/rpm-ostree-sim/repos.json", json.dumps(ostree_content.package_catalogue(), sort_keys=True))
 
 
+def strip_rpm_ostree(root: Path) -> None:
+    """A host of profile ``bootc-only``: its root (an overlay over the shared image) loses rpm-ostree, its daemon's
+    configuration and its automatic-update units, as an image-mode system built without rpm-ostree has none."""
+    for relative in RPM_OSTREE_FILES:
+        path = root / relative
+        if path.is_file() or path.is_symlink():
+            path.unlink()
+
+
 def host_command(action: str, *args: str) -> list[str]:
     """argv to run inside a host for ``lab sim HOST busy|driver|lock-finalization``."""
     if action == "busy":
         if not args:
             raise ValueError("busy needs SECONDS [TITLE]")
-        return ["/usr/bin/rpm-ostree", "__sim-busy", *args]
+        return [f"/{LIB_DIR}/lab-sim", "__sim-busy", *args]
     if action == "driver":
         if len(args) != 1:
             raise ValueError("driver needs NAME")
         unit = "lab-driver-" + "".join(c if c.isalnum() else "-" for c in args[0].lower()) + ".service"
-        return ["systemd-run", f"--unit={unit}", "--collect", "/usr/bin/rpm-ostree", "__sim-driver", args[0]]
+        return ["systemd-run", f"--unit={unit}", "--collect", f"/{LIB_DIR}/lab-sim", "__sim-driver", args[0]]
     if action == "lock-finalization":
-        return ["/usr/bin/rpm-ostree", "__sim-lock-finalization"]
+        return [f"/{LIB_DIR}/lab-sim", "__sim-lock-finalization"]
     raise ValueError(f"unknown sim action {action}")

@@ -147,3 +147,155 @@ def test_bad_selectors_fail_after_the_status_read_only(host, ostree_module, args
     tools = Tools({STATUS: (0, fixture_text(LAYOUT), "")})
     result = ostree_module(module, args, tools)
     assert result["failed"] is True and tools.calls == [STATUS]
+
+
+# --- a bootc-only host (no rpm-ostree): bootc's upgrade, download-only and rollback ----------------------------------
+
+BOOTC_STATUS = "bootc status --format=json"
+BOOTC_HOST = "bootc-status-container-host.json"
+NEW_DIGEST = "sha256:86078910da9270bf5cb035d5f3be39cb657341e797aa8b26b4fdf9caee686024"
+
+
+def bootc_doc(staged: str = "none", cached: bool = False, rollback_queued: bool = False) -> str:
+    """The contract's container host: staged ``none``, ``locked`` (downloadOnly) or ``unlocked``; with the update
+    bootc upgrade --check found (the staged image) in the booted entry's cachedUpdate."""
+    doc = json.loads(fixture_text(BOOTC_HOST))
+    status = doc["status"]
+    update = status["staged"]["image"]
+    if staged == "none":
+        status["staged"] = None
+    else:
+        status["staged"]["downloadOnly"] = staged == "locked"
+    if cached:
+        status["booted"]["cachedUpdate"] = update
+    status["rollbackQueued"] = rollback_queued
+    return json.dumps(doc)
+
+
+def bootc_tools(answers: dict) -> Tools:
+    return Tools(answers, present=("bootc", "ostree", "systemctl"))
+
+
+def test_bootc_only_check_reads_the_cached_update(host, ostree_module):
+    tools = bootc_tools(
+        {
+            BOOTC_STATUS: [(0, bootc_doc(), ""), (0, bootc_doc(cached=True), "")],
+            "bootc upgrade --check": (0, "Update available\n", ""),
+        }
+    )
+    result = ostree_module(module, {"upgrade": "check"}, tools)
+    assert result["changed"] is False and result["update_available"] is True, result
+    assert result["update"]["digest"] == NEW_DIGEST and result["update"]["version"] == "41.20241117.0"
+    assert tools.calls == [BOOTC_STATUS, "bootc upgrade --check", BOOTC_STATUS]
+    assert not any("rpm-ostree" in call for call in tools.calls)
+
+
+def test_bootc_only_download_then_stage_unlocks(host, ostree_module, capsys):
+    checks = {"bootc upgrade --check": (0, "Update available\n", "")}
+    # download-only: staged, locked; a second run is no change
+    tools = bootc_tools(
+        {
+            **checks,
+            BOOTC_STATUS: [(0, bootc_doc(), ""), (0, bootc_doc(cached=True), ""), (0, bootc_doc("locked", cached=True), "")],
+            "bootc upgrade --download-only": (0, "Image downloaded, but will not be applied on reboot\n", ""),
+        }
+    )
+    result = ostree_module(module, {"upgrade": "download_only"}, tools)
+    assert result["changed"] is True and "bootc upgrade --download-only" in tools.calls
+    assert result["reboot_required"] is False and result["staged_locked"] is True, result
+    tools = bootc_tools({**checks, BOOTC_STATUS: (0, bootc_doc("locked", cached=True), "")})
+    assert ostree_module(module, {"upgrade": "download_only"}, tools)["changed"] is False
+    # stage on the downloaded deployment: bootc upgrade unlocks it (no new download); then converged
+    tools = bootc_tools(
+        {
+            **checks,
+            BOOTC_STATUS: [
+                (0, bootc_doc("locked", cached=True), ""),
+                (0, bootc_doc("locked", cached=True), ""),
+                (0, bootc_doc("unlocked", cached=True), ""),
+            ],
+            "bootc upgrade": (0, "Staged deployment will now be applied on reboot\n", ""),
+        }
+    )
+    result = ostree_module(module, {"upgrade": "stage"}, tools)
+    assert result["changed"] is True and result["reboot_required"] is True and "staged-update" in result["reboot_reasons"], result
+    tools = bootc_tools({**checks, BOOTC_STATUS: (0, bootc_doc("unlocked", cached=True), "")})
+    assert ostree_module(module, {"upgrade": "stage"}, tools)["changed"] is False
+
+
+def test_bootc_only_rollback_and_refusals(host, ostree_module):
+    tools = bootc_tools(
+        {
+            BOOTC_STATUS: [(0, bootc_doc(), ""), (0, bootc_doc(rollback_queued=True), "")],
+            "bootc rollback": (0, "Next boot: rollback deployment\n", ""),
+        }
+    )
+    result = ostree_module(module, {"rollback": True}, tools)
+    assert result["changed"] is True and "rollback-queued" in result["reboot_reasons"]
+    tools = bootc_tools({BOOTC_STATUS: (0, bootc_doc(rollback_queued=True), "")})
+    assert ostree_module(module, {"rollback": True}, tools)["changed"] is False
+    for args, words in (({"pin": ["booted"]}, "pin and unpin are rpm-ostree's"), ({"cleanup": ["rollback"]}, "cleanup are")):
+        tools = bootc_tools({})
+        refused = ostree_module(module, args, tools)
+        assert refused["failed"] is True and words in refused["msg"] and tools.calls == [], refused
+
+
+@pytest.mark.parametrize(
+    "name, args",
+    [
+        ("rpm_ostree_packages", {"name": ["htop"]}),
+        ("initramfs", {"regenerate": True}),
+    ],
+)
+def test_what_rpm_ostree_layers_is_refused_on_a_bootc_only_host_with_where_it_belongs(host, ostree_module, name, args):
+    import importlib
+
+    unit_module = importlib.import_module("ansible_collections.immutable.hosts.plugins.modules." + name)
+    tools = bootc_tools({})
+    result = ostree_module(unit_module, args, tools)
+    assert result["failed"] is True and tools.calls == [], result
+    assert "bootc manages it" in result["msg"] and "into the image" in result["msg"] and "kargs.d" in result["msg"]
+
+
+def test_bootc_only_an_update_staged_is_found_when_check_reports_nothing_new(host, ostree_module):
+    """Once the update is staged, bootc upgrade --check finds no new image and leaves no cachedUpdate: the staged
+    image is the update, already staged (no change), or only downloaded (stage unlocks it)."""
+    checks = {"bootc upgrade --check": (0, "No changes in: quay.io/fedora/fedora-silverblue:41\n", "")}
+    tools = bootc_tools({**checks, BOOTC_STATUS: (0, bootc_doc("unlocked"), "")})
+    result = ostree_module(module, {"upgrade": "stage"}, tools)
+    assert result["changed"] is False and result["update_available"] is True and result["update"]["digest"] == NEW_DIGEST
+    tools = bootc_tools({**checks, BOOTC_STATUS: (0, bootc_doc("locked"), ""), "bootc upgrade": (0, "", "")})
+    checked = run_checked(ostree_module, {"upgrade": "stage"}, tools)
+    assert checked["changed"] is True and tools.calls == [BOOTC_STATUS, "bootc upgrade --check", BOOTC_STATUS]
+
+
+def run_checked(ostree_module, args, tools):
+    return ostree_module(module, dict(args, _ansible_check_mode=True), tools)
+
+
+BOOTC_BOOTED = "5a6e2cbff81e83761b5c224de688f8059d720f99ba66c09476d96d745ac4a443"
+BOOTC_STAGED = "c5c8025e044b3936bb9c7e7b464b3383f5a642e4e81f2a06f9e9a6ee12a17697"
+
+
+def test_bootc_only_kargs_compares_the_next_boot_and_refuses_a_change_with_where_it_belongs(tmp_path, ostree_module):
+    """The next boot's arguments (the staged entry's BLS options) compared as with rpm-ostree: converged is no change,
+    and the result names what the image's kargs.d carries (those for another architecture left out); a change is
+    refused, naming the file it belongs in."""
+    from ansible_collections.immutable.hosts.plugins.modules import kargs as kargs_module
+
+    make_sysroot(tmp_path, [(BOOTC_STAGED, 0, "root=UUID=6f3b rw console=ttyS0 quiet"), (BOOTC_BOOTED, 0, "root=UUID=6f3b rw")])
+    kargs_d = tmp_path / "ostree/deploy/fedora/deploy" / ("%s.0" % BOOTC_STAGED) / "usr/lib/bootc/kargs.d"
+    kargs_d.mkdir(parents=True)
+    (kargs_d / "10-console.toml").write_text('kargs = ["console=ttyS0", "quiet"]  # serial console\n')
+    (kargs_d / "20-arm.toml").write_text('kargs = ["nosmt"]\nmatch-architectures = ["aarch64"]\n')
+    status = (0, bootc_doc("unlocked"), "")
+    tools = bootc_tools({BOOTC_STATUS: status})
+    result = ostree_module(kargs_module, {"args": ["quiet", "rw"]}, tools)
+    assert result["changed"] is False and result["image_kargs"] == ["console=ttyS0", "quiet"], result
+    assert tools.calls == [BOOTC_STATUS]
+    tools = bootc_tools({BOOTC_STATUS: status})
+    refused = ostree_module(kargs_module, {"args": ["preempt=full", "quiet"], "state": "present"}, tools)
+    assert refused["failed"] is True and "add preempt=full in /usr/lib/bootc/kargs.d/*.toml" in refused["msg"], refused
+    tools = bootc_tools({BOOTC_STATUS: status})
+    refused = ostree_module(kargs_module, {"args": ["console"], "state": "absent"}, tools)
+    assert "remove console=ttyS0" in refused["msg"]

@@ -89,3 +89,41 @@ def test_bad_input(run, args):
     tools = Tools({})
     result = run(args, tools)
     assert result["failed"] is True and tools.calls == [] and run.conf.read_text() == SHIPPED
+
+
+# --- a bootc-only host: bootc-fetch-apply-updates.timer alone ----------------------------------------------------------
+
+BOOTC_IS_ENABLED = "systemctl is-enabled bootc-fetch-apply-updates.timer"
+
+
+@pytest.fixture
+def bootc_host(tmp_path, capsys):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run/ostree-booted").write_text("")
+
+    def run(args, answers, check=False):
+        tools = Tools(answers, present=("bootc", "systemctl"))
+        result = run_unit(
+            module.UNIT, dict(args, _ansible_check_mode=check), Host(runner=tools.runner(), root=str(tmp_path)), capsys
+        )
+        return result, tools.calls
+
+    return run
+
+
+def test_a_bootc_host_enables_bootcs_update_timer_and_nothing_else(bootc_host):
+    enable = "systemctl enable --now bootc-fetch-apply-updates.timer"
+    checked, calls = bootc_host({"timer_enabled": True}, {BOOTC_IS_ENABLED: (1, "disabled\n", "")}, check=True)
+    assert checked["changed"] is True and calls == [BOOTC_IS_ENABLED]
+    assert checked["backend"] == "bootc" and checked["timer"] == "bootc-fetch-apply-updates.timer"
+    assert checked["diff"] == [{"before": {"timer_enabled": False}, "after": {"timer_enabled": True}}]
+    done, calls = bootc_host({"timer_enabled": True}, {BOOTC_IS_ENABLED: (1, "disabled\n", ""), enable: (0, "", "")})
+    assert done["changed"] is True and calls == [BOOTC_IS_ENABLED, enable] and done["settings"] is None
+    again, calls = bootc_host({"timer_enabled": True}, {BOOTC_IS_ENABLED: (0, "enabled\n", "")})
+    assert again["changed"] is False and calls == [BOOTC_IS_ENABLED]
+
+
+def test_a_bootc_host_refuses_rpm_ostreed_settings(bootc_host):
+    result, calls = bootc_host({"policy": "stage", "timer_enabled": True}, {})
+    assert result["failed"] is True and calls == []
+    assert "policy is a setting of rpm-ostreed.conf" in result["msg"] and "bootc-fetch-apply-updates.timer" in result["msg"]

@@ -16,6 +16,10 @@ from simcore import Deployment, SimError
 ARCH_OCI = {"x86_64": "amd64", "aarch64": "arm64"}
 
 
+class ClapUsage(SimError):
+    """A command line clap refuses: exit code 2."""
+
+
 def image_reference(ref: str) -> dict[str, Any]:
     img = sc.parse_image_ref(ref)
     out: dict[str, Any] = {"image": img.name, "transport": img.transport}
@@ -190,41 +194,157 @@ def _apply() -> None:
     en.mark_booted()
 
 
+UPGRADE_FLAGS = {"--quiet", "--check", "--apply", "--download-only", "--from-downloaded"}
+UPGRADE_VALUES = {"--soft-reboot", "--tag"}
+# clap's conflicts of `bootc upgrade` (cli.rs UpgradeOpts): the first flag given is named first.
+UPGRADE_CONFLICTS = (
+    ("--check", "--apply"),
+    ("--download-only", "--check"),
+    ("--download-only", "--apply"),
+    ("--from-downloaded", "--check"),
+    ("--from-downloaded", "--download-only"),
+)
+SOFT_REBOOT_MODES = ("required", "auto")
+
+
+def parse_options(args: list[str], flags: set[str], values: set[str], usage: str) -> tuple[set[str], dict[str, str], list[str]]:
+    """clap's reading of ``args``: flags, ``--name=value`` or ``--name value`` options, positionals; anything else
+    starting with '-' is refused (exit code 2)."""
+    seen: set[str] = set()
+    given: dict[str, str] = {}
+    positional: list[str] = []
+    rest = iter(args)
+    for arg in rest:
+        name, eq, value = arg.partition("=")
+        if arg == "--":
+            positional.extend(rest)
+            break
+        if name in values:
+            if not eq:
+                value = next(rest, None)
+                if value is None:
+                    raise ClapUsage(
+                        f"a value is required for '{name} <{name[2:].upper().replace('-', '_')}>' but none was supplied"
+                    )
+            given[name] = value
+        elif arg in flags:
+            seen.add(arg)
+        elif arg.startswith("-") and arg != "-":
+            raise ClapUsage(f"unexpected argument '{arg}' found\n\nUsage: {usage}")
+        else:
+            positional.append(arg)
+    return seen, given, positional
+
+
+def soft_reboot_mode(given: dict[str, str]) -> str | None:
+    mode = given.get("--soft-reboot")
+    if mode is not None and mode not in SOFT_REBOOT_MODES:
+        raise ClapUsage(f"invalid value '{mode}' for '--soft-reboot <SOFT_REBOOT>'\n  [possible values: required, auto]")
+    return mode
+
+
+def soft_reboot(mode: str | None, kind: str) -> None:
+    """bootc's handle_soft_reboot: no lab deployment is soft-reboot capable (softRebootCapable is false), so
+    ``required`` fails and ``auto`` falls back to the normal reboot."""
+    if mode == "required":
+        raise SimError(f"Soft reboot was required but {kind} deployment is not soft-reboot capable")
+
+
 def cmd_upgrade(args: list[str]) -> int:
-    if "--check" in args and "--apply" in args:
-        raise SimError("the argument '--check' cannot be used with '--apply'")
+    flags, given, positional = parse_options(args, UPGRADE_FLAGS, UPGRADE_VALUES, "bootc upgrade [OPTIONS]")
+    if positional:
+        raise ClapUsage(f"unexpected argument '{positional[0]}' found\n\nUsage: bootc upgrade [OPTIONS]")
+    order = [a.split("=", 1)[0] for a in args]
+    for one, other in UPGRADE_CONFLICTS:
+        if one in flags and other in flags:
+            first, second = sorted((one, other), key=order.index)
+            raise ClapUsage(f"the argument '{first}' cannot be used with '{second}'")
+    mode = soft_reboot_mode(given)
+    apply = "--apply" in flags
     deps, merge = _merge()
     staged = next((d for d in deps if d.staged), None)
-    if "--from-downloaded" in args:
+    if "--from-downloaded" in flags:
         if staged is None:
             raise SimError("No staged deployment found")
-        en.record_staged(staged, False)
-        print("Staged deployment will now be applied on reboot")
+        if staged.finalization_locked:
+            en.record_staged(staged, False)
+            print("Staged deployment will now be applied on reboot")
+        else:
+            print("Staged deployment is already set to apply on reboot")
+        soft_reboot(mode, "staged")
+        if apply:
+            _apply()
         return 0
     _check_compatible(merge)
     ref = en.origin_ref(merge)
     if not sc.is_container_ref(ref):
         raise SimError("No image source specified")
-    entry = en.resolve_image(ref, en.commit_arch(merge.checksum))
-    name = sc.parse_image_ref(ref).name
-    current = sc.commit_info(merge.checksum).metadata.get("ostree.manifest-digest")
-    if "--check" in args:
-        return _check(name, entry, current)
-    if entry["digest"] == current:
-        if staged is not None and "--apply" in args:
+    if "--tag" in given:
+        ref = retag(ref, given["--tag"])
+    entry = latest(ref, en.commit_arch(merge.checksum))
+    booted = sc.booted_deployment(deps)
+    booted_digest = sc.commit_info(booted.checksum).metadata.get("ostree.manifest-digest") if booted else None
+    staged_digest = sc.commit_info(staged.checksum).metadata.get("ostree.manifest-digest") if staged else None
+    if "--check" in flags:
+        return _check(ref, entry, staged_digest or booted_digest)
+    if staged is not None and entry["digest"] == staged_digest:
+        changed = False
+        if "--download-only" in flags and not staged.finalization_locked:
+            en.record_staged(staged, True)
+            print("Image downloaded, but will not be applied on reboot")
+            changed = True
+        elif "--download-only" not in flags and staged.finalization_locked:
+            en.record_staged(staged, False)
+            print("Staged deployment will now be applied on reboot")
+            changed = True
+        if not changed:
+            print("Staged update present, not changed")
+        soft_reboot(mode, "staged")
+        if apply:
             _apply()
-        print("No update available." if staged is None else "Staged update present, not changed")
+        return 0
+    if entry["digest"] == booted_digest:
+        print("No update available.")
         return 0
     with sc.transaction("upgrade", merge.osname):
-        _stage(merge, ref, lock="--download-only" in args)
-    if "--download-only" in args:
+        _stage(merge, ref, lock="--download-only" in flags)
+    if "--download-only" in flags:
         print("Image downloaded, but will not be applied on reboot")
-    if "--apply" in args:
+    soft_reboot(mode, "staged")
+    if apply:
         _apply()
     return 0
 
 
-def _check(name: str, entry: dict[str, Any], current: str | None) -> int:
+def latest(ref: str, arch: str) -> dict[str, Any]:
+    """What the image reference points at now, as ``--check`` learns it (the manifest and config, no layers):
+    :func:`engine.resolve_image`, with ``digest`` the manifest digest an import would record (its commit's
+    ``ostree.manifest-digest``, read from the commit's metadata alone), so that it compares with the deployments'."""
+    entry = en.resolve_image(ref, arch)
+    sc.ostree("pull", sc.repo_arg(), "--commit-metadata-only", "fedora", entry["ref"])
+    commit = sc.resolve_rev(f"fedora:{entry['ref']}")
+    sc.ostree("refs", sc.repo_arg(), "--delete", f"fedora:{entry['ref']}", check=False)
+    if commit is None:
+        raise SimError(f"Importing: no layers for {entry['manifest']} on the image server")
+    digest = sc.commit_info(commit).metadata.get("ostree.manifest-digest") or entry["digest"]
+    return {**entry, "digest": digest}
+
+
+def retag(ref: str, tag: str) -> str:
+    """``bootc upgrade --tag=TAG``: the booted image's repository at another tag (a digest reference has none)."""
+    image = sc.parse_image_ref(ref)
+    repository = image.name.split("@", 1)[0]
+    if "@" in image.name:
+        raise SimError(f"Cannot use --tag with a digested image reference: {image.name}")
+    last = repository.rsplit("/", 1)[-1]
+    if ":" in last:
+        repository = repository[: len(repository) - len(last)] + last.split(":", 1)[0]
+    return ref[: len(ref) - len(image.name)] + f"{repository}:{tag}"
+
+
+def _check(ref: str, entry: dict[str, Any], current: str | None) -> int:
+    """``--check``: the manifest and config only; the update it finds is the booted entry's ``cachedUpdate``."""
+    name = sc.parse_image_ref(ref).name
     if entry["digest"] == current:
         print(f"No changes in: {name}")
         sc.write_state("bootc-cached-update", None)
@@ -236,11 +356,11 @@ def _check(name: str, entry: dict[str, Any], current: str | None) -> int:
     sc.write_state(
         "bootc-cached-update",
         {
-            "image": None,
+            "image": image_reference(ref),
             "version": entry["version"],
             "timestamp": entry["created"],
             "imageDigest": entry["digest"],
-            "architecture": "amd64",
+            "architecture": entry["architecture"],
         },
     )
     return 0
@@ -249,43 +369,27 @@ def _check(name: str, entry: dict[str, Any], current: str | None) -> int:
 SWITCH_FLAGS = {
     "--enforce-container-sigpolicy",
     "--apply",
-    "--soft-reboot",
     "--retain",
     "--quiet",
     "--mutate-in-place",
     "--no-signature-verification",
 }
-
-
-class ClapUsage(SimError):
-    """A command line clap refuses: exit code 2."""
+SWITCH_VALUES = {"--transport", "--soft-reboot"}
 
 
 def cmd_switch(args: list[str]) -> int:
     # clap: `--transport VALUE` or `--transport=VALUE`; `-h`/`--help` print help and exit 0; `--` ends the options;
     # any other argument starting with '-' is refused with exit code 2.
-    transport, pos, rest = "registry", [], iter(args)
-    for arg in rest:
-        if arg == "--":
-            pos.extend(rest)
-            break
-        if arg in ("-h", "--help"):
-            print("Target a new container image reference to boot\n\nUsage: bootc switch [OPTIONS] <TARGET>")
-            return 0
-        if arg == "--transport":
-            transport = next(rest, "")
-        elif arg.startswith("--transport="):
-            transport = arg.split("=", 1)[1]
-        elif arg in SWITCH_FLAGS:
-            continue
-        elif arg.startswith("-") and arg != "-":
-            raise ClapUsage(f"unexpected argument '{arg}' found")
-        else:
-            pos.append(arg)
+    if "-h" in args or "--help" in args:
+        print("Target a new container image reference to boot\n\nUsage: bootc switch [OPTIONS] <TARGET>")
+        return 0
+    flags, given, pos = parse_options(args, SWITCH_FLAGS, SWITCH_VALUES, "bootc switch [OPTIONS] <TARGET>")
     if len(pos) != 1:
         raise ClapUsage("the following required arguments were not provided: <TARGET>")
+    mode = soft_reboot_mode(given)
+    transport = given.get("--transport", "registry")
     target = pos[0]
-    prefix = "ostree-image-signed" if "--enforce-container-sigpolicy" in args else "ostree-unverified-image"
+    prefix = "ostree-image-signed" if "--enforce-container-sigpolicy" in flags else "ostree-unverified-image"
     imgref = (
         f"ostree-unverified-registry:{target}"
         if prefix == "ostree-unverified-image" and transport == "registry"
@@ -298,12 +402,17 @@ def cmd_switch(args: list[str]) -> int:
         return 0
     with sc.transaction("switch", merge.osname):
         _stage(merge, imgref, lock=False)
-    if "--apply" in args:
+    soft_reboot(mode, "staged")
+    if "--apply" in flags:
         _apply()
     return 0
 
 
 def cmd_rollback(args: list[str]) -> int:
+    flags, given, positional = parse_options(args, {"--apply"}, {"--soft-reboot"}, "bootc rollback [OPTIONS]")
+    if positional:
+        raise ClapUsage(f"unexpected argument '{positional[0]}' found\n\nUsage: bootc rollback [OPTIONS]")
+    mode = soft_reboot_mode(given)
     deps, _merge_dep = _merge()
     booted = sc.booted_deployment(deps)
     assert booted is not None
@@ -327,7 +436,8 @@ def cmd_rollback(args: list[str]) -> int:
             rpm_ostree.set_default(rollback)
             print("Next boot: rollback deployment")
     reboot_required("rollback")
-    if "--apply" in args:
+    soft_reboot(mode, "rollback")
+    if "--apply" in flags:
         _apply()
     return 0
 

@@ -280,7 +280,8 @@ def manifest_ref(digest: str) -> str:
 def resolve_image(imgref: str, arch: str) -> dict[str, Any]:
     """Open ``imgref`` through the host's containers-image proxy, as ostree-ext does: the policy, the signatures,
     the registry's TLS and the credentials are checked for real, and the manifest for ``arch`` is chosen from the
-    index. Returns {digest (what the image was opened by), manifest (this arch's), ref, version, created}."""
+    index. Returns {digest (what the image was opened by), manifest (this arch's), ref, version, created,
+    architecture}."""
     import hashlib
 
     from imageproxy import ImageProxy, ProxyError, policy_default_is_insecure
@@ -306,6 +307,7 @@ def resolve_image(imgref: str, arch: str) -> dict[str, Any]:
         "ref": manifest_ref(arch_digest),
         "version": labels.get("org.opencontainers.image.version", ""),
         "created": config.get("created", ""),
+        "architecture": config.get("architecture", OCI_ARCH.get(arch, arch)),
     }
 
 

@@ -1,0 +1,176 @@
+"""A bootc-only host (profile ``bootc-only``): an image-mode system without rpm-ostree, which bootc alone manages.
+
+The modules there: ``update_policy`` (bootc's update timer), ``deployment`` (check, download-only during the day,
+stage in a window, rollback), and what rpm-ostree would layer refused with where it belongs (the image). The
+simulator's ``bootc`` against contract section 4 on the same host: ``upgrade --check`` (the booted entry's
+``cachedUpdate``), ``--download-only``, ``--from-downloaded``, clap's conflicts, ``--soft-reboot`` (no lab deployment
+is soft-reboot capable), ``rollback`` and its revert. Every module runs in check mode (no change on the host), then
+twice (the second run changes nothing).
+
+Host: bootc-only-1 (no other test file uses it). Each upgrade test publishes a new digest of the image it follows.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from snapshot import assert_unchanged, snapshot
+
+from immutable_hosts.lab import ostree_content
+
+pytestmark = pytest.mark.lab
+
+HOST = "bootc-only-1"
+IMAGE = ostree_content.BOOTC_IMAGE
+REFERENCE = {"image": IMAGE, "transport": "registry"}
+
+
+def sh(lab_session, command: str, rc: int | None = 0):
+    done = lab_session.exec(HOST, "sh", "-c", command)
+    if rc is not None:
+        assert done.returncode == rc, f"{command} exited {done.returncode}\n{done.stdout}\n{done.stderr}"
+    return done
+
+
+def bootc_status(lab_session) -> dict:
+    return json.loads(sh(lab_session, "bootc status --format=json").stdout)["status"]
+
+
+def facts(lab) -> dict:
+    run = lab.module("immutable.hosts.ostree_facts", hosts=[HOST])
+    assert run.ok, run.explain()
+    return run.results[0].result["ansible_facts"]["ostree"]
+
+
+def checked_then_twice(lab, lab_session, module: str, args: dict):
+    """Check mode reports the change and leaves the host as it was; then the run, then a run that changes nothing."""
+    before = snapshot(lab_session.access(HOST))
+    checked = lab.module(module, args, hosts=[HOST], check=True, diff=True)
+    assert checked.ok and checked.results[0].changed, checked.explain()
+    assert_unchanged(before, snapshot(lab_session.access(HOST)))
+    first = lab.module(module, args, hosts=[HOST], diff=True)
+    assert first.ok and first.results[0].changed, first.explain()
+    second = lab.module(module, args, hosts=[HOST], diff=True)
+    assert second.ok and not second.results[0].changed, second.explain()
+    return checked.results[0].result, first.results[0].result
+
+
+def published_digest(lab_session) -> str:
+    """Publish a new digest of the image the host follows; bootc reports the digest the tag resolves to (the index's,
+    as the deployments record it)."""
+    return lab_session.lab.publish(IMAGE)["index-digest"]
+
+
+@pytest.fixture
+def host(lab_hosts):
+    lab_hosts(HOST)
+    return HOST
+
+
+def test_a_bootc_only_host_has_bootc_and_no_rpm_ostree(lab, lab_session, host) -> None:
+    assert sh(lab_session, "command -v rpm-ostree", rc=None).returncode != 0
+    assert sh(lab_session, "test -e /etc/rpm-ostreed.conf", rc=None).returncode != 0
+    assert "bootc upgrade --apply --quiet" in sh(lab_session, "systemctl cat bootc-fetch-apply-updates.service").stdout
+    status = bootc_status(lab_session)
+    assert status["booted"]["image"]["image"] == REFERENCE and status["type"] == "bootcHost" and status["staged"] is None
+    gathered = facts(lab)
+    assert gathered["backend"] == "bootc" and gathered["booted"]["origin_parsed"]["image"] == IMAGE
+    assert gathered["reboot_required"] is False and gathered["update_policy"] == {"timer_enabled": False}
+
+
+def test_update_policy_is_bootcs_timer(lab, lab_session, host) -> None:
+    _checked, first = checked_then_twice(lab, lab_session, "immutable.hosts.update_policy", {"timer_enabled": True})
+    assert first["backend"] == "bootc" and first["timer"] == "bootc-fetch-apply-updates.timer"
+    assert sh(lab_session, "systemctl is-enabled bootc-fetch-apply-updates.timer").stdout.strip() == "enabled"
+    assert facts(lab)["update_policy"] == {"timer_enabled": True}
+    refused = lab.module("immutable.hosts.update_policy", {"policy": "stage"}, hosts=[HOST])
+    assert not refused.ok and "rpm-ostreed.conf" in refused.results[0].result["msg"]
+    checked_then_twice(lab, lab_session, "immutable.hosts.update_policy", {"timer_enabled": False})
+
+
+def test_what_rpm_ostree_layers_is_refused_with_where_it_belongs(lab, lab_session, host) -> None:
+    """Packages: bake them into the image. Kernel arguments: compared with the next boot's (converged is no change,
+    in check mode too), a change refused with the image's kargs.d named."""
+    before = snapshot(lab_session.access(HOST))
+    refused = lab.module("immutable.hosts.rpm_ostree_packages", {"name": ["htop"]}, hosts=[HOST])
+    assert not refused.ok and "bake packages" in refused.results[0].result["msg"], refused.explain()
+    for check in (True, False):
+        converged = lab.module("immutable.hosts.kargs", {"args": ["rw", "quiet"]}, hosts=[HOST], check=check)
+        assert converged.ok and not converged.results[0].changed, converged.explain()
+        assert converged.results[0].result["image_kargs"] == [] and "quiet" in converged.results[0].result["kargs"]
+    refused = lab.module("immutable.hosts.kargs", {"args": ["preempt=full"]}, hosts=[HOST])
+    assert not refused.ok and "add preempt=full in /usr/lib/bootc/kargs.d" in refused.results[0].result["msg"]
+    assert_unchanged(before, snapshot(lab_session.access(HOST)))
+
+
+def test_deployment_downloads_during_the_day_and_stages_in_a_window(lab, lab_session, host) -> None:
+    booted_digest = bootc_status(lab_session)["booted"]["image"]["imageDigest"]
+    new_digest = published_digest(lab_session)
+
+    found = lab.module("immutable.hosts.deployment", {"upgrade": "check"}, hosts=[HOST])
+    assert found.ok and not found.results[0].changed, found.explain()
+    update = found.results[0].result["update"]
+    assert found.results[0].result["update_available"] is True and update["digest"] == new_digest != booted_digest
+
+    _checked, first = checked_then_twice(lab, lab_session, "immutable.hosts.deployment", {"upgrade": "download_only"})
+    staged = bootc_status(lab_session)["staged"]
+    assert staged["downloadOnly"] is True and staged["image"]["imageDigest"] == new_digest
+    assert first["reboot_required"] is False and first["staged_locked"] is True
+
+    checked, first = checked_then_twice(lab, lab_session, "immutable.hosts.deployment", {"upgrade": "stage"})
+    assert checked["reboot_reasons"] == ["staged-update"] and first["reboot_required"] is True
+    staged = bootc_status(lab_session)["staged"]
+    assert staged["downloadOnly"] is False and staged["image"]["imageDigest"] == new_digest
+    rebooted = lab.module("ansible.builtin.reboot", hosts=[HOST])
+    assert rebooted.ok, rebooted.explain()
+    assert bootc_status(lab_session)["booted"]["image"]["imageDigest"] == new_digest
+
+
+def test_deployment_rolls_back_with_bootc(lab, lab_session, host) -> None:
+    status = bootc_status(lab_session)
+    if status["rollback"] is None:
+        pytest.skip("needs the upgrade of the previous test (a rollback deployment)")
+    _checked, first = checked_then_twice(lab, lab_session, "immutable.hosts.deployment", {"rollback": True})
+    assert first["reboot_reasons"] == ["rollback-queued"] and bootc_status(lab_session)["rollbackQueued"] is True
+    reverted = sh(lab_session, "bootc rollback").stdout
+    assert "Reverting queued rollback state" in reverted and "Next boot: current deployment" in reverted
+    assert bootc_status(lab_session)["rollbackQueued"] is False and facts(lab)["reboot_required"] is False
+    bad = sh(lab_session, "bootc rollback --soft-reboot=sometimes", rc=2)
+    assert "invalid value 'sometimes' for '--soft-reboot" in bad.stderr
+
+
+def test_bootc_upgrade_as_the_contract_says(lab, lab_session, host) -> None:
+    """The simulator's bootc upgrade flags and messages, on a digest published for this test."""
+    booted_digest = bootc_status(lab_session)["booted"]["image"]["imageDigest"]
+    new_digest = published_digest(lab_session)
+    assert f"Update available for: {IMAGE}" in sh(lab_session, "bootc upgrade --check").stdout
+    cached = bootc_status(lab_session)["booted"]["cachedUpdate"]
+    assert cached["image"] == REFERENCE and cached["architecture"] == "amd64"
+    assert cached["imageDigest"] == new_digest != booted_digest
+    assert facts(lab)["cached_update"]["digest"] == new_digest
+
+    refused = sh(lab_session, "bootc upgrade --download-only --apply", rc=2)
+    assert "the argument '--download-only' cannot be used with '--apply'" in refused.stderr
+    assert "unexpected argument '--frobnicate'" in sh(lab_session, "bootc upgrade --frobnicate", rc=2).stderr
+    assert bootc_status(lab_session)["staged"] is None
+
+    downloaded = sh(lab_session, "bootc upgrade --download-only").stdout
+    assert "Queued for next boot" in downloaded and "Image downloaded, but will not be applied on reboot" in downloaded
+    assert bootc_status(lab_session)["staged"]["downloadOnly"] is True
+    gathered = facts(lab)
+    assert gathered["staged"]["finalization_locked"] is True and gathered["staged_locked"] is True
+    assert "Staged update present, not changed" in sh(lab_session, "bootc upgrade --download-only").stdout
+
+    required = sh(lab_session, "bootc upgrade --from-downloaded --soft-reboot=required", rc=1)
+    assert "Soft reboot was required but staged deployment is not soft-reboot capable" in required.stderr
+    assert bootc_status(lab_session)["staged"]["downloadOnly"] is False  # bootc unlocks before the soft-reboot check
+    sh(lab_session, "bootc upgrade --download-only")
+    unlocked = sh(lab_session, "bootc upgrade --from-downloaded").stdout
+    assert "Staged deployment will now be applied on reboot" in unlocked
+    again = sh(lab_session, "bootc upgrade --from-downloaded").stdout
+    assert "Staged deployment is already set to apply on reboot" in again
+    sh(lab_session, "bootc upgrade --download-only")
+    assert "Staged deployment will now be applied on reboot" in sh(lab_session, "bootc upgrade").stdout
+    assert facts(lab)["reboot_required"] is True
+    assert "Staged update present, not changed" in sh(lab_session, "bootc upgrade --soft-reboot=auto").stdout
