@@ -488,6 +488,12 @@ options:
             description:
               - Forbid package layering and overrides on this host. Unset leaves it as it is.
             type: bool
+          on_ac_power:
+            description:
+              - V(true) lets the update service run only on AC power (C(ConditionACPower=true) in a drop-in of the service
+                the timer starts), so a laptop on battery skips an unattended update. V(false) removes that drop-in. Unset
+                leaves it as it is.
+            type: bool
           policy:
             description:
               - V(none) never updates on its own; V(check) downloads metadata to show available updates; V(stage) also downloads
@@ -504,6 +510,14 @@ options:
               - Enable (and start) or disable (and stop) C(rpm-ostreed-automatic.timer), or on a bootc-only host C(bootc-fetch-apply-updates.timer).
                 Unset leaves it as it is.
             type: bool
+          window:
+            description:
+              - A maintenance window, a systemd calendar expression (C(systemd.time(7)), for example C(Sat 02:00) or C(Mon..Fri
+                22:00)). The update timer fires then and only then. A drop-in of the timer, C(50-immutable-hosts.conf) under
+                C(/etc/systemd/system/TIMER.d/), resets the distribution's triggers (C(OnBootSec), C(OnUnitInactiveSec),
+                C(OnCalendar)). The expression is checked with C(systemd-analyze calendar) on the host, in check mode too.
+              - An empty string removes the drop-in, back to the distribution's schedule. Unset leaves it as it is.
+            type: str
       wait_timeout:
         description:
           - Seconds to wait while another rpm-ostree transaction runs (GNOME Software, the automatic update timer), polling

@@ -43,6 +43,21 @@ options:
       - Enable (and start) or disable (and stop) C(rpm-ostreed-automatic.timer), or on a bootc-only host
         C(bootc-fetch-apply-updates.timer). Unset leaves it as it is.
     type: bool
+  window:
+    description:
+      - A maintenance window, a systemd calendar expression (C(systemd.time(7)), for example C(Sat 02:00) or
+        C(Mon..Fri 22:00)). The update timer fires then and only then. A drop-in of the timer,
+        C(50-immutable-hosts.conf) under C(/etc/systemd/system/TIMER.d/), resets the distribution's triggers
+        (C(OnBootSec), C(OnUnitInactiveSec), C(OnCalendar)). The expression is checked with C(systemd-analyze calendar)
+        on the host, in check mode too.
+      - An empty string removes the drop-in, back to the distribution's schedule. Unset leaves it as it is.
+    type: str
+  on_ac_power:
+    description:
+      - V(true) lets the update service run only on AC power (C(ConditionACPower=true) in a drop-in of the service the
+        timer starts), so a laptop on battery skips an unattended update. V(false) removes that drop-in. Unset leaves
+        it as it is.
+    type: bool
   path:
     description: The daemon configuration file.
     type: path
@@ -72,6 +87,14 @@ EXAMPLES = r"""
   immutable.hosts.update_policy:
     timer_enabled: true
   become: true
+
+- name: Laptops update on Saturday night, and only on AC power
+  immutable.hosts.update_policy:
+    policy: stage
+    timer_enabled: true
+    window: Sat 02:00
+    on_ac_power: true
+  become: true
 """
 
 RETURN = r"""
@@ -90,6 +113,16 @@ settings:
   returned: success
   type: dict
   sample: {policy: stage, idle_exit_timeout: 60, lock_layering: false, recommends: true}
+window:
+  description: The maintenance window of the update timer after the run, or null for the distribution's schedule.
+  returned: success
+  type: str
+  sample: Sat 02:00
+on_ac_power:
+  description: Whether the update service runs only on AC power after the run.
+  returned: success
+  type: bool
+  sample: true
 timer_enabled:
   description: Whether the update timer is enabled after the run.
   returned: when O(timer_enabled) is set

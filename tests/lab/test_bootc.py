@@ -87,6 +87,17 @@ def test_update_policy_is_bootcs_timer(lab, lab_session, host) -> None:
     refused = lab.module("immutable.hosts.update_policy", {"policy": "stage"}, hosts=[HOST])
     assert not refused.ok and "rpm-ostreed.conf" in refused.results[0].result["msg"]
     checked_then_twice(lab, lab_session, "immutable.hosts.update_policy", {"timer_enabled": False})
+    # a maintenance window and AC power: drop-ins systemd itself reads
+    window = {"window": "Sat 02:00", "on_ac_power": True}
+    _checked, first = checked_then_twice(lab, lab_session, "immutable.hosts.update_policy", window)
+    assert first["window"] == "Sat 02:00" and first["on_ac_power"] is True
+    calendar = sh(lab_session, "systemctl show -p TimersCalendar --value bootc-fetch-apply-updates.timer").stdout
+    assert "OnCalendar=Sat *-*-* 02:00:00" in calendar, calendar
+    assert "ConditionACPower=true" in sh(lab_session, "systemctl cat bootc-fetch-apply-updates.service").stdout
+    bad = lab.module("immutable.hosts.update_policy", {"window": "every full moon"}, hosts=[HOST])
+    assert not bad.ok and "not a systemd calendar expression" in bad.results[0].result["msg"]
+    checked_then_twice(lab, lab_session, "immutable.hosts.update_policy", {"window": "", "on_ac_power": False})
+    assert "OnCalendar" not in sh(lab_session, "systemctl show -p TimersCalendar --value bootc-fetch-apply-updates.timer").stdout
 
 
 def test_what_rpm_ostree_layers_is_refused_with_where_it_belongs(lab, lab_session, host) -> None:

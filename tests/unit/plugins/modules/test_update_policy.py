@@ -102,7 +102,7 @@ def bootc_host(tmp_path, capsys):
     (tmp_path / "run/ostree-booted").write_text("")
 
     def run(args, answers, check=False):
-        tools = Tools(answers, present=("bootc", "systemctl"))
+        tools = Tools(answers, present=("bootc", "systemctl", "systemd-analyze"))
         result = run_unit(
             module.UNIT, dict(args, _ansible_check_mode=check), Host(runner=tools.runner(), root=str(tmp_path)), capsys
         )
@@ -127,3 +127,60 @@ def test_a_bootc_host_refuses_rpm_ostreed_settings(bootc_host):
     result, calls = bootc_host({"policy": "stage", "timer_enabled": True}, {})
     assert result["failed"] is True and calls == []
     assert "policy is a setting of rpm-ostreed.conf" in result["msg"] and "bootc-fetch-apply-updates.timer" in result["msg"]
+
+
+# --- a maintenance window and AC power: drop-ins of the timer and its service -------------------------------------
+
+WINDOW_DROPIN = "etc/systemd/system/rpm-ostreed-automatic.timer.d/50-immutable-hosts.conf"
+AC_DROPIN = "etc/systemd/system/rpm-ostreed-automatic.service.d/50-immutable-hosts.conf"
+CALENDAR = "systemd-analyze calendar -- Sat 02:00"
+CALENDAR_OK = (0, "  Original form: Sat 02:00\nNormalized form: Sat *-*-* 02:00:00\n", "")
+
+
+def systemd_tools(answers: dict) -> Tools:
+    return Tools(answers, present=("rpm-ostree", "ostree", "systemctl", "systemd-analyze"))
+
+
+def test_a_window_and_ac_power_are_drop_ins_written_then_converged(run, tmp_path):
+    args = {"window": "Sat 02:00", "on_ac_power": True}
+    checked = run(dict(args, _ansible_check_mode=True), systemd_tools({CALENDAR: CALENDAR_OK}))
+    assert checked["changed"] is True and not (tmp_path / WINDOW_DROPIN).exists() and not (tmp_path / AC_DROPIN).exists()
+    headers = [d.get("after_header") for d in checked["diff"][1:]]
+    assert headers == ["/" + AC_DROPIN, "/" + WINDOW_DROPIN]
+    tools = systemd_tools({CALENDAR: CALENDAR_OK, "systemctl daemon-reload": (0, "", "")})
+    done = run(args, tools)
+    assert done["changed"] is True and tools.calls == [CALENDAR, "systemctl daemon-reload"]
+    assert done["window"] == "Sat 02:00" and done["on_ac_power"] is True
+    window = (tmp_path / WINDOW_DROPIN).read_text()
+    assert "[Timer]\nOnBootSec=\nOnUnitInactiveSec=\nOnCalendar=\nOnCalendar=Sat 02:00\n" in window
+    assert "[Unit]\nConditionACPower=true\n" in (tmp_path / AC_DROPIN).read_text()
+    tools = systemd_tools({CALENDAR: CALENDAR_OK})
+    assert run(args, tools)["changed"] is False and tools.calls == [CALENDAR]
+    # back to the distribution's schedule, on any power
+    tools = systemd_tools({"systemctl daemon-reload": (0, "", "")})
+    back = run({"window": "", "on_ac_power": False}, tools)
+    assert back["changed"] is True and back["window"] is None and back["on_ac_power"] is False
+    assert not (tmp_path / WINDOW_DROPIN).exists() and not (tmp_path / AC_DROPIN).exists()
+
+
+def test_a_window_systemd_cannot_read_or_a_foreign_drop_in_is_refused(run, tmp_path):
+    bad = "systemd-analyze calendar -- every full moon"
+    result = run(
+        {"window": "every full moon"},
+        systemd_tools({bad: (1, "", "Failed to parse calendar specification 'every full moon': Invalid argument\n")}),
+    )
+    assert (
+        result["failed"] is True and "not a systemd calendar expression" in result["msg"] and "Invalid argument" in result["msg"]
+    )
+    (tmp_path / AC_DROPIN).parent.mkdir(parents=True)
+    (tmp_path / AC_DROPIN).write_text("[Unit]\nConditionACPower=false\n")
+    result = run({"on_ac_power": True}, systemd_tools({}))
+    assert result["failed"] is True and "was not written by this module" in result["msg"]
+    assert (tmp_path / AC_DROPIN).read_text() == "[Unit]\nConditionACPower=false\n"
+
+
+def test_a_bootc_host_gets_the_window_on_its_own_timer(bootc_host, tmp_path):
+    args = {"window": "Sat 02:00"}
+    done, calls = bootc_host(args, {CALENDAR: CALENDAR_OK, "systemctl daemon-reload": (0, "", "")})
+    assert done["changed"] is True and calls == [CALENDAR, "systemctl daemon-reload"]
+    assert (tmp_path / "etc/systemd/system/bootc-fetch-apply-updates.timer.d/50-immutable-hosts.conf").exists()
