@@ -401,10 +401,12 @@ def _open_as_self(path: str, uid: int, gid: int, create: Optional[dict]):
     return Directory(fd, path, uid, gid, strict=False)
 
 
-def replace_file(path: str, data, mode: Optional[int] = None) -> None:
+def replace_file(path: str, data, mode: Optional[int] = None, create_directory: Optional[int] = None) -> None:
     """Replace one of root's files (``/etc/subuid``, ``/etc/rpm-ostreed.conf``) atomically and durably, keeping
-    its mode (``mode``, else 0644, for a new file).  Its directory must exist and be root's alone."""
-    directory = open_directory(os.path.dirname(path) or "/")
+    its mode (``mode``, else 0644, for a new file).  Its directory must be root's alone and exist, unless
+    ``create_directory`` gives the mode it is created with (``/etc/yum.repos.d``, a unit's drop-in directory)."""
+    parent = os.path.dirname(path) or "/"
+    directory = open_directory(parent, create=None if create_directory is None else {parent: create_directory})
     if directory is None:
         raise FileNotFoundError(errno.ENOENT, "the directory of %s does not exist" % path, os.path.dirname(path))
     with directory:
@@ -412,3 +414,13 @@ def replace_file(path: str, data, mode: Optional[int] = None) -> None:
         current = directory.attributes(name)
         keep = int(current["mode"], 8) if current is not None else None
         directory.write(name, data, mode if mode is not None else (keep if keep is not None else 0o644))
+
+
+def remove_file(path: str) -> bool:
+    """Remove one of root's files (by its directory's descriptor, no link followed); False when it or its directory
+    is missing."""
+    directory = open_directory(os.path.dirname(path) or "/")
+    if directory is None:
+        return False
+    with directory:
+        return directory.remove(os.path.basename(path))

@@ -574,19 +574,11 @@ class ImagePolicyUnit:
         actions = plan.actions
         # The key first and the policy last: a policy never names a key that is not there yet.
         if actions["key"] is not None:
-            directory = desired["key_path"].rsplit("/", 1)[0] or "/"
-            with files.open_directory(host.path(directory), create={host.path(directory): 0o755}) as opened:
-                opened.write(desired["key_path"].rsplit("/", 1)[1], actions["key"], 0o644)
+            files.replace_file(host.path(desired["key_path"]), actions["key"], 0o644, create_directory=0o755)
         if actions["registries_d"] is not None:
-            directory, name = desired["registries_d"].rsplit("/", 1)
-            with files.open_directory(host.path(directory), create={host.path(directory): 0o755}) as opened:
-                opened.write(name, actions["registries_d"], 0o644)
+            files.replace_file(host.path(desired["registries_d"]), actions["registries_d"], 0o644, create_directory=0o755)
         if actions["remove_registries_d"]:
-            directory, name = desired["registries_d"].rsplit("/", 1)
-            opened = files.open_directory(host.path(directory))
-            if opened is not None:
-                with opened:
-                    opened.remove(name)
+            files.remove_file(host.path(desired["registries_d"]))
         if actions["policy"] is not None:
             files.replace_file(host.path(desired["policy_path"]), actions["policy"])
 

@@ -204,9 +204,9 @@ def read_bootc(host) -> dict:
         raise reader.OstreeHostError(
             "cannot read the kernel arguments of deployment %s.%s" % (entry["checksum"], entry["serial"])
         )
-    root = "/ostree/deploy/%s/deploy/%s.%d/" % (entry["stateroot"], entry["checksum"], entry["serial"])
+    tree = reader.deployment_dir(entry["stateroot"], entry["checksum"], entry["serial"])
     files = {}
-    for path in host.glob(root + bootc.KARGS_D + "/*.toml"):
+    for path in host.glob("%s/%s/*.toml" % (tree, bootc.KARGS_D)):
         text = host.read_text(path)
         if text is not None:
             files[path.rsplit("/", 1)[1]] = text

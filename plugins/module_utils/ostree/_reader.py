@@ -91,10 +91,13 @@ def boot_kargs(host) -> dict:
     return host.once(BOOT_KARGS, read)
 
 
+def deployment_dir(osname: str, checksum: str, serial: int) -> str:
+    """Where OSTree checks a deployment out: its tree is this directory, its origin file this path plus ``.origin``."""
+    return "/ostree/deploy/%s/deploy/%s.%d" % (osname, checksum, serial)
+
+
 def origin_file(host, deployment: dict) -> Optional[str]:
-    return host.read_text(
-        "/ostree/deploy/%s/deploy/%s.%d.origin" % (deployment["osname"], deployment["checksum"], deployment["serial"])
-    )
+    return host.read_text(deployment_dir(deployment["osname"], deployment["checksum"], deployment["serial"]) + ".origin")
 
 
 # --- rpm-ostree -----------------------------------------------------------------------------------------------------
@@ -225,10 +228,7 @@ def report(host, changed: bool, predicted: Optional[list] = None, merge_kargs: O
         pending_kargs=known.get((pending["checksum"], pending["serial"])) if pending else None,
     )
     if changed and host.check_mode and predicted:
-        # A change this run would make stages a new deployment without a finalization lock, on top of whatever is
-        # pending: a reboot then boots it, locked or not before.
-        reasons = [r for r in state["reboot_reasons"] + state["staged_locked_reasons"] if r != ostree.REASON_FINALIZATION_LOCKED]
-        state = ostree.reboot_verdict(reasons + [r for r in predicted if r not in reasons])
+        state = predicted_verdict(state, predicted)
     deployment = {key: new_merge[key] for key in DEPLOYMENT_FACT_KEYS if key in new_merge} if new_merge else None
     return dict(state, deployment=deployment)
 
@@ -252,8 +252,13 @@ def bootc_report(host, changed: bool, predicted: Optional[list] = None) -> dict:
     predicted in check mode: a change this run would make comes on top of what is pending."""
     state = bootc.reboot_state(bootc_status(host))
     if changed and host.check_mode and predicted:
-        reasons = [
-            r for r in state["reboot_reasons"] + state.get("staged_locked_reasons", []) if r != ostree.REASON_FINALIZATION_LOCKED
-        ]
-        state = ostree.reboot_verdict(reasons + [r for r in predicted if r not in reasons])
+        state = predicted_verdict(state, predicted)
     return state
+
+
+def predicted_verdict(state: dict, predicted: list) -> dict:
+    """The reboot state a check predicts: a change this run would make stages a new deployment without a
+    finalization lock, on top of whatever is pending, so a reboot then boots it, locked or not before."""
+    pending = state["reboot_reasons"] + state.get("staged_locked_reasons", [])
+    reasons = [r for r in pending if r != ostree.REASON_FINALIZATION_LOCKED]
+    return ostree.reboot_verdict(reasons + [r for r in predicted if r not in reasons])

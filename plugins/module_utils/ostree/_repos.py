@@ -337,29 +337,16 @@ class RpmRepoUnit:
         actions = plan.actions
         if desired["copr"] is not None:
             for path in actions["remove"]:
-                directory, name = path.rsplit("/", 1)
-                opened = files.open_directory(host.path(directory))
-                if opened is not None:
-                    with opened:
-                        opened.remove(name)
+                files.remove_file(host.path(path))
             if actions["write"] is not None:
-                directory, name = actions["path"].rsplit("/", 1)
-                with files.open_directory(host.path(directory), create={host.path(directory): 0o755}) as opened:
-                    opened.write(name, actions["write"], 0o644)
+                files.replace_file(host.path(actions["path"]), actions["write"], 0o644, create_directory=0o755)
             return
         if actions["key"] is not None:
-            with files.open_directory(host.path(KEYS_DIR), create={host.path(KEYS_DIR): 0o755}) as opened:
-                opened.write(desired["key_path"].rsplit("/", 1)[1], actions["key"], 0o644)
-        directory, name = actions["path"].rsplit("/", 1)
+            files.replace_file(host.path(desired["key_path"]), actions["key"], 0o644, create_directory=0o755)
         if actions["text"] is not None:
-            with files.open_directory(host.path(directory), create={host.path(directory): 0o755}) as opened:
-                current = opened.attributes(name)
-                opened.write(name, actions["text"], int(current["mode"], 8) if current else 0o644)
+            files.replace_file(host.path(actions["path"]), actions["text"], create_directory=0o755)
         elif actions["remove"]:
-            opened = files.open_directory(host.path(directory))
-            if opened is not None:
-                with opened:
-                    opened.remove(name)
+            files.remove_file(host.path(actions["path"]))
 
 
 def copr_chroot(host) -> str:
@@ -368,10 +355,8 @@ def copr_chroot(host) -> str:
     text = None
     if reader.is_ostree_booted(host) and host.which("rpm-ostree"):
         deployment = reader.merge(reader.status(host))
-        text = host.read_text(
-            "/ostree/deploy/%s/deploy/%s.%d/usr/lib/os-release"
-            % (deployment["osname"], deployment["checksum"], deployment["serial"])
-        )
+        tree = reader.deployment_dir(deployment["osname"], deployment["checksum"], deployment["serial"])
+        text = host.read_text(tree + "/usr/lib/os-release")
     if text is None:
         text = host.read_text("/etc/os-release") or host.read_text("/usr/lib/os-release")
     os_release = parse_os_release(text)

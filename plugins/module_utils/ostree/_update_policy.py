@@ -25,6 +25,7 @@ from ansible_collections.immutable.hosts.plugins.module_utils.common._errors imp
 from ansible_collections.immutable.hosts.plugins.module_utils.common._scaffold import Plan
 from ansible_collections.immutable.hosts.plugins.module_utils.common._text import check_value
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _admin as ostree
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _reader as reader
 
 TIMER = "rpm-ostreed-automatic.timer"
 BOOTC_TIMER = "bootc-fetch-apply-updates.timer"
@@ -85,13 +86,6 @@ def with_dropins(plan: Plan, current: dict, params: dict) -> Plan:
 def timer_state(host, timer: str = TIMER) -> bool:
     state = host.run(["systemctl", "is-enabled", timer], check=False).stdout.strip()
     return state in ENABLED_STATES
-
-
-def backend(host) -> str:
-    """``rpm-ostree`` where it is installed; ``bootc`` on an OSTree host that bootc alone manages."""
-    if not host.which("rpm-ostree") and host.which("bootc") and host.exists("/run/ostree-booted"):
-        return "bootc"
-    return "rpm-ostree"
 
 
 def plan_bootc_timer(current_timer: Optional[bool], params: dict) -> Plan:
@@ -171,7 +165,7 @@ class UpdatePolicyUnit:
         return params
 
     def read(self, host, desired: dict) -> tuple:
-        if backend(host) == "bootc":
+        if reader.bootc_only(host):
             given = [key for key in DAEMON_SETTINGS if desired[key] is not None]
             if given:
                 raise HostsError(
@@ -204,15 +198,10 @@ class UpdatePolicyUnit:
             files.replace_file(host.path(desired["path"]), plan.actions["text"])
             host.run(["rpm-ostree", "reload"])
         for path, text in sorted(plan.actions["dropins"].items()):
-            directory, name = path.rsplit("/", 1)
             if text is None:
-                opened = files.open_directory(host.path(directory))
-                if opened is not None:
-                    with opened:
-                        opened.remove(name)
+                files.remove_file(host.path(path))
             else:
-                with files.open_directory(host.path(directory), create={host.path(directory): 0o755}) as opened:
-                    opened.write(name, text, 0o644)
+                files.replace_file(host.path(path), text, 0o644, create_directory=0o755)
         if plan.actions["dropins"]:
             host.run(["systemctl", "daemon-reload"])
         if plan.actions["timer"] is not None:

@@ -86,13 +86,14 @@ def run_unit(unit, args: dict, host: Host, capsys) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
-def run_file_unit(unit, args: dict, root, capsys, check: bool = False, **host) -> dict:
-    """A module that only reads and writes files, with --diff and in check mode or not: its result (it runs no command)."""
+def run_file_unit(unit, args: dict, root, capsys, check: bool = False, host_class=Host, **host) -> dict:
+    """A module that only reads and writes files, with --diff and in check mode or not: its result (it runs no command).
+    ``host_class`` is a Host of the test's own (one that answers fetches, for example)."""
     tools = Tools({})
     result = run_unit(
         unit,
         {**args, "_ansible_check_mode": check, "_ansible_diff": True},
-        Host(runner=tools.runner(), root=str(root), **host),
+        host_class(runner=tools.runner(), root=str(root), **host),
         capsys,
     )
     assert tools.calls == []

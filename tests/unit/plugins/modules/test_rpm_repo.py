@@ -9,7 +9,7 @@ import pytest
 from ansible_collections.immutable.hosts.plugins.module_utils.common._host import Host
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree._repos import parse_sections
 from ansible_collections.immutable.hosts.plugins.modules import rpm_repo as module
-from ansible_collections.immutable.hosts.tests.unit.plugins.modules.helpers import Tools, run_file_unit, run_unit
+from ansible_collections.immutable.hosts.tests.unit.plugins.modules.helpers import run_file_unit
 
 # Fedora 41's fedora-cisco-openh264.repo, as shipped (two sections, comments, a disabled debuginfo repo).
 OPENH264 = """[fedora-cisco-openh264]
@@ -168,15 +168,7 @@ def copr(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(Hub, "asked", [])
 
     def run(args, check=False):
-        tools = Tools({})
-        result = run_unit(
-            module.UNIT,
-            {**args, "_ansible_check_mode": check, "_ansible_diff": True},
-            Hub(runner=tools.runner(), root=str(tmp_path), machine="aarch64"),
-            capsys,
-        )
-        assert tools.calls == []
-        return result
+        return run_file_unit(module.UNIT, args, tmp_path, capsys, check, host_class=Hub, machine="aarch64")
 
     run.repos = tmp_path / "etc/yum.repos.d"
     return run
