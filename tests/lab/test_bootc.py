@@ -1,7 +1,7 @@
 """A bootc-only host (profile ``bootc-only``): an image-mode system without rpm-ostree, which bootc alone manages.
 
 The modules there: ``update_policy`` (bootc's update timer), ``deployment`` (check, download-only during the day,
-stage in a window, rollback), and what rpm-ostree would layer refused with where it belongs (the image). The
+stage or finalize in a window, rollback), and what rpm-ostree would layer refused with where it belongs (the image). The
 simulator's ``bootc`` against contract section 4 on the same host: ``upgrade --check`` (the booted entry's
 ``cachedUpdate``), ``--download-only``, ``--from-downloaded``, clap's conflicts, ``--soft-reboot`` (no lab deployment
 is soft-reboot capable), ``rollback`` and its revert. Every module runs in check mode (no change on the host), then
@@ -136,6 +136,22 @@ def test_deployment_downloads_during_the_day_and_stages_in_a_window(lab, lab_ses
     rebooted = lab.module("ansible.builtin.reboot", hosts=[HOST])
     assert rebooted.ok, rebooted.explain()
     assert bootc_status(lab_session)["booted"]["image"]["imageDigest"] == new_digest
+
+
+def test_deployment_finalizes_a_downloaded_update_in_a_window(lab, lab_session, host) -> None:
+    """Downloaded during the day (bootc's downloadOnly), applied in the window by finalize: the task starts bootc
+    upgrade --from-downloaded --apply after its result, waits for the new boot and checks what booted."""
+    new_digest = published_digest(lab_session)
+    found = lab.module("immutable.hosts.deployment", {"upgrade": "download_only"}, hosts=[HOST])
+    assert found.ok and found.results[0].changed, found.explain()
+    staged = bootc_status(lab_session)["staged"]
+    assert staged["downloadOnly"] is True and staged["image"]["imageDigest"] == new_digest
+    checked, first = checked_then_twice(lab, lab_session, "immutable.hosts.deployment", {"finalize": True, "reboot_timeout": 180})
+    assert checked["finalized"]["digest"] == new_digest and checked["reboot_reasons"] == ["staged-update"]
+    assert first["rebooted"] is True and first["finalize_unit"].startswith("immutable-hosts-finalize-")
+    assert first["booted"]["checksum"] == staged["ostree"]["checksum"] and first["reboot_required"] is False
+    status = bootc_status(lab_session)
+    assert status["booted"]["image"]["imageDigest"] == new_digest and status["staged"] is None
 
 
 def test_deployment_rolls_back_with_bootc(lab, lab_session, host) -> None:

@@ -17,6 +17,8 @@ import time
 import pytest
 from snapshot import assert_unchanged, snapshot
 
+from immutable_hosts.lab import ostree_content
+
 pytestmark = pytest.mark.lab
 
 FACTS = "immutable.hosts.ostree_facts"
@@ -220,6 +222,25 @@ def test_deployment_pins_and_rollback(lab, lab_session, lab_hosts):
     after = facts(lab, host)
     assert after["pending"]["staged"] is False and after["staged"] is None
     assert after["reboot_reasons"][0] == "rollback-queued"
+
+
+def test_deployment_finalizes_a_locked_update_with_rpm_ostree(lab, lab_session, lab_hosts):
+    """An update staged with its finalization locked survives a plain reboot only as long as nobody reboots; finalize
+    applies it (rpm-ostree finalize-deployment with the checksum read) and the task returns once the host booted it."""
+    (host,) = lab_hosts("bootc-1")
+    lab_session.lab.publish(ostree_content.BOOTC_IMAGE)
+    staged, _ = converge_twice(lab, host, "immutable.hosts.deployment", {"upgrade": "stage", "lock_finalization": True})
+    assert staged.changed and staged.result["staged_locked"] is True and staged.result["reboot_required"] is False
+    locked = facts(lab, host)["staged"]
+    assert locked["finalization_locked"] is True
+    checked = check_changes_nothing(lab, lab_session, host, "immutable.hosts.deployment", {"finalize": True})
+    assert checked.result["finalized"]["checksum"] == locked["checksum"] and checked.result["reboot_required"] is True
+    first, second = converge_twice(lab, host, "immutable.hosts.deployment", {"finalize": True, "reboot_timeout": 180})
+    assert first.changed and first.result["rebooted"] is True and first.result["booted"]["checksum"] == locked["checksum"]
+    assert ["finalize-deployment", locked["base_checksum"]] in [argv[-2:] for argv in first.result["commands"]]
+    assert second.result["finalized"] is None
+    after = facts(lab, host)
+    assert after["booted"]["checksum"] == locked["checksum"] and after["staged"] is None and after["reboot_required"] is False
 
 
 def test_bootc_host_switches_with_bootc(lab, lab_session, lab_hosts):
