@@ -13,6 +13,7 @@ Host: bootc-only-1 (no other test file uses it). Each upgrade test publishes a n
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from snapshot import assert_unchanged, snapshot
@@ -201,3 +202,80 @@ def test_bootc_upgrade_as_the_contract_says(lab, lab_session, host) -> None:
     assert "Staged deployment will now be applied on reboot" in sh(lab_session, "bootc upgrade").stdout
     assert facts(lab)["reboot_required"] is True
     assert "Staged update present, not changed" in sh(lab_session, "bootc upgrade --soft-reboot=auto").stdout
+
+
+HEALTH_STATE = "/var/lib/immutable-hosts/health/state.json"
+
+
+def health_play(state: str = "present", **variables) -> str:
+    role = {"role": "immutable.hosts.health", "vars": dict(health_state=state, **variables)}
+    return f"- hosts: {HOST}\n  become: true\n  gather_facts: false\n  roles:\n    - {json.dumps(role)}\n"
+
+
+def health_state(lab_session) -> dict | None:
+    done = sh(lab_session, f"cat {HEALTH_STATE}", rc=None)
+    return json.loads(done.stdout) if done.returncode == 0 else None
+
+
+def converged_role(lab, lab_session, text: str):
+    """Check mode reports changes and changes nothing; the run changes; a second run changes nothing."""
+    before = snapshot(lab_session.access(HOST))
+    checked = lab.playbook_text(text, hosts=[HOST], check=True, diff=True)
+    assert checked.ok and checked.changed(HOST), checked.explain()
+    assert_unchanged(before, snapshot(lab_session.access(HOST)))
+    first = lab.playbook_text(text, hosts=[HOST], diff=True)
+    assert first.ok and first.changed(HOST), first.explain()
+    second = lab.playbook_text(text, hosts=[HOST], diff=True)
+    assert second.ok and not second.changed_tasks(HOST), [t.name for t in second.changed_tasks(HOST)]
+    return first
+
+
+def test_a_broken_update_rolls_back_on_the_host_by_itself(lab, lab_session, host) -> None:
+    """The health role's gate on a bootc-only host: the required check passes on the running deployment only (an
+    update that deliberately breaks the host's application). bootc's own update service stages and applies a new
+    image with no controller involved; the gate fails that deployment's boots twice, rolls back and reboots, and the
+    host runs the deployment it had, with the reason in the state file the facts report."""
+    good = bootc_status(lab_session)["booted"]["ostree"]["checksum"]
+    check = f"# the application works on this deployment only\nostree admin status | grep -q '^\\* fedora {good}\\.'\n"
+    text = health_play(
+        health_required_checks=[{"name": "10-application", "content": check}],
+        health_wanted_checks=[
+            {"name": "20-disk-space.sh", "content": "test $(df --output=pcent / | tail -1 | tr -dc 0-9) -lt 95"}
+        ],
+        health_max_failed_boots=2,
+    )
+    converged_role(lab, lab_session, text)
+    assert sh(lab_session, "systemctl is-enabled immutable-hosts-health.service").stdout.strip() == "enabled"
+    assert (
+        "Managed by Ansible (immutable.hosts.health)"
+        in sh(lab_session, "cat /etc/greenboot/check/required.d/10-application.sh").stdout
+    )
+    state = health_state(lab_session)
+    assert state["status"] == "green" and state["healthy_deployments"][0] == f"{good}.0", state
+    assert facts(lab)["health"]["status"] == "green" and facts(lab)["health"]["healthy_before"] is True
+
+    before = state.get("last_rollback")
+    new_digest = published_digest(lab_session)
+    sh(lab_session, "systemctl start --no-block bootc-fetch-apply-updates.service")
+    deadline = time.monotonic() + 420
+    while time.monotonic() < deadline:
+        time.sleep(5)
+        state = health_state(lab_session) or {}
+        if state.get("last_rollback") not in (None, before) and state["status"] == "green":
+            break
+    assert state.get("last_rollback") not in (None, before) and state["status"] == "green", state
+    status = bootc_status(lab_session)
+    assert status["booted"]["ostree"]["checksum"] == good and status["rollback"]["image"]["imageDigest"] == new_digest
+    broken = status["rollback"]["ostree"]["checksum"]
+    gathered = facts(lab)["health"]
+    assert gathered["last_rollback"]["from"] == f"{broken}.0" and gathered["last_rollback"]["failed_boots"] == 2
+    assert gathered["last_rollback"]["reason"] == "required check failed: 10-application.sh"
+    assert gathered["deployment"] == f"{good}.0" and gathered["status"] == "green" and gathered["action"] == "none"
+    journal = sh(lab_session, "journalctl --no-pager -o cat -b -u immutable-hosts-health.service").stdout
+    assert f"deployment {good}.0 is healthy" in journal, journal
+
+    # absent: the checks, the unit and the program go; the state stays for the facts
+    converged_role(lab, lab_session, health_play("absent"))
+    assert not sh(lab_session, "find /etc/greenboot -name '*.sh'").stdout.strip()
+    assert sh(lab_session, "test -e /etc/systemd/system/immutable-hosts-health.service", rc=None).returncode != 0
+    assert health_state(lab_session)["last_rollback"]["from"] == f"{broken}.0"

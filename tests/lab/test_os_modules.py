@@ -243,6 +243,47 @@ def test_deployment_finalizes_a_locked_update_with_rpm_ostree(lab, lab_session, 
     assert after["booted"]["checksum"] == locked["checksum"] and after["staged"] is None and after["reboot_required"] is False
 
 
+def test_the_health_gate_rolls_a_broken_update_back_with_rpm_ostree(lab, lab_session, lab_hosts):
+    """The health role on a host rpm-ostree manages: an update applied with no controller (rpm-ostree upgrade
+    --reboot, as the automatic policy apply does) fails its required check twice, and the gate rolls back with
+    rpm-ostree rollback and reboots into the deployment before."""
+    (host,) = lab_hosts("bootc-1")
+    good = facts(lab, host)["booted"]["checksum"]
+    check = f"ostree admin status | grep -q '^\\* fedora {good}\\.'"
+    role = {
+        "role": "immutable.hosts.health",
+        "vars": {"health_required_checks": [{"name": "10-application", "content": check}], "health_max_failed_boots": 2},
+    }
+    run = lab.playbook_text(
+        f"- hosts: {host}\n  become: true\n  gather_facts: false\n  roles:\n    - {json.dumps(role)}\n", hosts=[host]
+    )
+    assert run.ok, run.explain()
+    before = facts(lab, host)["health"]
+    assert before["status"] == "green" and before["healthy_before"] is True
+    lab_session.lab.publish(ostree_content.BOOTC_IMAGE)
+    lab_session.exec(host, "rpm-ostree", "upgrade", "--reboot")  # the session ends with the reboot
+    deadline, health = time.monotonic() + 420, before
+    while time.monotonic() < deadline and (
+        health.get("last_rollback") in (None, before["last_rollback"]) or health["status"] != "green"
+    ):
+        time.sleep(5)
+        done = lab_session.exec(host, "cat", "/var/lib/immutable-hosts/health/state.json")
+        health = json.loads(done.stdout) if done.returncode == 0 else health
+    after = facts(lab, host)
+    assert after["booted"]["checksum"] == good and after["health"]["status"] == "green", after["health"]
+    rollback = after["health"]["last_rollback"]
+    assert (
+        rollback["from"] == "%s.%d" % (after["rollback"]["checksum"], after["rollback"]["serial"])
+        and rollback["failed_boots"] == 2
+    )
+    assert rollback["reason"] == "required check failed: 10-application.sh"
+    removed = lab.playbook_text(
+        f"- hosts: {host}\n  become: true\n  gather_facts: false\n  roles:\n    - {json.dumps(dict(role, vars={'health_state': 'absent'}))}\n",
+        hosts=[host],
+    )
+    assert removed.ok and removed.changed(host), removed.explain()
+
+
 def test_bootc_host_switches_with_bootc(lab, lab_session, lab_hosts):
     (host,) = lab_hosts("bootc-1")
     target = {"image": "quay.io/fedora/fedora-silverblue:42", "signature": "unverified", "backend": "bootc"}
