@@ -101,6 +101,37 @@ def test_update_policy_is_bootcs_timer(lab, lab_session, host) -> None:
     assert "OnCalendar" not in sh(lab_session, "systemctl show -p TimersCalendar --value bootc-fetch-apply-updates.timer").stdout
 
 
+def test_unattended_updates_wait_for_the_user_and_the_network(lab, lab_session, host) -> None:
+    """update_policy's gates: the update service's drop-in names the gate program in an ExecCondition=, which systemd
+    runs before bootc upgrade --apply. A local login (a PAM session of class user, as a console login opens) holds
+    the update back, the service is skipped without failing; this SSH session does not count, and without
+    NetworkManager the connection is not metered."""
+    off = {"skip_metered": False, "skip_user_sessions": False}
+    assert lab.module("immutable.hosts.update_policy", off, hosts=[HOST]).ok  # from wherever an earlier run left it
+    gates = {"skip_metered": True, "skip_user_sessions": True}
+    _checked, first = checked_then_twice(lab, lab_session, "immutable.hosts.update_policy", gates)
+    assert first["skip_metered"] is True and first["skip_user_sessions"] is True and first["on_ac_power"] is False
+    gate = "/usr/local/libexec/immutable-hosts/update-gate"
+    unit = sh(lab_session, "systemctl cat bootc-fetch-apply-updates.service").stdout
+    assert f"ExecCondition=/usr/bin/python3 {gate} --skip-metered --skip-user-sessions" in unit, unit
+    assert "nothing holds the update back" in sh(lab_session, f"python3 {gate} --skip-metered --skip-user-sessions").stderr
+    login = "systemd-run --unit=lab-local-login -p PAMName=login -p User=root -E XDG_SESSION_CLASS=user -E XDG_SESSION_TYPE=tty sleep 600"
+    sh(lab_session, login)
+    try:
+        held = sh(lab_session, f"python3 {gate} --skip-user-sessions", rc=1)
+        assert "not now, a user session is active: root (session" in held.stderr, held.stderr
+        sh(lab_session, "systemctl start bootc-fetch-apply-updates.service")
+        shown = sh(lab_session, "systemctl show -p ConditionResult -p Result bootc-fetch-apply-updates.service").stdout
+        assert "ConditionResult=no" in shown and "Result=success" in shown, shown
+        journal = sh(lab_session, "journalctl --no-pager -o cat -u bootc-fetch-apply-updates.service").stdout
+        assert "not now, a user session is active" in journal and "Skipped due to 'exec-condition'" in journal, journal
+    finally:
+        sh(lab_session, "systemctl stop lab-local-login.service")
+    checked_then_twice(lab, lab_session, "immutable.hosts.update_policy", off)
+    assert sh(lab_session, f"test -e {gate}", rc=None).returncode != 0
+    assert "ExecCondition" not in sh(lab_session, "systemctl cat bootc-fetch-apply-updates.service").stdout
+
+
 def test_what_rpm_ostree_layers_is_refused_with_where_it_belongs(lab, lab_session, host) -> None:
     """Packages: bake them into the image. Kernel arguments: compared with the next boot's (converged is no change,
     in check mode too), a change refused with the image's kargs.d named."""
