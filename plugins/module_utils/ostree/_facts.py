@@ -9,12 +9,12 @@ tool), and :data:`UNIT` is the module immutable.hosts.ostree_facts.  Standard li
 
 from __future__ import annotations
 
-import json
 from typing import Optional
 
 from ansible_collections.immutable.hosts.plugins.module_utils.common._scaffold import Plan
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _admin as ostree
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _bootc as bootc_status
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _health as health
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _reader as reader
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _status as rpm_ostree
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree._admin import roles_from_flags
@@ -326,63 +326,11 @@ def read_hardware(host) -> dict:
     return parse_hardware(host.machine(), host.page_size(), compatible, host.read_bytes(DMI_VENDOR, 256))
 
 
-# The state file of the boot-time health gate the role immutable.hosts.health installs.
-HEALTH_STATE = "/var/lib/immutable-hosts/health/state.json"
-HEALTH_STATUSES = ("green", "red")
-HEALTH_ACTIONS = ("none", "reboot", "rollback", "rollback-failed")
-
-
-def _strings(value, limit: int = 64) -> list:
-    return [item for item in value if isinstance(item, str)][:limit] if isinstance(value, list) else []
-
-
-def _text(value, limit: int = 512) -> Optional[str]:
-    return value[:limit] if isinstance(value, str) else None
-
-
-def _count(value) -> Optional[int]:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def parse_health(text: Optional[str]) -> Optional[dict]:
-    """The health gate's last verdict from its state file: what the facts report, each field checked for its type
-    (the file is data on the host, never trusted further); None without the file."""
-    if text is None:
-        return None
-    try:
-        state = json.loads(text)
-    except ValueError:
-        state = None
-    if not isinstance(state, dict):
-        return {"status": "unreadable"}
-    rollback = state.get("last_rollback")
-    last = None
-    if isinstance(rollback, dict):
-        last = {
-            "from": _text(rollback.get("from")),
-            "at": _text(rollback.get("at")),
-            "reason": _text(rollback.get("reason")),
-            "failed_boots": _count(rollback.get("failed_boots")),
-        }
-    return {
-        "status": state.get("status") if state.get("status") in HEALTH_STATUSES else "unknown",
-        "deployment": _text(state.get("deployment")),
-        "checked_at": _text(state.get("checked_at")),
-        "failures": _strings(state.get("failures")),
-        "wanted_failures": _strings(state.get("wanted_failures")),
-        "failed_boots": _count(state.get("failed_boots")),
-        "max_failed_boots": _count(state.get("max_failed_boots")),
-        "action": state.get("action") if state.get("action") in HEALTH_ACTIONS else None,
-        "healthy_before": _text(state.get("deployment")) in _strings(state.get("healthy_deployments")),
-        "last_rollback": last,
-    }
-
-
 def gather(host, retries: int = reader.STARTUP_RETRIES) -> dict:
     """``ansible_facts.ostree`` of the host: one status call of whichever tool manages it, the health gate's last
     verdict, and the hardware."""
     facts = _gather(host, retries)
-    facts["health"] = parse_health(host.read_text(HEALTH_STATE)) if facts["is_ostree"] else None
+    facts["health"] = health.parse_health(host.read_text(health.HEALTH_STATE)) if facts["is_ostree"] else None
     facts["hardware"] = read_hardware(host)
     return facts
 
