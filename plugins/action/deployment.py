@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import time
 
+from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
@@ -43,15 +44,17 @@ class ActionModule(ActionBase):
             return dict(result, failed=True, msg="the module returned no usable boot ID or unit; the host may be rebooting")
         timeout = int(self._task.args.get("reboot_timeout", 900))
         started = time.monotonic()
-        failure = self._wait_for_new_boot(boot_id, unit, started + timeout)
+        soft = result.get("soft_reboots")
+        failure = self._wait_for_new_boot(boot_id, unit, started + timeout, soft if isinstance(soft, int) else None)
         result["elapsed"] = int(time.monotonic() - started)
         if failure:
             return dict(result, failed=True, msg=failure)
         result["rebooted"] = True
         return self._booted(result, task_vars)
 
-    def _wait_for_new_boot(self, boot_id: str, unit: str, deadline: float):
-        """None once the host runs with another boot ID; else why not (the unit failed, or the time is up)."""
+    def _wait_for_new_boot(self, boot_id: str, unit: str, deadline: float, soft_reboots=None):
+        """None once the host runs with another boot ID, or (``soft_reboots``, the count before) after a soft reboot;
+        else why not (the unit failed, or the time is up)."""
         time.sleep(START_DELAY)
         while time.monotonic() < deadline:
             time.sleep(POLL)
@@ -69,12 +72,24 @@ class ActionModule(ActionBase):
                 continue
             if now != boot_id:
                 return None
+            if soft_reboots is not None and self._soft_reboots() > soft_reboots:
+                return None
             failed = self._unit_failure(unit)
             if failed:
                 return failed
         return "the host did not come back with a new boot ID within reboot_timeout (%s)" % self._task.args.get(
             "reboot_timeout", 900
         )
+
+    def _soft_reboots(self) -> int:
+        """systemd's count of soft reboots since the kernel booted (-1 when unknown)."""
+        try:
+            shown = self._low_level_execute_command("systemctl show --property=SoftRebootsCount --value", sudoable=False)
+        except AnsibleError as exc:  # going down
+            display.vvv("deployment finalize: soft reboots unknown: %s" % exc)
+            return -1
+        text = str(shown.get("stdout", "")).strip()
+        return int(text) if text.isdigit() else -1
 
     def _unit_failure(self, unit: str):
         """The finalize unit's journal when it failed (the host then stays up on the old boot)."""

@@ -86,6 +86,14 @@ options:
       - It needs a task of its own.
     type: bool
     default: false
+  soft_reboot:
+    description:
+      - With O(finalize) on a host bootc alone manages, C(bootc upgrade --soft-reboot=auto), a soft reboot (systemd
+        restarts userspace into the new deployment, the kernel stays) where the new deployment allows one (the
+        facts' C(soft_reboot_capable)), a reboot otherwise. The task then waits for either. Refused with rpm-ostree,
+        whose C(finalize-deployment) always reboots.
+    type: bool
+    default: false
   reboot_timeout:
     description: With O(finalize), how many seconds the task waits for the host to come back.
     type: int
@@ -221,6 +229,11 @@ finalize_unit:
   returned: when O(finalize) changed the host
   type: str
   sample: immutable-hosts-finalize-1764942000.service
+soft_reboots:
+  description: With O(soft_reboot), systemd's count of soft reboots before the finalize (C(SoftRebootsCount)).
+  returned: when O(finalize) changed the host and O(soft_reboot) is set
+  type: int
+  sample: 0
 booted:
   description: The deployment the host booted after the finalize (C(checksum), C(version)).
   returned: when O(finalize) changed the host

@@ -178,9 +178,11 @@ def test_deployment_finalizes_a_downloaded_update_in_a_window(lab, lab_session, 
     assert found.ok and found.results[0].changed, found.explain()
     staged = bootc_status(lab_session)["staged"]
     assert staged["downloadOnly"] is True and staged["image"]["imageDigest"] == new_digest
-    checked, first = checked_then_twice(lab, lab_session, "immutable.hosts.deployment", {"finalize": True, "reboot_timeout": 180})
+    args = {"finalize": True, "soft_reboot": True, "reboot_timeout": 180}  # no lab deployment can soft-reboot: a reboot
+    checked, first = checked_then_twice(lab, lab_session, "immutable.hosts.deployment", args)
     assert checked["finalized"]["digest"] == new_digest and checked["reboot_reasons"] == ["staged-update"]
     assert first["rebooted"] is True and first["finalize_unit"].startswith("immutable-hosts-finalize-")
+    assert isinstance(first["soft_reboots"], int) and "--soft-reboot=auto" in json.dumps(first["commands"])
     assert first["booted"]["checksum"] == staged["ostree"]["checksum"] and first["reboot_required"] is False
     status = bootc_status(lab_session)
     assert status["booted"]["image"]["imageDigest"] == new_digest and status["staged"] is None

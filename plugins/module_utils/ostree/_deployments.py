@@ -201,9 +201,10 @@ FINALIZE_DELAY = 3
 BOOT_ID = "/proc/sys/kernel/random/boot_id"
 
 
-def finalize_argv(backend: str, finalize: dict) -> list:
+def finalize_argv(backend: str, finalize: dict, soft_reboot: bool = False) -> list:
     if backend == "bootc":
-        return ["bootc", "upgrade", "--from-downloaded", "--apply"]
+        # --soft-reboot=auto: a soft reboot where the new deployment allows one, a reboot otherwise
+        return ["bootc", "upgrade", "--from-downloaded", "--apply"] + (["--soft-reboot=auto"] if soft_reboot else [])
     return ["rpm-ostree", "finalize-deployment", finalize["checksum"]]
 
 
@@ -263,6 +264,7 @@ class DeploymentUnit:
         cleanup=dict(type="list", elements="str", choices=list(CLEANUP_KINDS), default=[]),
         lock_finalization=dict(type="bool", default=False),
         finalize=dict(type="bool", default=False),
+        soft_reboot=dict(type="bool", default=False),
         reboot_timeout=dict(type="int", default=900),
         **reader.COMMON_ARGUMENT_SPEC,
     )
@@ -275,6 +277,8 @@ class DeploymentUnit:
             raise DeploymentError("nothing to do: set upgrade, finalize, rollback, pin, unpin or cleanup")
         if params["finalize"] and (others or params["lock_finalization"]):
             raise DeploymentError("finalize applies the locked staged deployment and reboots into it; give it a task of its own")
+        if params["soft_reboot"] and not params["finalize"]:
+            raise DeploymentError("soft_reboot applies to finalize only")
         if params["reboot_timeout"] < 1:
             raise DeploymentError("reboot_timeout must be 1 second or more")
         if params["rollback"] and params["upgrade"] in ("stage", "download_only"):
@@ -288,6 +292,8 @@ class DeploymentUnit:
     def read(self, host, desired: dict) -> dict:
         if reader.bootc_only(host):
             return self._read_bootc(host, desired)
+        if desired["soft_reboot"]:
+            raise DeploymentError("soft_reboot is bootc's (upgrade --soft-reboot=auto); rpm-ostree finalize-deployment reboots")
         reader.require_rpm_ostree(host)
         status = reader.status(host)
         plans = {
@@ -393,7 +399,7 @@ class DeploymentUnit:
     def apply(self, host, plan: Plan, desired: dict) -> dict:
         plans = plan.actions
         if plans["finalize"]["changed"]:
-            return self._finalize(host, plans)
+            return self._finalize(host, plans, desired["soft_reboot"])
         if plans["backend"] == "bootc":
             return self._apply_bootc(host, plan)
         if plans["cleanup"]["flags"] or plans["cleanup"]["cache_flags"]:
@@ -422,17 +428,22 @@ class DeploymentUnit:
         return {"diff": {"before": plan.diff["before"], "after": {"deployments": summary(reader.status(host))}}}
 
     @staticmethod
-    def _finalize(host, plans: dict) -> dict:
+    def _finalize(host, plans: dict, soft_reboot: bool) -> dict:
         """Start the finalize command in a transient unit a few seconds from now, so that this result reaches the
         controller before the host goes down; the boot ID tells the action plugin when the host has rebooted."""
         boot_id = (host.read_text(BOOT_ID) or "").strip()
         unit = FINALIZE_UNIT % int(time.time())
-        argv = finalize_argv(plans["backend"], plans["finalize"])
+        argv = finalize_argv(plans["backend"], plans["finalize"], soft_reboot)
         binary = host.which(argv[0])
         if binary is None:
             raise DeploymentError("%s is not on this host; it cannot finalize the staged deployment" % argv[0])
+        result = {"rebooting": True, "boot_id": boot_id, "finalize_unit": unit + ".service"}
+        if soft_reboot:
+            # a soft reboot keeps the kernel and its boot ID; systemd counts it instead
+            shown = host.run(["systemctl", "show", "--property=SoftRebootsCount", "--value"], check=False).stdout.strip()
+            result["soft_reboots"] = int(shown) if shown.isdigit() else None
         host.run(scheduled(unit, [binary, *argv[1:]]))
-        return {"rebooting": True, "boot_id": boot_id, "finalize_unit": unit + ".service"}
+        return result
 
     @staticmethod
     def _apply_bootc(host, plan: Plan) -> dict:

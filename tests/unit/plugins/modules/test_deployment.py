@@ -138,6 +138,7 @@ def test_cleanup_of_nothing_is_no_change(host, ostree_module):
         {"finalize": True, "rollback": True},
         {"finalize": True, "lock_finalization": True},
         {"finalize": True, "reboot_timeout": 0},
+        {"soft_reboot": True, "upgrade": "stage"},
     ],
 )
 def test_bad_input_fails_before_anything_runs(host, ostree_module, args):
@@ -394,3 +395,20 @@ def test_bootc_only_finalize_applies_the_downloaded_update(booted_host, ostree_m
     assert result["changed"] is True and tools.calls[-1] == finalize and result["rebooting"] is True
     tools = bootc_tools({BOOTC_STATUS: (0, bootc_doc("unlocked"), "")})
     assert ostree_module(module, {"finalize": True}, tools)["changed"] is False
+
+
+def test_bootc_only_finalize_can_soft_reboot(booted_host, ostree_module):
+    finalize = scheduled("/usr/bin/bootc", "upgrade", "--from-downloaded", "--apply", "--soft-reboot=auto")
+    count = "systemctl show --property=SoftRebootsCount --value"
+    tools = Tools(
+        {BOOTC_STATUS: (0, bootc_doc("locked"), ""), count: (0, "2\n", ""), finalize: (0, "", "")},
+        present=("bootc", "ostree", "systemctl", "systemd-run"),
+    )
+    result = ostree_module(module, {"finalize": True, "soft_reboot": True}, tools)
+    assert tools.calls == [BOOTC_STATUS, count, finalize] and result["soft_reboots"] == 2
+
+
+def test_rpm_ostree_has_no_soft_reboot(booted_host, ostree_module):
+    tools = Tools({STATUS: (0, locked_layout(), "")})
+    result = ostree_module(module, {"finalize": True, "soft_reboot": True}, tools)
+    assert result["failed"] is True and "rpm-ostree finalize-deployment reboots" in result["msg"] and tools.calls == []
