@@ -51,6 +51,9 @@ notes:
     C(check_mode), C(playbooks), C(hosts) and C(summary). Each host has C(status) (C(in_sync), C(drifted),
     C(failed) or C(unreachable)), C(changes) (task, action, resource, diff), C(failures), C(unreachable),
     C(unchecked) and the play recap C(stats).
+  - A host whose play set the fact C(immutable_hosts_ring) (C(playbooks/upgrade.yml) does, for each host's ring of a
+    rollout) has C(ring), and C(summary) then has C(rings), the counts of each ring in the order the rings first
+    appeared.
 seealso:
   - name: ansible.builtin.junit
     description: An aggregate callback that records what changed, but not how.
@@ -86,6 +89,8 @@ HOST_RESOURCES = {
 # Modules of this collection named by one option of their own, with what they are called when it is unset.
 NAMED_BY = {"image_policy": ("scope", "default"), "registry_auth": ("registry", None)}
 COLLECTION_PREFIX = "immutable.hosts."
+# The fact a play sets to name a host's ring in a rollout; the report groups hosts by it.
+RING_FACT = "immutable_hosts_ring"
 # Messages of results that check mode skipped without predicting them (modules without check mode; command, shell).
 UNCHECKED_MESSAGES = ("does not support check mode", "would have run if not in check mode")
 
@@ -190,6 +195,7 @@ class CallbackModule(CallbackBase):
         self.play = None
         self.started = utc_now()
         self.check_mode = None
+        self.rings = []  # in the order they were met
 
     # --- collecting ------------------------------------------------------------------------------------------------
 
@@ -284,6 +290,12 @@ class CallbackModule(CallbackBase):
                     self.record_change(result, item, item=label)
         elif data.get("changed"):
             self.record_change(result, data)
+        facts = data.get("ansible_facts")
+        if isinstance(facts, dict) and isinstance(facts.get(RING_FACT), str):
+            # the ring of a rollout (playbooks/upgrade.yml names it with set_fact)
+            self.host(name)["ring"] = to_text(facts[RING_FACT])
+            if self.host(name)["ring"] not in self.rings:
+                self.rings.append(self.host(name)["ring"])
         self.emit(name, to_text(result.task.get_name()), "ok", data.get("changed"))
 
     def v2_runner_on_failed(self, result, ignore_errors=False):
@@ -341,6 +353,16 @@ class CallbackModule(CallbackBase):
             "unreachable": statuses.count("unreachable"),
             "changes": sum(len(host["changes"]) for host in hosts.values()),
         }
+        rings = {
+            ring: {"ring": ring, "hosts": 0, "in_sync": 0, "drifted": 0, "failed": 0, "unreachable": 0} for ring in self.rings
+        }
+        for host in hosts.values():
+            if host.get("ring") is not None:
+                counts = rings[host["ring"]]
+                counts["hosts"] += 1
+                counts[host["status"]] += 1
+        if rings:
+            summary["rings"] = list(rings.values())
         return {
             "format": FORMAT,
             "generated": utc_now(),

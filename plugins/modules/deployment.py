@@ -23,6 +23,8 @@ description:
     O(lock_finalization) asks for the same). O(upgrade=stage) on an update that was only downloaded unlocks it
     without fetching it again, so a fleet can download during the day and stage it in a window. O(rollback) is
     C(bootc rollback). O(pin), O(unpin) and O(cleanup) are refused there.
+  - O(finalize) applies a staged deployment that waits with its finalization locked, which means rebooting into it;
+    see O(finalize) for how the task comes back.
 extends_documentation_fragment:
   - immutable.hosts.attributes
   - immutable.hosts.rpm_ostree
@@ -69,6 +71,33 @@ options:
     description: Stage the upgrade locked (C(--lock-finalization)), so a plain reboot does not apply it.
     type: bool
     default: false
+  finalize:
+    description:
+      - Apply the staged deployment that waits with its finalization locked (O(lock_finalization), bootc's
+        download-only update, an update driver's locked deployment), and reboot into it. This is how a fleet that
+        downloaded during the day applies the update in a maintenance window.
+      - With rpm-ostree it is C(rpm-ostree finalize-deployment CHECKSUM), naming the base checksum this run read, so a
+        deployment staged in the meantime is never applied. With bootc alone it is
+        C(bootc upgrade --from-downloaded --apply).
+      - The command starts in a transient systemd unit three seconds after the module returned, and the task waits
+        until the host is back with a new boot ID (at most O(reboot_timeout) seconds), then checks that it booted the
+        finalized deployment. A finalize that fails leaves the host up and fails the task with the unit's journal.
+      - Nothing staged, or a staged deployment that is not locked (a plain reboot applies it), is no change.
+      - It needs a task of its own.
+    type: bool
+    default: false
+  soft_reboot:
+    description:
+      - With O(finalize) on a host bootc alone manages, C(bootc upgrade --soft-reboot=auto), a soft reboot (systemd
+        restarts userspace into the new deployment, the kernel stays) where the new deployment allows one (the
+        facts' C(soft_reboot_capable)), a reboot otherwise. The task then waits for either. Refused with rpm-ostree,
+        whose C(finalize-deployment) always reboots.
+    type: bool
+    default: false
+  reboot_timeout:
+    description: With O(finalize), how many seconds the task waits for the host to come back.
+    type: int
+    default: 900
 notes:
   - C(rpm-ostree upgrade --check) is documented upstream as possibly unreliable; its exit code 77 (nothing new) is
     what this module reads.
@@ -106,6 +135,18 @@ EXAMPLES = r"""
 - name: In the maintenance window, let the next boot apply what was downloaded
   immutable.hosts.deployment:
     upgrade: stage
+  become: true
+
+- name: Stage the update locked during the day, so a plain reboot does not apply it
+  immutable.hosts.deployment:
+    upgrade: stage
+    lock_finalization: true
+  become: true
+
+- name: In the window, apply it now and come back once the host booted it
+  immutable.hosts.deployment:
+    finalize: true
+    reboot_timeout: 1200
   become: true
 """
 
@@ -161,6 +202,47 @@ deployment:
   description: The deployment that boots next after the run.
   returned: success, with rpm-ostree
   type: dict
+finalized:
+  description:
+    - The locked staged deployment O(finalize) applied (C(checksum), C(version); with bootc also C(digest)), or null
+      when there was none.
+  returned: when O(finalize) is set
+  type: dict
+  sample: {checksum: b8eb4a426765983e1998d31facd5cccd8975e0b0ea9a97298fcc7e5f80a76821, version: 41.20241110.0}
+rebooting:
+  description: Whether the run started the finalize and its reboot.
+  returned: when O(finalize) changed the host
+  type: bool
+  sample: true
+rebooted:
+  description: Whether the host came back with a new boot ID after the finalize.
+  returned: when O(finalize) changed the host
+  type: bool
+  sample: true
+boot_id:
+  description: The boot ID before the finalize's reboot.
+  returned: when O(finalize) changed the host
+  type: str
+  sample: 0b3c1f4e-5a77-4c0e-9d55-2f4bb8a1c2d3
+finalize_unit:
+  description: The transient systemd unit the finalize command ran in (its journal keeps what it said).
+  returned: when O(finalize) changed the host
+  type: str
+  sample: immutable-hosts-finalize-1764942000.service
+soft_reboots:
+  description: With O(soft_reboot), systemd's count of soft reboots before the finalize (C(SoftRebootsCount)).
+  returned: when O(finalize) changed the host and O(soft_reboot) is set
+  type: int
+  sample: 0
+booted:
+  description: The deployment the host booted after the finalize (C(checksum), C(version)).
+  returned: when O(finalize) changed the host
+  type: dict
+elapsed:
+  description: Seconds the task waited for the host to come back.
+  returned: when O(finalize) changed the host
+  type: int
+  sample: 48
 commands:
   description: The commands run, as argument lists.
   returned: always

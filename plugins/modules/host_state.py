@@ -505,6 +505,21 @@ options:
               - check
               - stage
               - apply
+          skip_metered:
+            description:
+              - V(true) skips an unattended update while the connection is metered, as NetworkManager says (its C(Metered)
+                property is yes or guess-yes; without NetworkManager nothing counts as metered). V(false) removes that gate.
+                Unset leaves it as it is.
+              - The gate is a small program, C(/usr/local/libexec/immutable-hosts/update-gate), named in an C(ExecCondition=)
+                of the service's drop-in; systemd runs it before the update, and its exit status 1 skips the update without
+                failing the unit, with the reason in the journal. It is installed while a gate needs it and removed after.
+            type: bool
+          skip_user_sessions:
+            description:
+              - V(true) skips an unattended update while a local user session is active (a logind session of class C(user)
+                that is not remote, active or online; an SSH login does not count). V(false) removes that gate. Unset leaves
+                it as it is. The same program as C(skip_metered).
+            type: bool
           timer_enabled:
             description:
               - Enable (and start) or disable (and stop) C(rpm-ostreed-automatic.timer), or on a bootc-only host C(bootc-fetch-apply-updates.timer).

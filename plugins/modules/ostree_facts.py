@@ -122,6 +122,25 @@ ansible_facts:
           type: str
           returned: always
           sample: arm64
+        health:
+          description:
+            - The last verdict of the boot-time health gate (role immutable.hosts.health), read from
+              C(/var/lib/immutable-hosts/health/state.json); null when the gate never ran.
+            - C(status) V(green) (every required check passed), V(red), V(unknown), or V(unreadable) (not JSON);
+              C(deployment) the deployment checked (C(CHECKSUM.SERIAL)); C(checked_at); C(failures) and
+              C(wanted_failures), the failing required and wanted checks; C(failed_boots) of C(max_failed_boots);
+              C(action) what the gate did (V(none), V(reboot), V(rollback), V(rollback-failed));
+              C(healthy_before) whether the deployment passed once before; C(last_rollback) (C(from), C(at),
+              C(reason), C(failed_boots)) the last time the gate rolled back, or null.
+          type: dict
+          returned: on an OSTree host
+          sample:
+            status: green
+            deployment: 1776c3e37c350ae16b5aa4da5d9baa716410dbdd63386866c5ffd1112485347f.0
+            failures: []
+            failed_boots: 0
+            action: none
+            last_rollback: null
         hardware:
           description:
             - What the host runs on, read from the kernel's files, whatever the backend (also on a host that is not

@@ -18,8 +18,8 @@ description:
   - The diff is a unified diff of the file, plus the timer's state. A converged host sees no mutating command and no
     rpm-ostree call at all.
   - On a host without rpm-ostree that bootc manages (an image-mode system), there is no daemon configuration. Only
-    O(timer_enabled) applies, to C(bootc-fetch-apply-updates.timer), which runs C(bootc upgrade --apply) and so
-    B(reboots) into each update it stages. The other options are refused there.
+    O(timer_enabled) and the timer's window and conditions apply, to C(bootc-fetch-apply-updates.timer), which runs
+    C(bootc upgrade --apply) and so B(reboots) into each update it stages. The other options are refused there.
 extends_documentation_fragment:
   - immutable.hosts.attributes
 author:
@@ -58,6 +58,21 @@ options:
         timer starts), so a laptop on battery skips an unattended update. V(false) removes that drop-in. Unset leaves
         it as it is.
     type: bool
+  skip_metered:
+    description:
+      - V(true) skips an unattended update while the connection is metered, as NetworkManager says (its C(Metered)
+        property is yes or guess-yes; without NetworkManager nothing counts as metered). V(false) removes that gate.
+        Unset leaves it as it is.
+      - The gate is a small program, C(/usr/local/libexec/immutable-hosts/update-gate), named in an C(ExecCondition=)
+        of the service's drop-in; systemd runs it before the update, and its exit status 1 skips the update without
+        failing the unit, with the reason in the journal. It is installed while a gate needs it and removed after.
+    type: bool
+  skip_user_sessions:
+    description:
+      - V(true) skips an unattended update while a local user session is active (a logind session of class C(user)
+        that is not remote, active or online; an SSH login does not count). V(false) removes that gate. Unset leaves
+        it as it is. The same program as O(skip_metered).
+    type: bool
   path:
     description: The daemon configuration file.
     type: path
@@ -95,6 +110,14 @@ EXAMPLES = r"""
     window: Sat 02:00
     on_ac_power: true
   become: true
+
+- name: bootc laptops apply (and reboot) only on AC power, off metered connections and with nobody logged in
+  immutable.hosts.update_policy:
+    timer_enabled: true
+    on_ac_power: true
+    skip_metered: true
+    skip_user_sessions: true
+  become: true
 """
 
 RETURN = r"""
@@ -123,6 +146,16 @@ on_ac_power:
   returned: success
   type: bool
   sample: true
+skip_metered:
+  description: Whether the update service waits while the connection is metered, after the run.
+  returned: success
+  type: bool
+  sample: true
+skip_user_sessions:
+  description: Whether the update service waits while a local user session is active, after the run.
+  returned: success
+  type: bool
+  sample: false
 timer_enabled:
   description: Whether the update timer is enabled after the run.
   returned: when O(timer_enabled) is set

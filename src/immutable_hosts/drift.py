@@ -253,6 +253,11 @@ def change_diff(change: dict[str, Any]) -> list[str]:
     return lines
 
 
+def ring_members(document: dict[str, Any], ring: str) -> list[str]:
+    """The hosts of a rollout's ring (the report's ``ring`` of each host)."""
+    return sorted(name for name, host in document["hosts"].items() if host.get("ring") == ring)
+
+
 def summary_rows(document: dict[str, Any]) -> list[tuple[str, str, int, str]]:
     rows = []
     for name, host in sorted(document["hosts"].items()):
@@ -305,9 +310,22 @@ def render_markdown(document: dict[str, Any]) -> str:
         f"**{summary['hosts']} hosts**: {summary['in_sync']} in sync, {summary['drifted']} drifted, "
         f"{summary['failed']} failed, {summary['unreachable']} unreachable; {summary['changes']} changes pending.",
         "",
-        "| host | status | changes | resources / reason |",
-        "|---|---|---:|---|",
     ]
+    if summary.get("rings"):
+        out += [
+            "## Rings",
+            "",
+            "| ring | hosts | in sync | drifted | failed | unreachable | members |",
+            "|---|---:|---:|---:|---:|---:|---|",
+        ]
+        for ring in summary["rings"]:
+            members = ", ".join(ring_members(document, ring["ring"]))
+            out.append(
+                f"| {md_cell(ring['ring'])} | {ring['hosts']} | {ring['in_sync']} | {ring['drifted']} | {ring['failed']} "
+                f"| {ring['unreachable']} | {md_cell(members)} |"
+            )
+        out.append("")
+    out += ["| host | status | changes | resources / reason |", "|---|---|---:|---|"]
     out += [f"| {md_cell(n)} | {md_cell(s)} | {c} | {md_cell(d)} |" for n, s, c, d in summary_rows(document)]
     names = resources(document)
     if names:
@@ -406,6 +424,19 @@ def render_html(document: dict[str, Any]) -> str:
         out.append(f'<div class="card {esc(key)}"><b>{summary[key]}</b>{esc(label)}</div>')
     out.append(f'<div class="card unreachable"><b>{summary["unreachable"]}</b>unreachable</div>')
     out.append(f'<div class="card"><b>{summary["changes"]}</b>changes pending</div></div>')
+    if summary.get("rings"):
+        out.append(
+            '<h2>Rings</h2><table id="rings"><thead><tr><th>ring</th><th>hosts</th><th>in sync</th><th>drifted</th>'
+            "<th>failed</th><th>unreachable</th><th>members</th></tr></thead><tbody>"
+        )
+        for ring in summary["rings"]:
+            members = ", ".join(ring_members(document, ring["ring"]))
+            out.append(
+                f'<tr data-ring="{esc(ring["ring"])}"><td>{esc(ring["ring"])}</td><td class="n">{ring["hosts"]}</td>'
+                f'<td class="n">{ring["in_sync"]}</td><td class="n">{ring["drifted"]}</td><td class="n">{ring["failed"]}</td>'
+                f'<td class="n">{ring["unreachable"]}</td><td>{esc(members)}</td></tr>'
+            )
+        out.append("</tbody></table>")
     out.append(
         '<table id="fleet"><thead><tr><th>host</th><th>status</th><th>changes</th><th>resources / reason</th></tr></thead><tbody>'
     )

@@ -242,3 +242,20 @@ def test_command_exits_1_on_an_unreachable_host_and_on_errors(tmp_path, capsys, 
 
     assert cli.main(["drift", "-i", str(tmp_path / "nope.yml"), "--playbook", str(playbook)]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_a_rollouts_rings_are_a_table_of_their_own(document):
+    """A report of playbooks/upgrade.yml names each host's ring: Markdown and HTML show the rings first, in order."""
+    names = sorted(document["hosts"])
+    for index, name in enumerate(names):
+        document["hosts"][name]["ring"] = "canary" if index == 0 else "all"
+    document["summary"]["rings"] = [
+        {"ring": "canary", "hosts": 1, "in_sync": 1, "drifted": 0, "failed": 0, "unreachable": 0},
+        {"ring": "all", "hosts": len(names) - 1, "in_sync": 0, "drifted": len(names) - 1, "failed": 0, "unreachable": 0},
+    ]
+    markdown = drift.render_markdown(document)
+    assert "## Rings" in markdown and f"| canary | 1 | 1 | 0 | 0 | 0 | {drift.md_cell(names[0])} |" in markdown
+    assert markdown.index("| canary |") < markdown.index("| all |") < markdown.index("| host | status |")
+    page = Collect()
+    page.feed(drift.render_html(document))
+    assert [attrs["data-ring"] for tag, attrs in page.tags if "data-ring" in attrs] == ["canary", "all"]

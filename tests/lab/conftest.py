@@ -53,8 +53,9 @@ def lab_unavailable() -> str | None:
 
 # Hosts of the test session, one set of hosts per test file so files never share mutable state:
 # OS-tree modules silverblue-1..4 and bootc-1; Flatpak modules kinoite-1 and silverblue-5; Podman modules silverblue-6;
-# host_state silverblue-7; the registry silverblue-8; bootc alone (no rpm-ostree) bootc-only-1.
-DEFAULT_HOSTS = "silverblue:8,kinoite:1,bootc:1,bootc-only:1"
+# host_state silverblue-7; the registry silverblue-8; bootc alone (no rpm-ostree) bootc-only-1; a rollout by rings
+# bootc-only-2 (the canary) and bootc-2.
+DEFAULT_HOSTS = "silverblue:8,kinoite:1,bootc:2,bootc-only:2"
 
 
 def requested_hosts() -> dict[str, int]:

@@ -1,7 +1,7 @@
 """A bootc-only host (profile ``bootc-only``): an image-mode system without rpm-ostree, which bootc alone manages.
 
 The modules there: ``update_policy`` (bootc's update timer), ``deployment`` (check, download-only during the day,
-stage in a window, rollback), and what rpm-ostree would layer refused with where it belongs (the image). The
+stage or finalize in a window, rollback), and what rpm-ostree would layer refused with where it belongs (the image). The
 simulator's ``bootc`` against contract section 4 on the same host: ``upgrade --check`` (the booted entry's
 ``cachedUpdate``), ``--download-only``, ``--from-downloaded``, clap's conflicts, ``--soft-reboot`` (no lab deployment
 is soft-reboot capable), ``rollback`` and its revert. Every module runs in check mode (no change on the host), then
@@ -13,6 +13,7 @@ Host: bootc-only-1 (no other test file uses it). Each upgrade test publishes a n
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from snapshot import assert_unchanged, snapshot
@@ -100,6 +101,37 @@ def test_update_policy_is_bootcs_timer(lab, lab_session, host) -> None:
     assert "OnCalendar" not in sh(lab_session, "systemctl show -p TimersCalendar --value bootc-fetch-apply-updates.timer").stdout
 
 
+def test_unattended_updates_wait_for_the_user_and_the_network(lab, lab_session, host) -> None:
+    """update_policy's gates: the update service's drop-in names the gate program in an ExecCondition=, which systemd
+    runs before bootc upgrade --apply. A local login (a PAM session of class user, as a console login opens) holds
+    the update back, the service is skipped without failing; this SSH session does not count, and without
+    NetworkManager the connection is not metered."""
+    off = {"skip_metered": False, "skip_user_sessions": False}
+    assert lab.module("immutable.hosts.update_policy", off, hosts=[HOST]).ok  # from wherever an earlier run left it
+    gates = {"skip_metered": True, "skip_user_sessions": True}
+    _checked, first = checked_then_twice(lab, lab_session, "immutable.hosts.update_policy", gates)
+    assert first["skip_metered"] is True and first["skip_user_sessions"] is True and first["on_ac_power"] is False
+    gate = "/usr/local/libexec/immutable-hosts/update-gate"
+    unit = sh(lab_session, "systemctl cat bootc-fetch-apply-updates.service").stdout
+    assert f"ExecCondition=/usr/bin/python3 {gate} --skip-metered --skip-user-sessions" in unit, unit
+    assert "nothing holds the update back" in sh(lab_session, f"python3 {gate} --skip-metered --skip-user-sessions").stderr
+    login = "systemd-run --unit=lab-local-login -p PAMName=login -p User=root -E XDG_SESSION_CLASS=user -E XDG_SESSION_TYPE=tty sleep 600"
+    sh(lab_session, login)
+    try:
+        held = sh(lab_session, f"python3 {gate} --skip-user-sessions", rc=1)
+        assert "not now, a user session is active: root (session" in held.stderr, held.stderr
+        sh(lab_session, "systemctl start bootc-fetch-apply-updates.service")
+        shown = sh(lab_session, "systemctl show -p ConditionResult -p Result bootc-fetch-apply-updates.service").stdout
+        assert "ConditionResult=no" in shown and "Result=success" in shown, shown
+        journal = sh(lab_session, "journalctl --no-pager -o cat -u bootc-fetch-apply-updates.service").stdout
+        assert "not now, a user session is active" in journal and "Skipped due to 'exec-condition'" in journal, journal
+    finally:
+        sh(lab_session, "systemctl stop lab-local-login.service")
+    checked_then_twice(lab, lab_session, "immutable.hosts.update_policy", off)
+    assert sh(lab_session, f"test -e {gate}", rc=None).returncode != 0
+    assert "ExecCondition" not in sh(lab_session, "systemctl cat bootc-fetch-apply-updates.service").stdout
+
+
 def test_what_rpm_ostree_layers_is_refused_with_where_it_belongs(lab, lab_session, host) -> None:
     """Packages: bake them into the image. Kernel arguments: compared with the next boot's (converged is no change,
     in check mode too), a change refused with the image's kargs.d named."""
@@ -136,6 +168,24 @@ def test_deployment_downloads_during_the_day_and_stages_in_a_window(lab, lab_ses
     rebooted = lab.module("ansible.builtin.reboot", hosts=[HOST])
     assert rebooted.ok, rebooted.explain()
     assert bootc_status(lab_session)["booted"]["image"]["imageDigest"] == new_digest
+
+
+def test_deployment_finalizes_a_downloaded_update_in_a_window(lab, lab_session, host) -> None:
+    """Downloaded during the day (bootc's downloadOnly), applied in the window by finalize: the task starts bootc
+    upgrade --from-downloaded --apply after its result, waits for the new boot and checks what booted."""
+    new_digest = published_digest(lab_session)
+    found = lab.module("immutable.hosts.deployment", {"upgrade": "download_only"}, hosts=[HOST])
+    assert found.ok and found.results[0].changed, found.explain()
+    staged = bootc_status(lab_session)["staged"]
+    assert staged["downloadOnly"] is True and staged["image"]["imageDigest"] == new_digest
+    args = {"finalize": True, "soft_reboot": True, "reboot_timeout": 180}  # no lab deployment can soft-reboot: a reboot
+    checked, first = checked_then_twice(lab, lab_session, "immutable.hosts.deployment", args)
+    assert checked["finalized"]["digest"] == new_digest and checked["reboot_reasons"] == ["staged-update"]
+    assert first["rebooted"] is True and first["finalize_unit"].startswith("immutable-hosts-finalize-")
+    assert isinstance(first["soft_reboots"], int) and "--soft-reboot=auto" in json.dumps(first["commands"])
+    assert first["booted"]["checksum"] == staged["ostree"]["checksum"] and first["reboot_required"] is False
+    status = bootc_status(lab_session)
+    assert status["booted"]["image"]["imageDigest"] == new_digest and status["staged"] is None
 
 
 def test_deployment_rolls_back_with_bootc(lab, lab_session, host) -> None:
@@ -185,3 +235,80 @@ def test_bootc_upgrade_as_the_contract_says(lab, lab_session, host) -> None:
     assert "Staged deployment will now be applied on reboot" in sh(lab_session, "bootc upgrade").stdout
     assert facts(lab)["reboot_required"] is True
     assert "Staged update present, not changed" in sh(lab_session, "bootc upgrade --soft-reboot=auto").stdout
+
+
+HEALTH_STATE = "/var/lib/immutable-hosts/health/state.json"
+
+
+def health_play(state: str = "present", **variables) -> str:
+    role = {"role": "immutable.hosts.health", "vars": dict(health_state=state, **variables)}
+    return f"- hosts: {HOST}\n  become: true\n  gather_facts: false\n  roles:\n    - {json.dumps(role)}\n"
+
+
+def health_state(lab_session) -> dict | None:
+    done = sh(lab_session, f"cat {HEALTH_STATE}", rc=None)
+    return json.loads(done.stdout) if done.returncode == 0 else None
+
+
+def converged_role(lab, lab_session, text: str):
+    """Check mode reports changes and changes nothing; the run changes; a second run changes nothing."""
+    before = snapshot(lab_session.access(HOST))
+    checked = lab.playbook_text(text, hosts=[HOST], check=True, diff=True)
+    assert checked.ok and checked.changed(HOST), checked.explain()
+    assert_unchanged(before, snapshot(lab_session.access(HOST)))
+    first = lab.playbook_text(text, hosts=[HOST], diff=True)
+    assert first.ok and first.changed(HOST), first.explain()
+    second = lab.playbook_text(text, hosts=[HOST], diff=True)
+    assert second.ok and not second.changed_tasks(HOST), [t.name for t in second.changed_tasks(HOST)]
+    return first
+
+
+def test_a_broken_update_rolls_back_on_the_host_by_itself(lab, lab_session, host) -> None:
+    """The health role's gate on a bootc-only host: the required check passes on the running deployment only (an
+    update that deliberately breaks the host's application). bootc's own update service stages and applies a new
+    image with no controller involved; the gate fails that deployment's boots twice, rolls back and reboots, and the
+    host runs the deployment it had, with the reason in the state file the facts report."""
+    good = bootc_status(lab_session)["booted"]["ostree"]["checksum"]
+    check = f"# the application works on this deployment only\nostree admin status | grep -q '^\\* fedora {good}\\.'\n"
+    text = health_play(
+        health_required_checks=[{"name": "10-application", "content": check}],
+        health_wanted_checks=[
+            {"name": "20-disk-space.sh", "content": "test $(df --output=pcent / | tail -1 | tr -dc 0-9) -lt 95"}
+        ],
+        health_max_failed_boots=2,
+    )
+    converged_role(lab, lab_session, text)
+    assert sh(lab_session, "systemctl is-enabled immutable-hosts-health.service").stdout.strip() == "enabled"
+    assert (
+        "Managed by Ansible (immutable.hosts.health)"
+        in sh(lab_session, "cat /etc/greenboot/check/required.d/10-application.sh").stdout
+    )
+    state = health_state(lab_session)
+    assert state["status"] == "green" and state["healthy_deployments"][0] == f"{good}.0", state
+    assert facts(lab)["health"]["status"] == "green" and facts(lab)["health"]["healthy_before"] is True
+
+    before = state.get("last_rollback")
+    new_digest = published_digest(lab_session)
+    sh(lab_session, "systemctl start --no-block bootc-fetch-apply-updates.service")
+    deadline = time.monotonic() + 420
+    while time.monotonic() < deadline:
+        time.sleep(5)
+        state = health_state(lab_session) or {}
+        if state.get("last_rollback") not in (None, before) and state["status"] == "green":
+            break
+    assert state.get("last_rollback") not in (None, before) and state["status"] == "green", state
+    status = bootc_status(lab_session)
+    assert status["booted"]["ostree"]["checksum"] == good and status["rollback"]["image"]["imageDigest"] == new_digest
+    broken = status["rollback"]["ostree"]["checksum"]
+    gathered = facts(lab)["health"]
+    assert gathered["last_rollback"]["from"] == f"{broken}.0" and gathered["last_rollback"]["failed_boots"] == 2
+    assert gathered["last_rollback"]["reason"] == "required check failed: 10-application.sh"
+    assert gathered["deployment"] == f"{good}.0" and gathered["status"] == "green" and gathered["action"] == "none"
+    journal = sh(lab_session, "journalctl --no-pager -o cat -b -u immutable-hosts-health.service").stdout
+    assert f"deployment {good}.0 is healthy" in journal, journal
+
+    # absent: the checks, the unit and the program go; the state stays for the facts
+    converged_role(lab, lab_session, health_play("absent"))
+    assert not sh(lab_session, "find /etc/greenboot -name '*.sh'").stdout.strip()
+    assert sh(lab_session, "test -e /etc/systemd/system/immutable-hosts-health.service", rc=None).returncode != 0
+    assert health_state(lab_session)["last_rollback"]["from"] == f"{broken}.0"

@@ -17,6 +17,8 @@ import time
 import pytest
 from snapshot import assert_unchanged, snapshot
 
+from immutable_hosts.lab import ostree_content
+
 pytestmark = pytest.mark.lab
 
 FACTS = "immutable.hosts.ostree_facts"
@@ -220,6 +222,66 @@ def test_deployment_pins_and_rollback(lab, lab_session, lab_hosts):
     after = facts(lab, host)
     assert after["pending"]["staged"] is False and after["staged"] is None
     assert after["reboot_reasons"][0] == "rollback-queued"
+
+
+def test_deployment_finalizes_a_locked_update_with_rpm_ostree(lab, lab_session, lab_hosts):
+    """An update staged with its finalization locked survives a plain reboot only as long as nobody reboots; finalize
+    applies it (rpm-ostree finalize-deployment with the checksum read) and the task returns once the host booted it."""
+    (host,) = lab_hosts("bootc-1")
+    lab_session.lab.publish(ostree_content.BOOTC_IMAGE)
+    staged, _ = converge_twice(lab, host, "immutable.hosts.deployment", {"upgrade": "stage", "lock_finalization": True})
+    assert staged.changed and staged.result["staged_locked"] is True and staged.result["reboot_required"] is False
+    locked = facts(lab, host)["staged"]
+    assert locked["finalization_locked"] is True
+    checked = check_changes_nothing(lab, lab_session, host, "immutable.hosts.deployment", {"finalize": True})
+    assert checked.result["finalized"]["checksum"] == locked["checksum"] and checked.result["reboot_required"] is True
+    first, second = converge_twice(lab, host, "immutable.hosts.deployment", {"finalize": True, "reboot_timeout": 180})
+    assert first.changed and first.result["rebooted"] is True and first.result["booted"]["checksum"] == locked["checksum"]
+    assert ["finalize-deployment", locked["base_checksum"]] in [argv[-2:] for argv in first.result["commands"]]
+    assert second.result["finalized"] is None
+    after = facts(lab, host)
+    assert after["booted"]["checksum"] == locked["checksum"] and after["staged"] is None and after["reboot_required"] is False
+
+
+def test_the_health_gate_rolls_a_broken_update_back_with_rpm_ostree(lab, lab_session, lab_hosts):
+    """The health role on a host rpm-ostree manages: an update applied with no controller (rpm-ostree upgrade
+    --reboot, as the automatic policy apply does) fails its required check twice, and the gate rolls back with
+    rpm-ostree rollback and reboots into the deployment before."""
+    (host,) = lab_hosts("bootc-1")
+    good = facts(lab, host)["booted"]["checksum"]
+    check = f"ostree admin status | grep -q '^\\* fedora {good}\\.'"
+    role = {
+        "role": "immutable.hosts.health",
+        "vars": {"health_required_checks": [{"name": "10-application", "content": check}], "health_max_failed_boots": 2},
+    }
+    run = lab.playbook_text(
+        f"- hosts: {host}\n  become: true\n  gather_facts: false\n  roles:\n    - {json.dumps(role)}\n", hosts=[host]
+    )
+    assert run.ok, run.explain()
+    before = facts(lab, host)["health"]
+    assert before["status"] == "green" and before["healthy_before"] is True
+    lab_session.lab.publish(ostree_content.BOOTC_IMAGE)
+    lab_session.exec(host, "rpm-ostree", "upgrade", "--reboot")  # the session ends with the reboot
+    deadline, health = time.monotonic() + 420, before
+    while time.monotonic() < deadline and (
+        health.get("last_rollback") in (None, before["last_rollback"]) or health["status"] != "green"
+    ):
+        time.sleep(5)
+        done = lab_session.exec(host, "cat", "/var/lib/immutable-hosts/health/state.json")
+        health = json.loads(done.stdout) if done.returncode == 0 else health
+    after = facts(lab, host)
+    assert after["booted"]["checksum"] == good and after["health"]["status"] == "green", after["health"]
+    rollback = after["health"]["last_rollback"]
+    assert (
+        rollback["from"] == "%s.%d" % (after["rollback"]["checksum"], after["rollback"]["serial"])
+        and rollback["failed_boots"] == 2
+    )
+    assert rollback["reason"] == "required check failed: 10-application.sh"
+    removed = lab.playbook_text(
+        f"- hosts: {host}\n  become: true\n  gather_facts: false\n  roles:\n    - {json.dumps(dict(role, vars={'health_state': 'absent'}))}\n",
+        hosts=[host],
+    )
+    assert removed.ok and removed.changed(host), removed.explain()
 
 
 def test_bootc_host_switches_with_bootc(lab, lab_session, lab_hosts):

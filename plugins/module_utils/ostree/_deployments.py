@@ -8,11 +8,19 @@ is ``bootc upgrade --check``, ``bootc upgrade`` or ``bootc upgrade --download-on
 deployment, bootc's ``downloadOnly``), an upgrade staged on a download-only deployment of the same digest unlocks it
 (``bootc upgrade``), and ``rollback`` is ``bootc rollback``; pins and cleanup stay rpm-ostree's.
 
+``finalize`` applies a staged deployment that waits with its finalization locked (rpm-ostree's
+``--lock-finalization``, bootc's download-only), and so reboots: ``rpm-ostree finalize-deployment CHECKSUM`` (the
+checksum read, so that no other deployment is ever applied) or ``bootc upgrade --from-downloaded --apply``.  The
+command runs in a transient systemd unit a few seconds after the module returned its result; the action plugin of
+the same name waits for the host to come back and checks what it booted.
+
 The planning functions are pure; :data:`UNIT` is the module immutable.hosts.deployment.  Standard library only,
 Python 3.9+.
 """
 
 from __future__ import annotations
+
+import time
 
 from ansible_collections.immutable.hosts.plugins.module_utils.common._errors import HostsError
 from ansible_collections.immutable.hosts.plugins.module_utils.common._scaffold import Plan
@@ -160,6 +168,61 @@ def plan_bootc_rollback(status: dict) -> dict:
     return {"changed": True}
 
 
+def plan_finalize(status: dict) -> dict:
+    """rpm-ostree: finalize the staged deployment when its finalization is locked; an unlocked one boots at the next
+    reboot anyway, and nothing staged is nothing to do."""
+    staged = pick(status, "staged")
+    if staged is None or not staged["finalization_locked"]:
+        return {"changed": False, "staged": staged is not None}
+    return {
+        "changed": True,
+        "staged": True,
+        "checksum": staged["base_checksum"],
+        "deployment": {key: staged.get(key) for key in ("checksum", "version")},
+    }
+
+
+def plan_bootc_finalize(status: dict) -> dict:
+    """bootc: apply the staged deployment that was only downloaded (``downloadOnly``)."""
+    staged = status.get("staged")
+    if not staged or not staged["download_only"]:
+        return {"changed": False, "staged": bool(staged)}
+    image = staged.get("image") or {}
+    return {
+        "changed": True,
+        "staged": True,
+        "deployment": {"checksum": staged["checksum"], "version": image.get("version"), "digest": image.get("digest")},
+    }
+
+
+# The transient unit the finalize command runs in, and how long after the module's result it starts.
+FINALIZE_UNIT = "immutable-hosts-finalize-%d"
+FINALIZE_DELAY = 3
+BOOT_ID = "/proc/sys/kernel/random/boot_id"
+
+
+def finalize_argv(backend: str, finalize: dict, soft_reboot: bool = False) -> list:
+    if backend == "bootc":
+        # --soft-reboot=auto: a soft reboot where the new deployment allows one, a reboot otherwise
+        return ["bootc", "upgrade", "--from-downloaded", "--apply"] + (["--soft-reboot=auto"] if soft_reboot else [])
+    return ["rpm-ostree", "finalize-deployment", finalize["checksum"]]
+
+
+def scheduled(unit: str, argv: list, delay: int = FINALIZE_DELAY) -> list:
+    """``systemd-run`` starting ``argv`` as a transient service ``delay`` seconds from now, in the C locale."""
+    return [
+        "systemd-run",
+        "--unit=%s" % unit,
+        "--description=immutable.hosts: finalize the staged deployment and reboot",
+        "--on-active=%d" % delay,
+        "--timer-property=AccuracySec=100ms",
+        "--setenv=LC_ALL=C",
+        "--setenv=RPMOSTREE_CLIENT_ID=immutable.hosts",
+        "--",
+        *argv,
+    ]
+
+
 BOOTC_REFUSED = {
     "pin": "pin and unpin",
     "unpin": "pin and unpin",
@@ -182,6 +245,14 @@ def predicted_summary(before: list, plan: dict) -> list:
     return [dict(item, pinned=item["index"] in pinned) for item in before if item["index"] not in plan["cleanup"]["removed"]]
 
 
+def finalized_entry(item: dict) -> dict:
+    """A deployment as the reboot a finalize starts leaves it: the staged one booted, unlocked."""
+    entry = dict(item, booted=item["staged"], staged=False)
+    if "download_only" in entry:
+        entry["download_only"] = False
+    return entry
+
+
 class DeploymentUnit:
     """immutable.hosts.deployment: upgrades checked, downloaded or staged, the rollback queued, pins, cleanup."""
 
@@ -192,14 +263,24 @@ class DeploymentUnit:
         unpin=dict(type="list", elements="str", default=[]),
         cleanup=dict(type="list", elements="str", choices=list(CLEANUP_KINDS), default=[]),
         lock_finalization=dict(type="bool", default=False),
+        finalize=dict(type="bool", default=False),
+        soft_reboot=dict(type="bool", default=False),
+        reboot_timeout=dict(type="int", default=900),
         **reader.COMMON_ARGUMENT_SPEC,
     )
     MODULE_OPTIONS: dict = {}
 
     def desired(self, params: dict, _host) -> dict:
         reader.check_common(params)
-        if not (params["upgrade"] or params["rollback"] or params["pin"] or params["unpin"] or params["cleanup"]):
-            raise DeploymentError("nothing to do: set upgrade, rollback, pin, unpin or cleanup")
+        others = params["upgrade"] or params["rollback"] or params["pin"] or params["unpin"] or params["cleanup"]
+        if not (others or params["finalize"]):
+            raise DeploymentError("nothing to do: set upgrade, finalize, rollback, pin, unpin or cleanup")
+        if params["finalize"] and (others or params["lock_finalization"]):
+            raise DeploymentError("finalize applies the locked staged deployment and reboots into it; give it a task of its own")
+        if params["soft_reboot"] and not params["finalize"]:
+            raise DeploymentError("soft_reboot applies to finalize only")
+        if params["reboot_timeout"] < 1:
+            raise DeploymentError("reboot_timeout must be 1 second or more")
         if params["rollback"] and params["upgrade"] in ("stage", "download_only"):
             raise DeploymentError("rollback and upgrade contradict each other; use one per task")
         if params["rollback"] and "rollback" in params["cleanup"]:
@@ -211,15 +292,19 @@ class DeploymentUnit:
     def read(self, host, desired: dict) -> dict:
         if reader.bootc_only(host):
             return self._read_bootc(host, desired)
+        if desired["soft_reboot"]:
+            raise DeploymentError("soft_reboot is bootc's (upgrade --soft-reboot=auto); rpm-ostree finalize-deployment reboots")
         reader.require_rpm_ostree(host)
         status = reader.status(host)
         plans = {
             "pins": plan_pins(status, desired["pin"], desired["unpin"]),
             "cleanup": plan_cleanup(status, desired["cleanup"]),
             "rollback": plan_rollback(status) if desired["rollback"] else {"changed": False, "cleanup_staged": False},
+            "finalize": plan_finalize(status) if desired["finalize"] else {"changed": False},
         }
         acting = (
-            plans["pins"]["changed"]
+            plans["finalize"]["changed"]
+            or plans["pins"]["changed"]
             or plans["cleanup"]["changed"]
             or plans["rollback"]["changed"]
             or desired["upgrade"] in ("stage", "download_only")
@@ -227,6 +312,8 @@ class DeploymentUnit:
         found = None
         if acting or desired["upgrade"]:
             status = reader.wait_idle(host, host.runner.deadline(desired["wait_timeout"]))
+            if desired["finalize"]:
+                plans["finalize"] = plan_finalize(status)  # what waiting left
         if acting:
             reader.refuse_driver(host, status, desired["bypass_driver"])
         if desired["upgrade"]:
@@ -248,6 +335,7 @@ class DeploymentUnit:
             "pins": {"changed": False, "pin": [], "unpin": [], "before": [], "after": []},
             "cleanup": {"changed": False, "flags": [], "cache_flags": [], "removed": []},
             "rollback": plan_bootc_rollback(status) if desired["rollback"] else {"changed": False},
+            "finalize": plan_bootc_finalize(status) if desired["finalize"] else {"changed": False},
         }
         found = None
         if desired["upgrade"]:
@@ -287,13 +375,22 @@ class DeploymentUnit:
             # bootc's download-only staged deployment is rpm-ostree's --lock-finalization
             plans["stage"], plans["download"] = False, found["available"] and not found["downloaded"] and not found["staged"]
         plans["backend"] = current["backend"]
+        finalize = plans["finalize"]
+        if desired["finalize"]:
+            result["finalized"] = finalize.get("deployment")
         plans["moves_deployments"] = plans["cleanup"]["changed"] or plans["rollback"]["changed"] or plans["stage"]
-        changed = plans["moves_deployments"] or plans["pins"]["changed"] or plans["download"]
-        predicted = (["rollback-queued"] if plans["rollback"]["changed"] else []) + (["staged-update"] if plans["stage"] else [])
+        changed = plans["moves_deployments"] or plans["pins"]["changed"] or plans["download"] or finalize["changed"]
+        predicted = (["rollback-queued"] if plans["rollback"]["changed"] else []) + (
+            ["staged-update"] if plans["stage"] or finalize["changed"] else []
+        )
         before = current["before"]
+        after = predicted_summary(before, plans)
+        if finalize["changed"]:
+            # the staged deployment, unlocked, is what the reboot the finalize starts boots
+            after = [finalized_entry(item) for item in after]
         return Plan(
             changed=changed,
-            diff={"before": {"deployments": before}, "after": {"deployments": predicted_summary(before, plans)}},
+            diff={"before": {"deployments": before}, "after": {"deployments": after}},
             actions=plans,
             result=result,
             reboot_reasons=predicted,
@@ -301,6 +398,8 @@ class DeploymentUnit:
 
     def apply(self, host, plan: Plan, desired: dict) -> dict:
         plans = plan.actions
+        if plans["finalize"]["changed"]:
+            return self._finalize(host, plans, desired["soft_reboot"])
         if plans["backend"] == "bootc":
             return self._apply_bootc(host, plan)
         if plans["cleanup"]["flags"] or plans["cleanup"]["cache_flags"]:
@@ -329,6 +428,24 @@ class DeploymentUnit:
         return {"diff": {"before": plan.diff["before"], "after": {"deployments": summary(reader.status(host))}}}
 
     @staticmethod
+    def _finalize(host, plans: dict, soft_reboot: bool) -> dict:
+        """Start the finalize command in a transient unit a few seconds from now, so that this result reaches the
+        controller before the host goes down; the boot ID tells the action plugin when the host has rebooted."""
+        boot_id = (host.read_text(BOOT_ID) or "").strip()
+        unit = FINALIZE_UNIT % int(time.time())
+        argv = finalize_argv(plans["backend"], plans["finalize"], soft_reboot)
+        binary = host.which(argv[0])
+        if binary is None:
+            raise DeploymentError("%s is not on this host; it cannot finalize the staged deployment" % argv[0])
+        result = {"rebooting": True, "boot_id": boot_id, "finalize_unit": unit + ".service"}
+        if soft_reboot:
+            # a soft reboot keeps the kernel and its boot ID; systemd counts it instead
+            shown = host.run(["systemctl", "show", "--property=SoftRebootsCount", "--value"], check=False).stdout.strip()
+            result["soft_reboots"] = int(shown) if shown.isdigit() else None
+        host.run(scheduled(unit, [binary, *argv[1:]]))
+        return result
+
+    @staticmethod
     def _apply_bootc(host, plan: Plan) -> dict:
         plans = plan.actions
         if plans["rollback"]["changed"]:
@@ -341,6 +458,14 @@ class DeploymentUnit:
         return {"diff": {"before": plan.diff["before"], "after": {"deployments": bootc_summary(reader.bootc_status(host))}}}
 
     def report(self, host, plan: Plan, _desired: dict) -> dict:
+        if plan.actions["finalize"]["changed"]:
+            # The status read before still holds (the finalize starts after this result); the reboot it starts boots
+            # the staged deployment, unlocked.
+            if plan.actions["backend"] == "bootc":
+                state = bootc.reboot_state(reader.bootc_status(host))
+            else:
+                state = reader.report(host, False)
+            return dict(state, **reader.predicted_verdict(state, plan.reboot_reasons))
         if plan.actions["backend"] == "bootc":
             return reader.bootc_report(host, plan.changed, plan.reboot_reasons)
         return reader.report(host, plan.changed, plan.reboot_reasons)

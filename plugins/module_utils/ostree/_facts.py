@@ -14,6 +14,7 @@ from typing import Optional
 from ansible_collections.immutable.hosts.plugins.module_utils.common._scaffold import Plan
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _admin as ostree
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _bootc as bootc_status
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _health as health
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _reader as reader
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _status as rpm_ostree
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree._admin import roles_from_flags
@@ -326,8 +327,10 @@ def read_hardware(host) -> dict:
 
 
 def gather(host, retries: int = reader.STARTUP_RETRIES) -> dict:
-    """``ansible_facts.ostree`` of the host: one status call of whichever tool manages it, and the hardware."""
+    """``ansible_facts.ostree`` of the host: one status call of whichever tool manages it, the health gate's last
+    verdict, and the hardware."""
     facts = _gather(host, retries)
+    facts["health"] = health.parse_health(host.read_text(health.HEALTH_STATE)) if facts["is_ostree"] else None
     facts["hardware"] = read_hardware(host)
     return facts
 

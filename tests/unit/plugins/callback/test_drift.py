@@ -437,3 +437,31 @@ def test_a_real_check_mode_run_on_localhost(tmp_path):
     assert local["failures"][0]["ignored"] is True
     assert document["hosts"]["dead"]["status"] == "unreachable"
     assert target.read_text() == "old\n"  # check mode: nothing changed
+
+
+def test_a_rollouts_rings_are_named_per_host_and_counted_in_order(plugin, tmp_path):
+    """playbooks/upgrade.yml names each host's ring with set_fact immutable_hosts_ring: the report keeps it per host
+    and counts each ring, in the order the rollout met them."""
+    canary, ring_host, other = Host("ws-9"), Host("ws-1"), Host("ws-2")
+    name_ring = make_task("Name the host's ring", "ansible.builtin.set_fact", {"immutable_hosts_ring": "{{ __ring }}"})
+    rebase = make_task("Rebase to exactly the canaries' digest", "immutable.hosts.rebase", {"image": "{{ pinned }}"})
+    stats = AggregateStats()
+    for host, ring in ((canary, "canary"), (ring_host, "all"), (other, "all")):
+        plugin.v2_runner_on_ok(
+            callback_result(host, name_ring, {"changed": False, "ansible_facts": {"immutable_hosts_ring": ring}})
+        )
+        stats.increment("ok", host.get_name())
+    plugin.v2_runner_on_ok(
+        callback_result(ring_host, rebase, {"changed": True, "diff": {"before": {"origin": "a"}, "after": {"origin": "b"}}})
+    )
+    plugin.v2_runner_on_failed(callback_result(canary, rebase, {"failed": True, "msg": "The rollout stops at ring canary"}))
+    document = finish(plugin, tmp_path, stats)
+    assert {name: host.get("ring") for name, host in document["hosts"].items()} == {
+        "ws-9": "canary",
+        "ws-1": "all",
+        "ws-2": "all",
+    }
+    assert document["summary"]["rings"] == [
+        {"ring": "canary", "hosts": 1, "in_sync": 0, "drifted": 0, "failed": 1, "unreachable": 0},
+        {"ring": "all", "hosts": 2, "in_sync": 1, "drifted": 1, "failed": 0, "unreachable": 0},
+    ]

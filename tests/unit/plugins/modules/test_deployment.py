@@ -134,6 +134,11 @@ def test_cleanup_of_nothing_is_no_change(host, ostree_module):
         {"pin": "booted", "unpin": "booted", "bogus": 1},
         {"upgrade": ["stage"]},
         {"cleanup": "pending; reboot"},
+        {"finalize": True, "upgrade": "stage"},
+        {"finalize": True, "rollback": True},
+        {"finalize": True, "lock_finalization": True},
+        {"finalize": True, "reboot_timeout": 0},
+        {"soft_reboot": True, "upgrade": "stage"},
     ],
 )
 def test_bad_input_fails_before_anything_runs(host, ostree_module, args):
@@ -147,6 +152,82 @@ def test_bad_selectors_fail_after_the_status_read_only(host, ostree_module, args
     tools = Tools({STATUS: (0, fixture_text(LAYOUT), "")})
     result = ostree_module(module, args, tools)
     assert result["failed"] is True and tools.calls == [STATUS]
+
+
+# --- finalize: the locked staged deployment applied by a reboot, started after the result ---------------------------
+
+BOOT_ID = "0b3c1f4e-5a77-4c0e-9d55-2f4bb8a1c2d3"
+NOW = 1764942000
+
+
+def locked_layout(locked: bool = True) -> str:
+    doc = json.loads(fixture_text(LAYOUT))
+    doc["deployments"][0]["finalization-locked"] = locked
+    return json.dumps(doc)
+
+
+def scheduled(*argv: str) -> str:
+    return " ".join(
+        [
+            "systemd-run",
+            "--unit=immutable-hosts-finalize-%d" % NOW,
+            "--description=immutable.hosts: finalize the staged deployment and reboot",
+            "--on-active=3",
+            "--timer-property=AccuracySec=100ms",
+            "--setenv=LC_ALL=C",
+            "--setenv=RPMOSTREE_CLIENT_ID=immutable.hosts",
+            "--",
+            *argv,
+        ]
+    )
+
+
+@pytest.fixture
+def booted_host(host, monkeypatch):
+    (host / "proc/sys/kernel/random").mkdir(parents=True)
+    (host / "proc/sys/kernel/random/boot_id").write_text(BOOT_ID + "\n")
+    monkeypatch.setattr(module_time(), "time", lambda: NOW)
+    return host
+
+
+def module_time():
+    from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _deployments
+
+    return _deployments.time
+
+
+def test_finalize_in_check_mode_predicts_the_reboot_and_runs_nothing(booted_host, ostree_module):
+    tools = Tools({STATUS: (0, locked_layout(), "")})
+    result = ostree_module(module, {"finalize": True, "_ansible_check_mode": True}, tools)
+    assert result["changed"] is True and tools.calls == [STATUS]
+    assert result["finalized"]["checksum"] == "b8eb4a426765983e1998d31facd5cccd8975e0b0ea9a97298fcc7e5f80a76821"
+    assert result["reboot_required"] is True and result["reboot_reasons"][0] == "staged-update"
+    assert result["staged_locked"] is False and "rebooting" not in result
+    assert result["diff"]["before"]["deployments"][0]["staged"] is True
+    assert result["diff"]["after"]["deployments"][0]["booted"] is True
+    assert not any(d["staged"] for d in result["diff"]["after"]["deployments"])
+
+
+def test_finalize_names_the_checksum_read_and_starts_after_the_result(booted_host, ostree_module):
+    finalize = scheduled(
+        "/usr/bin/rpm-ostree", "finalize-deployment", "3a92051fc7a8a1e684f136f36a3d53135c3a8a3bce4c401e1d0f9f36c5565271"
+    )
+    tools = Tools(
+        {STATUS: (0, locked_layout(), ""), finalize: (0, "Running timer as unit: x.timer\n", "")},
+        present=("rpm-ostree", "ostree", "systemctl", "systemd-run"),
+    )
+    result = ostree_module(module, {"finalize": True}, tools)
+    assert result["changed"] is True and tools.calls == [STATUS, finalize]
+    assert result["rebooting"] is True and result["boot_id"] == BOOT_ID
+    assert result["finalize_unit"] == "immutable-hosts-finalize-%d.service" % NOW
+    assert result["reboot_required"] is True
+
+
+@pytest.mark.parametrize("status", [fixture_text(PLAIN), locked_layout(False)])
+def test_finalize_without_a_locked_staged_deployment_is_no_change(booted_host, ostree_module, status):
+    tools = Tools({STATUS: (0, status, "")})
+    result = ostree_module(module, {"finalize": True}, tools)
+    assert result["changed"] is False and result["finalized"] is None and tools.calls == [STATUS]
 
 
 # --- a bootc-only host (no rpm-ostree): bootc's upgrade, download-only and rollback ----------------------------------
@@ -299,3 +380,35 @@ def test_bootc_only_kargs_compares_the_next_boot_and_refuses_a_change_with_where
     tools = bootc_tools({BOOTC_STATUS: status})
     refused = ostree_module(kargs_module, {"args": ["console"], "state": "absent"}, tools)
     assert "remove console=ttyS0" in refused["msg"]
+
+
+def test_bootc_only_finalize_applies_the_downloaded_update(booted_host, ostree_module):
+    finalize = scheduled("/usr/bin/bootc", "upgrade", "--from-downloaded", "--apply")
+    tools = Tools(
+        {BOOTC_STATUS: (0, bootc_doc("locked"), ""), finalize: (0, "", "")},
+        present=("bootc", "ostree", "systemctl", "systemd-run"),
+    )
+    checked = ostree_module(module, {"finalize": True, "_ansible_check_mode": True}, tools)
+    assert checked["changed"] is True and tools.calls == [BOOTC_STATUS]
+    assert checked["finalized"]["digest"] == NEW_DIGEST and checked["reboot_reasons"] == ["staged-update"]
+    result = ostree_module(module, {"finalize": True}, tools)
+    assert result["changed"] is True and tools.calls[-1] == finalize and result["rebooting"] is True
+    tools = bootc_tools({BOOTC_STATUS: (0, bootc_doc("unlocked"), "")})
+    assert ostree_module(module, {"finalize": True}, tools)["changed"] is False
+
+
+def test_bootc_only_finalize_can_soft_reboot(booted_host, ostree_module):
+    finalize = scheduled("/usr/bin/bootc", "upgrade", "--from-downloaded", "--apply", "--soft-reboot=auto")
+    count = "systemctl show --property=SoftRebootsCount --value"
+    tools = Tools(
+        {BOOTC_STATUS: (0, bootc_doc("locked"), ""), count: (0, "2\n", ""), finalize: (0, "", "")},
+        present=("bootc", "ostree", "systemctl", "systemd-run"),
+    )
+    result = ostree_module(module, {"finalize": True, "soft_reboot": True}, tools)
+    assert tools.calls == [BOOTC_STATUS, count, finalize] and result["soft_reboots"] == 2
+
+
+def test_rpm_ostree_has_no_soft_reboot(booted_host, ostree_module):
+    tools = Tools({STATUS: (0, locked_layout(), "")})
+    result = ostree_module(module, {"finalize": True, "soft_reboot": True}, tools)
+    assert result["failed"] is True and "rpm-ostree finalize-deployment reboots" in result["msg"] and tools.calls == []

@@ -217,3 +217,44 @@ def test_hardware_is_read_from_the_hosts_own_files(tmp_path, capsys):
         "mac_vm": False,
         "hypervisor": None,
     }
+
+
+def test_the_health_gates_verdict_is_reported_field_by_field(tmp_path, monkeypatch, capsys):
+    """The state file of the health role's gate, as the gate writes it after a rollback; each field is checked for
+    its type, unknown values are not passed on, and what is not JSON is reported as unreadable."""
+    make_sysroot(tmp_path, [(PLAIN_BOOTED, 0, "root=UUID=6f3b rw"), (PLAIN_ROLLBACK, 0, "root=UUID=6f3b rw")])
+    tools = Tools(
+        {"rpm-ostree status --json": (0, fixture("rpm-ostree-status-plain-silverblue.json"), "")}, ("rpm-ostree", "ostree")
+    )
+    assert run_module(monkeypatch, capsys, tmp_path, tools)["ansible_facts"]["ostree"]["health"] is None
+    state = tmp_path / "var/lib/immutable-hosts/health/state.json"
+    state.parent.mkdir(parents=True)
+    state.write_text(
+        """{"version": 1, "deployment": "%s.0", "status": "green", "checked_at": "2026-12-05T14:02:11Z",
+        "failures": [], "wanted_failures": ["20-disk-space.sh", 7], "failed_boots": 0, "max_failed_boots": 2,
+        "action": "{{ lookup('pipe', 'id') }}", "healthy_deployments": ["%s.0"], "counted_boot": "x",
+        "required": [{"name": "10-application.sh", "rc": 0, "output": ""}],
+        "last_rollback": {"from": "%s.0", "at": "2026-12-05T14:01:40Z", "reason": "required check failed: 10-application.sh",
+                          "failed_boots": 2, "command": ["rpm-ostree", "rollback"]}}"""
+        % (PLAIN_BOOTED, PLAIN_BOOTED, PINNED)
+    )
+    health = run_module(monkeypatch, capsys, tmp_path, tools)["ansible_facts"]["ostree"]["health"]
+    assert health == {
+        "status": "green",
+        "deployment": PLAIN_BOOTED + ".0",
+        "checked_at": "2026-12-05T14:02:11Z",
+        "failures": [],
+        "wanted_failures": ["20-disk-space.sh"],
+        "failed_boots": 0,
+        "max_failed_boots": 2,
+        "action": None,
+        "healthy_before": True,
+        "last_rollback": {
+            "from": PINNED + ".0",
+            "at": "2026-12-05T14:01:40Z",
+            "reason": "required check failed: 10-application.sh",
+            "failed_boots": 2,
+        },
+    }
+    state.write_text("{truncated")
+    assert run_module(monkeypatch, capsys, tmp_path, tools)["ansible_facts"]["ostree"]["health"] == {"status": "unreadable"}

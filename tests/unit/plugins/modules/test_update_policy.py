@@ -184,3 +184,48 @@ def test_a_bootc_host_gets_the_window_on_its_own_timer(bootc_host, tmp_path):
     done, calls = bootc_host(args, {CALENDAR: CALENDAR_OK, "systemctl daemon-reload": (0, "", "")})
     assert done["changed"] is True and calls == [CALENDAR, "systemctl daemon-reload"]
     assert (tmp_path / "etc/systemd/system/bootc-fetch-apply-updates.timer.d/50-immutable-hosts.conf").exists()
+
+
+GATE = "usr/local/libexec/immutable-hosts/update-gate"
+
+
+def test_the_update_gate_is_an_exec_condition_installed_while_needed(run, tmp_path):
+    """A metered connection and a user session hold an update back through the gate program, named in an
+    ExecCondition= of the service's drop-in beside AC power; the program goes when no gate needs it."""
+    (tmp_path / "usr/bin").mkdir(parents=True)
+    (tmp_path / "usr/bin/python3").write_text("")
+    args = {"on_ac_power": True, "skip_metered": True, "skip_user_sessions": True}
+    checked = run(dict(args, _ansible_check_mode=True), systemd_tools({}))
+    assert checked["changed"] is True and not (tmp_path / GATE).exists() and not (tmp_path / AC_DROPIN).exists()
+    assert [d.get("after_header") for d in checked["diff"][1:]] == ["/" + AC_DROPIN, "/" + GATE]
+    tools = systemd_tools({"systemctl daemon-reload": (0, "", "")})
+    done = run(args, tools)
+    assert done["changed"] is True and tools.calls == ["systemctl daemon-reload"]
+    assert done["on_ac_power"] is True and done["skip_metered"] is True and done["skip_user_sessions"] is True
+    assert (tmp_path / AC_DROPIN).read_text() == (
+        "# Managed by Ansible (immutable.hosts.update_policy).\n[Unit]\nConditionACPower=true\n\n[Service]\n"
+        "ExecCondition=/usr/bin/python3 /usr/local/libexec/immutable-hosts/update-gate --skip-metered --skip-user-sessions\n"
+    )
+    program = tmp_path / GATE
+    assert (
+        program.stat().st_mode & 0o777 == 0o755
+        and "# Installed by Ansible (immutable.hosts.update_policy)." in program.read_text()
+    )
+    tools = systemd_tools({})
+    assert run(args, tools)["changed"] is False and tools.calls == []
+    # an option left unset keeps what the drop-in says
+    done = run({"skip_metered": False}, systemd_tools({"systemctl daemon-reload": (0, "", "")}))
+    assert done["changed"] is True and done["on_ac_power"] is True and done["skip_user_sessions"] is True
+    assert "update-gate --skip-user-sessions\n" in (tmp_path / AC_DROPIN).read_text() and program.exists()
+    done = run({"on_ac_power": False, "skip_user_sessions": False}, systemd_tools({"systemctl daemon-reload": (0, "", "")}))
+    assert done["changed"] is True and not (tmp_path / AC_DROPIN).exists() and not program.exists()
+    tools = systemd_tools({})
+    assert run({"skip_metered": False, "skip_user_sessions": False}, tools)["changed"] is False
+
+
+def test_a_program_at_the_gates_path_that_is_not_ours_is_left_alone(run, tmp_path):
+    program = tmp_path / GATE
+    program.parent.mkdir(parents=True)
+    program.write_text("#!/bin/sh\nexit 0\n")
+    tools = systemd_tools({})
+    assert run({"skip_metered": False}, tools)["changed"] is False and program.exists()
