@@ -284,6 +284,32 @@ def test_the_health_gate_rolls_a_broken_update_back_with_rpm_ostree(lab, lab_ses
     assert removed.ok and removed.changed(host), removed.explain()
 
 
+def test_unattended_rpm_ostree_updates_wait_for_ac_power_the_network_and_the_user(lab, lab_session, lab_hosts):
+    """update_policy's conditions on rpm-ostree's update service: AC power and the gate program in the drop-in of
+    rpm-ostreed-automatic.service; a local login session holds the update back (skipped, not failed)."""
+    (host,) = lab_hosts("bootc-1")
+    gates = {"on_ac_power": True, "skip_metered": True, "skip_user_sessions": True}
+    check_changes_nothing(lab, lab_session, host, "immutable.hosts.update_policy", gates)
+    first, _second = converge_twice(lab, host, "immutable.hosts.update_policy", gates)
+    assert first.result["backend"] == "rpm-ostree" and first.result["skip_user_sessions"] is True
+    unit = lab_session.exec(host, "systemctl", "cat", "rpm-ostreed-automatic.service").stdout
+    assert "ConditionACPower=true" in unit and "update-gate --skip-metered --skip-user-sessions" in unit, unit
+    login = ["systemd-run", "--unit=lab-local-login", "-p", "PAMName=login", "-p", "User=root"]
+    login += ["-E", "XDG_SESSION_CLASS=user", "-E", "XDG_SESSION_TYPE=tty", "sleep", "600"]
+    assert lab_session.exec(host, *login).returncode == 0
+    try:
+        # the lab's hosts run on AC power as far as systemd knows (no battery), so the gate decides
+        lab_session.exec(host, "systemctl", "start", "rpm-ostreed-automatic.service")
+        shown = lab_session.exec(host, "systemctl", "show", "-p", "ConditionResult", "rpm-ostreed-automatic.service").stdout
+        journal = lab_session.exec(host, "journalctl", "--no-pager", "-o", "cat", "-u", "rpm-ostreed-automatic.service").stdout
+        assert "ConditionResult=no" in shown and "not now, a user session is active" in journal, (shown, journal)
+    finally:
+        lab_session.exec(host, "systemctl", "stop", "lab-local-login.service")
+    off = {"on_ac_power": False, "skip_metered": False, "skip_user_sessions": False}
+    converge_twice(lab, host, "immutable.hosts.update_policy", off)
+    assert "update-gate" not in lab_session.exec(host, "systemctl", "cat", "rpm-ostreed-automatic.service").stdout
+
+
 def test_bootc_host_switches_with_bootc(lab, lab_session, lab_hosts):
     (host,) = lab_hosts("bootc-1")
     target = {"image": "quay.io/fedora/fedora-silverblue:42", "signature": "unverified", "backend": "bootc"}
