@@ -113,6 +113,18 @@ def parse_results(lines: list[str]) -> tuple[list[TaskResult], dict[str, dict[st
     return results, stats
 
 
+def role_play(host: str, role: str, variables: dict[str, Any]) -> str:
+    """A play (become, no facts) that runs one role with ``variables`` on one host, as YAML text."""
+    entry = json.dumps({"role": role, "vars": variables})
+    return f"- hosts: {host}\n  become: true\n  gather_facts: false\n  roles:\n    - {entry}\n"
+
+
+def passes_on(checksum: str) -> str:
+    """A health check that passes on the deployment of ``checksum`` only: an update that breaks the host's
+    application, as the health gate's lab tests need one."""
+    return f"# the application works on this deployment only\nostree admin status | grep -q '^\\* fedora {checksum}\\.'\n"
+
+
 class Lab:
     """Runs Ansible against the hosts of one lab inventory."""
 

@@ -16,6 +16,7 @@ import json
 import time
 
 import pytest
+from harness import passes_on, role_play
 from snapshot import assert_unchanged, snapshot
 
 from immutable_hosts.lab import ostree_content
@@ -241,8 +242,7 @@ HEALTH_STATE = "/var/lib/immutable-hosts/health/state.json"
 
 
 def health_play(state: str = "present", **variables) -> str:
-    role = {"role": "immutable.hosts.health", "vars": dict(health_state=state, **variables)}
-    return f"- hosts: {HOST}\n  become: true\n  gather_facts: false\n  roles:\n    - {json.dumps(role)}\n"
+    return role_play(HOST, "immutable.hosts.health", dict(health_state=state, **variables))
 
 
 def health_state(lab_session) -> dict | None:
@@ -269,7 +269,7 @@ def test_a_broken_update_rolls_back_on_the_host_by_itself(lab, lab_session, host
     image with no controller involved; the gate fails that deployment's boots twice, rolls back and reboots, and the
     host runs the deployment it had, with the reason in the state file the facts report."""
     good = bootc_status(lab_session)["booted"]["ostree"]["checksum"]
-    check = f"# the application works on this deployment only\nostree admin status | grep -q '^\\* fedora {good}\\.'\n"
+    check = passes_on(good)
     text = health_play(
         health_required_checks=[{"name": "10-application", "content": check}],
         health_wanted_checks=[

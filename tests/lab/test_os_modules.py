@@ -15,6 +15,7 @@ import sys
 import time
 
 import pytest
+from harness import passes_on, role_play
 from snapshot import assert_unchanged, snapshot
 
 from immutable_hosts.lab import ostree_content
@@ -249,14 +250,8 @@ def test_the_health_gate_rolls_a_broken_update_back_with_rpm_ostree(lab, lab_ses
     rpm-ostree rollback and reboots into the deployment before."""
     (host,) = lab_hosts("bootc-1")
     good = facts(lab, host)["booted"]["checksum"]
-    check = f"ostree admin status | grep -q '^\\* fedora {good}\\.'"
-    role = {
-        "role": "immutable.hosts.health",
-        "vars": {"health_required_checks": [{"name": "10-application", "content": check}], "health_max_failed_boots": 2},
-    }
-    run = lab.playbook_text(
-        f"- hosts: {host}\n  become: true\n  gather_facts: false\n  roles:\n    - {json.dumps(role)}\n", hosts=[host]
-    )
+    gate = {"health_required_checks": [{"name": "10-application", "content": passes_on(good)}], "health_max_failed_boots": 2}
+    run = lab.playbook_text(role_play(host, "immutable.hosts.health", gate), hosts=[host])
     assert run.ok, run.explain()
     before = facts(lab, host)["health"]
     assert before["status"] == "green" and before["healthy_before"] is True
@@ -277,10 +272,7 @@ def test_the_health_gate_rolls_a_broken_update_back_with_rpm_ostree(lab, lab_ses
         and rollback["failed_boots"] == 2
     )
     assert rollback["reason"] == "required check failed: 10-application.sh"
-    removed = lab.playbook_text(
-        f"- hosts: {host}\n  become: true\n  gather_facts: false\n  roles:\n    - {json.dumps(dict(role, vars={'health_state': 'absent'}))}\n",
-        hosts=[host],
-    )
+    removed = lab.playbook_text(role_play(host, "immutable.hosts.health", {"health_state": "absent"}), hosts=[host])
     assert removed.ok and removed.changed(host), removed.explain()
 
 

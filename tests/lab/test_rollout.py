@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from harness import Lab
+from harness import Lab, passes_on, role_play
 from snapshot import assert_unchanged, snapshot
 
 from immutable_hosts.lab import ostree_content
@@ -95,12 +95,8 @@ def booted(lab_session, host: str) -> dict:
 
 def test_a_canary_that_fails_its_health_gate_stops_the_rollout(lab, lab_session, hosts, rollout) -> None:
     good, ring_before = booted(lab_session, CANARY), booted(lab_session, RING)
-    check = f"ostree admin status | grep -q '^\\* fedora {good['deployment'].split('.')[0]}\\.'"
-    role = {
-        "role": "immutable.hosts.health",
-        "vars": {"health_required_checks": [{"name": "10-application", "content": check}], "health_max_failed_boots": 2},
-    }
-    play = f"- hosts: {CANARY}\n  become: true\n  gather_facts: false\n  roles:\n    - {json.dumps(role)}\n"
+    checks = [{"name": "10-application", "content": passes_on(good["deployment"].split(".")[0])}]
+    play = role_play(CANARY, "immutable.hosts.health", {"health_required_checks": checks, "health_max_failed_boots": 2})
     installed = lab.playbook_text(play, hosts=[CANARY])
     assert installed.ok, installed.explain()
     lab_session.lab.publish(IMAGE)
@@ -120,10 +116,7 @@ def test_a_canary_that_fails_its_health_gate_stops_the_rollout(lab, lab_session,
         assert booted(lab_session, CANARY)["deployment"] == good["deployment"] and booted(lab_session, RING) == ring_before
         assert run.report["hosts"][CANARY]["ring"] == "canary" and run.report["hosts"][CANARY]["status"] == "failed"
     finally:
-        removed = lab.playbook_text(
-            play.replace(json.dumps(role), json.dumps({"role": "immutable.hosts.health", "vars": {"health_state": "absent"}})),
-            hosts=[CANARY],
-        )
+        removed = lab.playbook_text(role_play(CANARY, "immutable.hosts.health", {"health_state": "absent"}), hosts=[CANARY])
         assert removed.ok, removed.explain()
 
 
