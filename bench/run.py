@@ -803,6 +803,18 @@ def write_outputs(result: dict) -> None:
     log(f"wrote {path}, results.md, time_vs_hosts.png")
 
 
+def check_playbooks() -> None:
+    """ours.yml writes the Quadlet units out (as a user would) where anchor.yml loops over desired.yml's names: they
+    must be the same units, or the two sides would not converge the same state."""
+    import yaml
+
+    desired = yaml.safe_load((BENCH / "desired.yml").read_text())
+    ours = yaml.safe_load((BENCH / "ours.yml").read_text())[0]["vars"]
+    named = [unit["name"] for unit in ours["rootless_podman_quadlets"]]
+    if named != desired["bench_quadlets"]:
+        raise SystemExit(f"ours.yml's Quadlet units {named} are not desired.yml's bench_quadlets {desired['bench_quadlets']}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--hosts", type=int, default=int(os.environ.get("BENCH_HOSTS", "10")))
@@ -810,6 +822,7 @@ def main() -> int:
     parser.add_argument("--tmp-dir", default=tempfile.gettempdir(), help="where the lab state and collection tree go")
     parser.add_argument("--markdown-only", action="store_true", help="rewrite results.md and the plot from JSON")
     args = parser.parse_args()
+    check_playbooks()
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.markdown_only:
         data = json.loads((RESULTS / "results.json").read_text())["by_hosts"]

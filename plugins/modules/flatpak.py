@@ -139,6 +139,10 @@ diff:
     after: {refs: {app/org.gnome.Calculator/x86_64/stable: flathub, org.mozilla.firefox/x86_64/: flathub}}
 """
 
+from ansible_collections.immutable.hosts.plugins.module_utils.common._payload import compile_once
+
+compile_once()  # first: our imports below then compile once from the AnsiballZ payload (see _payload)
+
 from ansible_collections.immutable.hosts.plugins.module_utils.common._scaffold import run_module
 from ansible_collections.immutable.hosts.plugins.module_utils.flatpak._apps import UNIT
 

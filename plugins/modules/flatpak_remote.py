@@ -160,6 +160,10 @@ diff:
   sample: {before: {state: present, filter: /usr/share/flatpak/fedora-flathub.filter, enabled: false}, after: {state: present, filter: null, enabled: true}}
 """
 
+from ansible_collections.immutable.hosts.plugins.module_utils.common._payload import compile_once
+
+compile_once()  # first: our imports below then compile once from the AnsiballZ payload (see _payload)
+
 from ansible_collections.immutable.hosts.plugins.module_utils.common._scaffold import run_module
 from ansible_collections.immutable.hosts.plugins.module_utils.flatpak._remotes import UNIT
 

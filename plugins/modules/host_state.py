@@ -1355,6 +1355,10 @@ diff:
   sample: [{before_header: kargs, after_header: kargs, before: {kargs: [rw]}, after: {kargs: [rw, preempt=full]}}]
 """
 
+from ansible_collections.immutable.hosts.plugins.module_utils.common._payload import compile_once
+
+compile_once()  # first: our imports below then compile once from the AnsiballZ payload (see _payload)
+
 from ansible_collections.immutable.hosts.plugins.module_utils._host_state import UNIT
 from ansible_collections.immutable.hosts.plugins.module_utils.common._scaffold import run_module
 

@@ -213,6 +213,10 @@ diff:
 """
 
 
+from ansible_collections.immutable.hosts.plugins.module_utils.common._payload import compile_once
+
+compile_once()  # first: our imports below then compile once from the AnsiballZ payload (see _payload)
+
 from ansible_collections.immutable.hosts.plugins.module_utils.common._scaffold import run_module
 from ansible_collections.immutable.hosts.plugins.module_utils.containers._policy import UNIT
 

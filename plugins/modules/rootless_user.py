@@ -146,6 +146,10 @@ diff:
     after: {exists: true, subuid: [{start: 100000, count: 65536}], subgid: [{start: 100000, count: 65536}], linger: true}
 """
 
+from ansible_collections.immutable.hosts.plugins.module_utils.common._payload import compile_once
+
+compile_once()  # first: our imports below then compile once from the AnsiballZ payload (see _payload)
+
 from ansible_collections.immutable.hosts.plugins.module_utils.common._scaffold import run_module
 from ansible_collections.immutable.hosts.plugins.module_utils.podman._rootless import UNIT
 

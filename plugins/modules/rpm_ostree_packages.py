@@ -169,6 +169,10 @@ diff:
     after: {requested_packages: [htop, vim-enhanced], requested_local_packages: [], requested_base_removals: [], requested_base_local_replacements: []}
 """
 
+from ansible_collections.immutable.hosts.plugins.module_utils.common._payload import compile_once
+
+compile_once()  # first: our imports below then compile once from the AnsiballZ payload (see _payload)
+
 from ansible_collections.immutable.hosts.plugins.module_utils.common._scaffold import run_module
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree._packages import UNIT
 
