@@ -33,6 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from ansible_collections.immutable.hosts.plugins.module_utils.common import _payload
 from ansible_collections.immutable.hosts.plugins.module_utils.common._errors import HostsError
 from ansible_collections.immutable.hosts.plugins.module_utils.common._host import Host
 
@@ -92,6 +93,8 @@ def run_module(unit: Any) -> None:
     from ansible.module_utils.basic import AnsibleModule
 
     module = AnsibleModule(argument_spec=unit.ARGUMENT_SPEC, supports_check_mode=True, **unit.MODULE_OPTIONS)
+    if not module.check_mode:
+        _payload.keep_compiled()  # our files, compiled once, for the next runs; a check writes nothing (see _payload)
     execute(unit, module, Host())
 
 
