@@ -61,19 +61,10 @@ def settings() -> tuple:
 
 
 def up(n: int) -> None:
-    lab = STATE / "lab"
-    lab.mkdir(parents=True, exist_ok=True)
-    image = bench.REPO / ".lab" / "image"
-    if image.is_dir() and not (lab / "image").exists():
-        (lab / "image").symlink_to(image)
-    (STATE / "ansible.cfg").write_text(
-        f"[defaults]\nforks = {max(n, 5)}\nretry_files_enabled = false\ninterpreter_python = auto_silent\n"
-    )
-    Lab(lab).up(hosts=n, profile="silverblue", name="ours")
-    subprocess.run(
-        [str(bench.PROJECT_BIN / "python"), str(bench.REPO / "tools/collection_tree.py"), str(STATE / "tree")], check=True
-    )
-    cfg, tree, inventory = settings()
+    cfg, tree = STATE / "ansible.cfg", STATE / "tree"
+    bench.workspace(STATE / "lab", tree, cfg, n)
+    Lab(STATE / "lab").up(hosts=n, profile="silverblue", name="ours")
+    inventory = str(Lab(STATE / "lab").inventory)
     wall, _, _ = timed(["ansible-playbook", "-i", inventory, str(bench.BENCH / "ours.yml")], bench.ansible_env("ours", tree, cfg))
     print(f"up: {n} hosts converged by ours.yml in {wall:.1f} s (a real run: the module bytecode cache is warm)")
 

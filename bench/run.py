@@ -176,6 +176,17 @@ def collections(bindir: Path) -> dict[str, str]:
     return found
 
 
+def workspace(lab_state: Path, tree: Path, cfg: Path, hosts: int) -> None:
+    """What a bench lab runs with: the checkout's lab image (linked, not rebuilt), the collection tree, and the
+    ansible.cfg of the bench's settings (forks = hosts), the same for ours, the anchor and the floor."""
+    lab_state.mkdir(parents=True, exist_ok=True)
+    image = REPO / ".lab" / "image"
+    if image.is_dir() and not (lab_state / "image").exists():
+        (lab_state / "image").symlink_to(image)
+    subprocess.run([str(PROJECT_BIN / "python"), str(REPO / "tools" / "collection_tree.py"), str(tree)], check=True)
+    cfg.write_text(f"[defaults]\nforks = {max(hosts, 5)}\nretry_files_enabled = false\ninterpreter_python = auto_silent\n")
+
+
 def ansible_env(side: str, tree: Path, cfg: Path) -> dict[str, str]:
     bindir = PROJECT_BIN if side in ("ours", "floor") else ANCHOR_BIN
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
@@ -238,15 +249,8 @@ class Bench:
 
     # --- set-up ---------------------------------------------------------------------------------------------------
     def setup(self) -> None:
-        self.lab.state.mkdir(parents=True)
-        image = REPO / ".lab" / "image"
-        if image.is_dir():
-            (self.lab.state / "image").symlink_to(image)
-        subprocess.run([str(PROJECT_BIN / "python"), str(REPO / "tools" / "collection_tree.py"), str(self.tree)], check=True)
+        workspace(self.lab.state, self.tree, self.cfg, self.n)
         (self.tmp / "empty").mkdir()
-        self.cfg.write_text(
-            f"[defaults]\nforks = {max(self.n, 5)}\nretry_files_enabled = false\ninterpreter_python = auto_silent\n"
-        )
         self.logs.mkdir(parents=True, exist_ok=True)
         for side in SIDES:
             log(f"lab up: {self.n} silverblue hosts for {side}")

@@ -167,6 +167,9 @@ class PayloadFinder:
         """Nothing cached here (the ZIP file's directory is zipimport's)."""
 
 
+_CACHE: Optional[BytecodeCache] = None  # the cache of the hook compile_once added
+
+
 def compile_once(collection: str = COLLECTION, cache: Optional[BytecodeCache] = None) -> None:
     """Add the path hook (once per process) and take over the directories of ours that were imported through before,
     which the import system has cached with a zipimporter (the package this file is in, at least)."""
@@ -182,13 +185,8 @@ def compile_once(collection: str = COLLECTION, cache: Optional[BytecodeCache] = 
     sys.path_hooks.insert(0, hook)
     for path, finder in list(sys.path_importer_cache.items()):
         if isinstance(finder, zipimport.zipimporter):
-            try:
-                sys.path_importer_cache[path] = PayloadFinder(path, collection, _CACHE)
-            except ImportError:
-                continue
-
-
-_CACHE = None
+            with contextlib.suppress(ImportError):
+                sys.path_importer_cache[path] = hook(path)
 
 
 def keep_compiled() -> None:
