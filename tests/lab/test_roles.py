@@ -228,9 +228,7 @@ def test_workstation_refuses_a_bad_list_item_before_anything_changes(fleet: Path
     run = ansible.playbook(SITE, hosts=[host], extra_vars={"flatpak_apps": [{"nmae": "org.example.Editor"}]})
     assert run.rc != 0
     failed = [r for r in run.results if r.status == "failed"]
-    assert [(task_name(r.task), r.action) for r in failed] == [("The whole host", "immutable.hosts.host_state")], (
-        run.explain()
-    )
+    assert [(task_name(r.task), r.action) for r in failed] == [("The whole host", "immutable.hosts.host_state")], run.explain()
     assert "flatpak -> apps" in failed[0].result["msg"], failed[0].result["msg"]
     assert not [r for r in run.results if r.status == "changed"]
     assert_unchanged(before, snapshot(access(fleet, host)))
