@@ -7,11 +7,15 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 import engine as en
 import simcore as sc
 from simcore import Deployment, SimError
+
+# typing only for type checkers, as in simcore.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 ARCH_OCI = {"x86_64": "amd64", "aarch64": "arm64"}
 

@@ -7,10 +7,14 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import simcore as sc
 from simcore import Deployment, SimError
+
+# typing only for type checkers, as in simcore.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 FILTERED_META = {
     "rpmostree.rpmdb.pkglist",

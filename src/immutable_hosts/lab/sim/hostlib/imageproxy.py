@@ -16,9 +16,13 @@ import os
 import socket
 import subprocess
 import threading
-from typing import Any
 
 import simcore as sc
+
+# typing only for type checkers, as in simcore.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 AUTH_FILES = ("run/ostree/auth.json", "etc/ostree/auth.json", "usr/lib/ostree/auth.json")
 POLICY = "etc/containers/policy.json"

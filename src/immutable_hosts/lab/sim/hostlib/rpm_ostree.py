@@ -11,13 +11,16 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
 
 import engine as en
 import simcore as sc
 from simcore import Deployment, SimError
+
+# typing only for type checkers, as in simcore.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 UNCHANGED = 77
 QUEUED = 'Changes queued for next boot. Run "systemctl reboot" to start a reboot'
@@ -32,11 +35,13 @@ class Exit(Exception):
         self.code = code
 
 
-@dataclass
-class Opts:
-    flags: set[str] = field(default_factory=set)
-    values: dict[str, list[str]] = field(default_factory=dict)
-    args: list[str] = field(default_factory=list)
+class Opts(sc.Record):
+    FIELDS = ("flags", "values", "args")
+
+    def __init__(self, args: list[str] | None = None) -> None:
+        self.flags: set[str] = set()
+        self.values: dict[str, list[str]] = {}
+        self.args: list[str] = list(args or [])
 
     def has(self, *names: str) -> bool:
         return any(n in self.flags for n in names)
