@@ -37,7 +37,7 @@ def dump(data: dict, width: int) -> str:
     return yaml.dump(data, Dumper=Dumper, sort_keys=False, default_flow_style=False, width=width)
 
 
-MODULE = ROOT / "plugins/modules/host_state.py"
+MODULE = ROOT / "plugins/doc_fragments/host_document.py"
 BEGIN = "# BEGIN GENERATED OPTIONS (tools/host_state_doc.py)\n"
 END = "# END GENERATED OPTIONS\n"
 KEEP = ("description", "type", "elements", "choices", "default", "required", "aliases")
@@ -244,14 +244,6 @@ def document(units: dict) -> dict:
             "quadlet",
             units,
         ),
-        "facts": {
-            "description": [
-                "Return C(ansible_facts.ostree), as M(immutable.hosts.ostree_facts) gathers them, read after the run "
-                "from the same reads (in check mode: the host as it is)."
-            ],
-            "type": "bool",
-            "default": False,
-        },
     }
 
 

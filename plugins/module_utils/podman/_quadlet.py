@@ -94,33 +94,40 @@ def find_generator(host) -> Optional[str]:
     return None
 
 
-def validate_with_generator(host, generator: str, directory, user: bool, unit_file: str, service: str, text: str) -> tuple:
-    """Run the generator in dry-run mode on a private copy of the unit directory holding the candidate: (None when
-    accepted, else the generator's message; warnings).  Sibling units are copied so references such as
-    Network=app.network resolve; they are read through the directory's descriptor, and a sibling that is a link or not
-    the owner's is left out (with a warning) rather than read as root."""
+def dryrun(host, generator: str, units: dict, user: bool) -> dict:
+    """The generator's dry run (``parse_dryrun``) over ``units`` (file name -> text), in a private directory of their
+    own."""
     workdir = tempfile.mkdtemp(prefix="quadlet-validate-")
-    skipped = []
     try:
-        for entry in directory.names() if directory is not None else []:
-            if entry == unit_file or entry.rsplit(".", 1)[-1] not in keys.KINDS or entry.startswith("."):
-                continue
-            try:
-                sibling = directory.read_text(entry)
-            except UnsafePath as exc:
-                skipped.append(str(exc))
-                continue
-            if sibling is not None:
-                with open(os.path.join(workdir, entry), "w", encoding="utf-8") as handle:
-                    handle.write(sibling)
-        with open(os.path.join(workdir, unit_file), "w", encoding="utf-8") as handle:
-            handle.write(text)
+        for name, text in units.items():
+            with open(os.path.join(workdir, name), "w", encoding="utf-8") as handle:
+                handle.write(text)
         result = host.run(
             generator_argv(generator, user), check=False, env={"QUADLET_UNIT_DIRS": workdir}, cwd=workdir, timeout=120
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    parsed = parse_dryrun(result.stdout, result.stderr, result.rc)
+    return parse_dryrun(result.stdout, result.stderr, result.rc)
+
+
+def validate_with_generator(host, generator: str, directory, user: bool, unit_file: str, service: str, text: str) -> tuple:
+    """Run the generator in dry-run mode on a private copy of the unit directory holding the candidate: (None when
+    accepted, else the generator's message; warnings).  Sibling units are copied so references such as
+    Network=app.network resolve; they are read through the directory's descriptor, and a sibling that is a link or not
+    the owner's is left out (with a warning) rather than read as root."""
+    units, skipped = {}, []
+    for entry in directory.names() if directory is not None else []:
+        if entry == unit_file or entry.rsplit(".", 1)[-1] not in keys.KINDS or entry.startswith("."):
+            continue
+        try:
+            sibling = directory.read_text(entry)
+        except UnsafePath as exc:
+            skipped.append(str(exc))
+            continue
+        if sibling is not None:
+            units[entry] = sibling
+    units[unit_file] = text
+    parsed = dryrun(host, generator, units, user)
     warnings = ["sibling unit not used for validation: %s" % reason for reason in skipped]
     warnings += [warning for warning in parsed["warnings"] if unit_file in warning]
     return generator_verdict(parsed, unit_file, service), warnings

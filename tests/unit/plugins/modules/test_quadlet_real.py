@@ -18,6 +18,7 @@ import pytest
 
 from ansible_collections.immutable.hosts.plugins.module_utils.common._host import Host
 from ansible_collections.immutable.hosts.plugins.module_utils.common._runner import Runner
+from ansible_collections.immutable.hosts.plugins.module_utils.image import _context as image_context
 from ansible_collections.immutable.hosts.plugins.module_utils.podman import _quadlet as quadlet
 from ansible_collections.immutable.hosts.plugins.module_utils.podman import _quadlet_keys as keys
 from ansible_collections.immutable.hosts.tests.unit.plugins.module_utils.quadlet_cases import CASES, SERVICES, golden, split_words
@@ -192,3 +193,35 @@ def test_module_fails_with_the_generators_message_and_writes_nothing(module_host
     result = module_host({"name": "web", "container": {"image": "localhost/bb:latest", "group": "1234"}}, tools)
     assert result["failed"] is True and "invalid Group set without User" in result["msg"]
     assert len(tools.calls) == 1 and not (module_host.unit_dir / "web.container").exists()
+
+
+# --- an image's build context: its system units validated together by the real generator ------------------------------
+
+IMAGE = "quay.io/fedora/fedora-silverblue@sha256:" + "4f" * 32
+
+
+def context_run(tmp_path, capsys, quadlets: list) -> tuple:
+    tools = HalfReal({})
+    host = Host(runner=tools.runner(), root=str(tmp_path), machine="x86_64")
+    args = {"path": "/srv/context", "os": {"rebase": {"image": IMAGE}}, "quadlets": quadlets, "_ansible_check_mode": True}
+    return run_unit(image_context.UNIT, args, host, capsys), tools.calls
+
+
+def test_image_context_units_pass_the_generator_with_their_bound_image(tmp_path, capsys):
+    units = [
+        {"name": "web", "container": {"image": "quay.io/example/web:1", "network": ["app.network"]}},
+        {"name": "app", "kind": "network", "network": {}},
+    ]
+    result, calls = context_run(tmp_path, capsys, units)
+    assert result["changed"] is True, result
+    assert calls == ["quadlet -dryrun"]  # one run for all the image's units, in check mode too
+    assert "web.container" in result["containerfile"]
+
+
+def test_image_context_refuses_a_unit_the_generator_refuses(tmp_path, capsys):
+    units = [{"name": "web", "container": {"image": "quay.io/example/web:1", "network": ["missing.network"]}}]
+    result, calls = context_run(tmp_path, capsys, units)
+    assert calls == ["quadlet -dryrun"]
+    assert result["failed"] is True
+    assert "the Quadlet generator refuses web.container" in result["msg"]
+    assert not (tmp_path / "srv/context").exists()
