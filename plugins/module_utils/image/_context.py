@@ -690,7 +690,17 @@ def split_group(documents: dict) -> dict:
     for host, doc in zip(hosts, docs):
         own = [document_schema.label(r) for r in document_schema.resources(doc) if _resource_key(r) not in shared]
         per_host[host] = own
-    return {"document": common, "per_host": per_host}
+    return {"document": without_nulls(common), "per_host": per_host}
+
+
+def without_nulls(value: Any) -> Any:
+    """The document as a task would give it: an option set to null is an option not given (``ref`` and ``image``
+    exclude each other only when both are given)."""
+    if isinstance(value, dict):
+        return {key: without_nulls(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [without_nulls(item) for item in value]
+    return value
 
 
 def checked_document(host: str, document: dict) -> dict:
