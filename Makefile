@@ -110,7 +110,7 @@ lab-tests: $(STAMP)
 	    --import-mode=importlib --junitxml=$(REPORTS)/quadlet-generator.xml tests/unit/plugins/modules/test_quadlet_real.py; fi
 
 # One ansible-native molecule scenario per role, each on a lab of its own (create/destroy through the lab).
-MOLECULE_SCENARIOS := os_image flatpak rootless_podman apple_silicon workstation health
+MOLECULE_SCENARIOS := os_image flatpak rootless_podman apple_silicon workstation health image_build
 
 molecule: $(STAMP) tree
 	@for s in $(MOLECULE_SCENARIOS); do echo "== molecule: $$s"; \

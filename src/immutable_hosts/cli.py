@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from immutable_hosts import __version__, adopt, drift
+from immutable_hosts import __version__, adopt, drift, image
 from immutable_hosts.lab import cli as lab_cli
 
 
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     lab_cli.register(commands)
     drift.register(commands)
     adopt.register(commands)
+    image.register(commands)
     return parser
 
 

@@ -38,6 +38,8 @@ import os
 import stat
 from typing import Any, Optional
 
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
 from ansible_collections.immutable.hosts.plugins.module_utils import _host_state as document_schema
 from ansible_collections.immutable.hosts.plugins.module_utils.common import _files as files
 from ansible_collections.immutable.hosts.plugins.module_utils.common._errors import HostsError
@@ -589,3 +591,126 @@ class ImageContextUnit:
 
 
 UNIT = ImageContextUnit()
+
+
+# --- a group: what every host shares is the image, the rest stays with each host ------------------------------------
+
+LISTS = {"os": ("trust", "registry_auth", "repos", "kargs"), "": ("users", "secrets", "quadlets")}
+PLACE_LISTS = ("remotes", "overrides")
+PLACE_KEYS = ("scope", "user", "installation")
+
+
+def _common_items(lists: list) -> list:
+    """The items (in the first list's order) that every list holds, equal."""
+    first, rest = lists[0], lists[1:]
+    return [item for item in first if all(item in other for other in rest)]
+
+
+def _common_names(values: list) -> list:
+    first, rest = values[0], values[1:]
+    return [name for name in first if all(name in other for other in rest)]
+
+
+def _common_packages(parts: list) -> Optional[dict]:
+    """Layered packages: the names every host layers, when the hosts agree on how (the same state and options);
+    base packages removed, likewise."""
+    if any(part is None for part in parts):
+        return None
+    how = [{key: value for key, value in part.items() if key not in ("name", "override_remove")} for part in parts]
+    if any(item != how[0] for item in how[1:]) or parts[0].get("state") == "absent":
+        return None
+    common = dict(parts[0], name=_common_names([part["name"] for part in parts]))
+    common["override_remove"] = _common_names([part.get("override_remove") or [] for part in parts])
+    if not common["name"] and not common["override_remove"]:
+        return None
+    return common
+
+
+def _common_apps(lists: list) -> list:
+    """App items: by their options but the names, the names every host lists."""
+    found = []
+    for item in lists[0]:
+        how = {key: value for key, value in item.items() if key != "name"}
+        names = [item["name"]]
+        for other in lists[1:]:
+            same = [entry for entry in other if {k: v for k, v in entry.items() if k != "name"} == how]
+            names.append([name for entry in same for name in entry["name"]])
+        common = _common_names(names)
+        if common:
+            found.append(dict(item, name=common))
+    return found
+
+
+def _common_places(lists: list) -> list:
+    found = []
+    for place in lists[0]:
+        key = tuple(place.get(name) for name in PLACE_KEYS)
+        matches = [next((p for p in other if tuple(p.get(n) for n in PLACE_KEYS) == key), None) for other in lists[1:]]
+        if any(match is None for match in matches):
+            continue
+        group = [place, *matches]
+        common = {name: value for name, value in place.items() if all(other.get(name) == value for other in matches)}
+        for name in PLACE_LISTS:
+            common[name] = _common_items([p.get(name) or [] for p in group])
+        common["apps"] = _common_apps([p.get("apps") or [] for p in group])
+        found.append(common)
+    return found
+
+
+def split_group(documents: dict) -> dict:
+    """The image document of a group of hosts (``documents``: host -> document): what every host's document holds,
+    equal, goes into the image (layered packages and app lists by name: those every host has); the rest stays with
+    each host, which converges its whole document at runtime as before.  All hosts follow one base image.
+
+    Returns ``{"document": the image's, "per_host": {host: [resources of its own]}}``."""
+    if not documents:
+        raise ContextError("no host to build an image for")
+    hosts = sorted(documents)
+    docs = [checked_document(host, documents[host]) for host in hosts]
+    systems = [doc.get("os") or {} for doc in docs]
+    bases = {json.dumps(system.get("rebase"), sort_keys=True) for system in systems}
+    if len(bases) > 1:
+        raise ContextError(
+            "the hosts %s follow different base images (os.rebase): one image is built from one base; build per host "
+            "or give the group one os_image_image" % ", ".join(hosts)
+        )
+    system: dict = {"rebase": systems[0].get("rebase")}
+    for name in LISTS["os"]:
+        system[name] = _common_items([s.get(name) or [] for s in systems])
+    system["packages"] = _common_packages([s.get("packages") for s in systems])
+    for name in ("initramfs", "update_policy"):
+        values = [s.get(name) for s in systems]
+        system[name] = values[0] if all(value == values[0] for value in values) else None
+    common: dict = {"os": system}
+    for name in LISTS[""]:
+        common[name] = _common_items([doc.get(name) or [] for doc in docs])
+    common["flatpak"] = _common_places([doc.get("flatpak") or [] for doc in docs])
+    shared = {_resource_key(r) for r in document_schema.resources(common)}
+    per_host = {}
+    for host, doc in zip(hosts, docs):
+        own = [document_schema.label(r) for r in document_schema.resources(doc) if _resource_key(r) not in shared]
+        per_host[host] = own
+    return {"document": without_nulls(common), "per_host": per_host}
+
+
+def without_nulls(value: Any) -> Any:
+    """The document as a task would give it: an option set to null is an option not given (``ref`` and ``image``
+    exclude each other only when both are given)."""
+    if isinstance(value, dict):
+        return {key: without_nulls(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [without_nulls(item) for item in value]
+    return value
+
+
+def checked_document(host: str, document: dict) -> dict:
+    """A host's document checked by host_state's own options, with their defaults."""
+    spec = {key: value for key, value in document_schema.ARGUMENT_SPEC.items() if key in DOCUMENT_KEYS}
+    result = ArgumentSpecValidator(spec).validate(document)
+    if result.error_messages:
+        raise ContextError("the document of %s: %s" % (host, "; ".join(result.error_messages)))
+    return result.validated_parameters
+
+
+def _resource_key(resource: Any) -> str:
+    return json.dumps([resource.module, resource.params], sort_keys=True, default=str)

@@ -248,3 +248,62 @@ def test_tmpfiles_lines_give_back_the_override_byte_for_byte(tmp_path, capsys):
 def test_toml_and_tmpfiles_escapes():
     assert context.toml_string('a"b\\c\x01') == '"a\\"b\\\\c\\u0001"'
     assert context.tmpfiles_argument("a b\t%\\\n") == "a\\x20b\\t%%\\\\\\n"
+
+
+# --- a group of hosts: what they share is the image ---------------------------------------------------------------
+
+
+def host_document(packages: list, apps: list, kargs: list, extra_quadlet: bool = False) -> dict:
+    doc = {
+        "os": {
+            "rebase": {"image": BASE},
+            "packages": {"name": packages, "state": "present", "override_remove": ["firefox"]},
+            "kargs": [{"args": kargs, "state": "present"}],
+        },
+        "flatpak": [
+            {
+                "scope": "system",
+                "remotes": [{"name": "lab", "url": "https://f.example.test/"}],
+                "apps": [{"name": apps, "remote": "lab"}],
+            }
+        ],
+        "quadlets": [{"name": "web", "container": {"image": "quay.io/example/web:1"}}],
+        "secrets": [],
+    }
+    if extra_quadlet:
+        doc["quadlets"].append({"name": "lab-only", "container": {"image": "quay.io/example/lab:1"}})
+    return doc
+
+
+def test_a_group_image_holds_what_every_host_has_and_the_rest_stays_with_each_host():
+    split = context.split_group(
+        {
+            "sb-2": host_document(["htop", "zsh", "tmux"], ["org.example.Editor", "org.example.Viewer"], ["quiet"], True),
+            "sb-1": host_document(["htop", "tmux"], ["org.example.Editor"], ["quiet"]),
+        }
+    )
+    image = split["document"]
+    assert image["os"]["rebase"]["image"] == BASE
+    assert image["os"]["packages"]["name"] == ["htop", "tmux"]
+    assert image["os"]["packages"]["override_remove"] == ["firefox"]
+    assert [(item["args"], item["state"]) for item in image["os"]["kargs"]] == [(["quiet"], "present")]
+    assert [(item["name"], item["remote"]) for item in image["flatpak"][0]["apps"]] == [(["org.example.Editor"], "lab")]
+    assert [unit["name"] for unit in image["quadlets"]] == ["web"]
+    assert split["per_host"] == {
+        "sb-1": [],
+        "sb-2": ["rpm_ostree_packages", "flatpak", "quadlet lab-only"],
+    }
+
+
+def test_a_group_on_different_bases_is_refused():
+    other = host_document(["htop"], [], ["quiet"])
+    other["os"]["rebase"] = {"image": "quay.io/fedora/fedora-kinoite@" + DIGEST}
+    with pytest.raises(context.ContextError, match="follow different base images"):
+        context.split_group({"a": host_document(["htop"], [], ["quiet"]), "b": other})
+
+
+def test_one_host_is_its_own_image(tmp_path, capsys):
+    doc = host_document(["htop"], ["org.example.Editor"], ["quiet"])
+    split = context.split_group({"only": doc})
+    assert split["per_host"] == {"only": []}
+    assert split["document"]["os"]["packages"]["name"] == ["htop"]
