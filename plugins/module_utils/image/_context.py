@@ -268,12 +268,7 @@ def compile_repo(resource: Any, context: Context) -> None:
         context.stays(resource, "COPR projects, removals and repositories in another file are resolved on the host")
         return
     desired = repos.UNIT.desired(params, None)
-    values = {**desired["values"], "name": desired["values"]["name"] or desired["name"]}
-    values["enabled"] = values["enabled"] or "1"
-    values["gpgcheck"] = values["gpgcheck"] or "1"
-    if values["baseurl"] is None and values["metalink"] is None and values["mirrorlist"] is None:
-        raise ContextError("%s: a repository needs baseurl, metalink or mirrorlist" % document_schema.label(resource))
-    context.add("%s/%s.repo" % (repos.REPOS_DIR, desired["name"]), repos.render_section(desired["name"], values))
+    context.add("%s/%s.repo" % (repos.REPOS_DIR, desired["name"]), repos.new_section(desired))
     if desired["key"] is not None:
         context.add(desired["key_path"], desired["key"])
 
@@ -442,18 +437,19 @@ def read_tree(path: str) -> Optional[dict]:
         raise ContextError("%s is not a directory" % path)
     found: dict = {}
     for top, directories, names in os.walk(path):
+        entries = []
         for name in sorted(directories + names):
-            full = os.path.join(top, name)
-            info = os.lstat(full)
+            info = os.lstat(os.path.join(top, name))
             if stat.S_ISDIR(info.st_mode):
                 continue
-            relative = os.path.relpath(full, path)
+            relative = os.path.relpath(os.path.join(top, name), path)
             if not stat.S_ISREG(info.st_mode):
                 raise ContextError("%s in the build context is not a regular file; remove it" % relative)
-            directory = files.open_directory(top)
-            with directory:
-                data = directory.read_bytes(name, MAX_FILE)
-            found[relative] = (data, stat.S_IMODE(info.st_mode))
+            entries.append((name, relative, stat.S_IMODE(info.st_mode)))
+        if entries:
+            with files.open_directory(top) as directory:
+                for name, relative, mode in entries:
+                    found[relative] = (directory.read_bytes(name, MAX_FILE), mode)
     return found
 
 
@@ -600,15 +596,10 @@ PLACE_LISTS = ("remotes", "overrides")
 PLACE_KEYS = ("scope", "user", "installation")
 
 
-def _common_items(lists: list) -> list:
+def _common(lists: list) -> list:
     """The items (in the first list's order) that every list holds, equal."""
     first, rest = lists[0], lists[1:]
     return [item for item in first if all(item in other for other in rest)]
-
-
-def _common_names(values: list) -> list:
-    first, rest = values[0], values[1:]
-    return [name for name in first if all(name in other for other in rest)]
 
 
 def _common_packages(parts: list) -> Optional[dict]:
@@ -619,8 +610,8 @@ def _common_packages(parts: list) -> Optional[dict]:
     how = [{key: value for key, value in part.items() if key not in ("name", "override_remove")} for part in parts]
     if any(item != how[0] for item in how[1:]) or parts[0].get("state") == "absent":
         return None
-    common = dict(parts[0], name=_common_names([part["name"] for part in parts]))
-    common["override_remove"] = _common_names([part.get("override_remove") or [] for part in parts])
+    common = dict(parts[0], name=_common([part["name"] for part in parts]))
+    common["override_remove"] = _common([part.get("override_remove") or [] for part in parts])
     if not common["name"] and not common["override_remove"]:
         return None
     return common
@@ -635,7 +626,7 @@ def _common_apps(lists: list) -> list:
         for other in lists[1:]:
             same = [entry for entry in other if {k: v for k, v in entry.items() if k != "name"} == how]
             names.append([name for entry in same for name in entry["name"]])
-        common = _common_names(names)
+        common = _common(names)
         if common:
             found.append(dict(item, name=common))
     return found
@@ -651,7 +642,7 @@ def _common_places(lists: list) -> list:
         group = [place, *matches]
         common = {name: value for name, value in place.items() if all(other.get(name) == value for other in matches)}
         for name in PLACE_LISTS:
-            common[name] = _common_items([p.get(name) or [] for p in group])
+            common[name] = _common([p.get(name) or [] for p in group])
         common["apps"] = _common_apps([p.get("apps") or [] for p in group])
         found.append(common)
     return found
@@ -676,14 +667,14 @@ def split_group(documents: dict) -> dict:
         )
     system: dict = {"rebase": systems[0].get("rebase")}
     for name in LISTS["os"]:
-        system[name] = _common_items([s.get(name) or [] for s in systems])
+        system[name] = _common([s.get(name) or [] for s in systems])
     system["packages"] = _common_packages([s.get("packages") for s in systems])
     for name in ("initramfs", "update_policy"):
         values = [s.get(name) for s in systems]
         system[name] = values[0] if all(value == values[0] for value in values) else None
     common: dict = {"os": system}
     for name in LISTS[""]:
-        common[name] = _common_items([doc.get(name) or [] for doc in docs])
+        common[name] = _common([doc.get(name) or [] for doc in docs])
     common["flatpak"] = _common_places([doc.get("flatpak") or [] for doc in docs])
     shared = {_resource_key(r) for r in document_schema.resources(common)}
     per_host = {}

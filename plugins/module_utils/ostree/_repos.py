@@ -76,6 +76,18 @@ def render_section(section: str, values: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def new_section(desired: dict) -> str:
+    """The section of a repository that does not exist yet: enabled, and signatures checked unless the options say
+    otherwise (also what an image's build context carries)."""
+    values = desired["values"]
+    if values["baseurl"] is None and values["metalink"] is None and values["mirrorlist"] is None:
+        raise RepoError("a new repository needs baseurl, metalink or mirrorlist")
+    new = {**values, "name": values["name"] or desired["name"]}
+    new["enabled"] = new["enabled"] or "1"
+    new["gpgcheck"] = new["gpgcheck"] or "1"
+    return render_section(desired["name"], new)
+
+
 def flag(value: Optional[bool]) -> Optional[str]:
     return None if value is None else ("1" if value else "0")
 
@@ -283,12 +295,7 @@ class RpmRepoUnit:
                 actions["text"] = None if not remaining else _without_section(text, name)
         else:
             if section is None:
-                if values["baseurl"] is None and values["metalink"] is None and values["mirrorlist"] is None:
-                    raise RepoError("a new repository needs baseurl, metalink or mirrorlist")
-                new = {**values, "name": values["name"] or name}
-                new["enabled"] = new["enabled"] or "1"
-                new["gpgcheck"] = new["gpgcheck"] or "1"  # signatures are checked unless the task says otherwise
-                actions["text"] = (text + "\n" if text else "") + render_section(name, new)
+                actions["text"] = (text + "\n" if text else "") + new_section(desired)
             else:
                 wanted = {k: v for k, v in values.items() if v is not None and not same(section.get(k), v)}
                 sources = ("baseurl", "metalink", "mirrorlist")
