@@ -180,7 +180,10 @@ def test_a_directory_that_is_no_context_is_refused(tmp_path: Path, capsys) -> No
 
 
 def test_a_registry_error_is_not_taken_for_a_missing_image(context: Path, capsys) -> None:
-    message = 'time="2026-12-05T22:39:01Z" level=fatal msg="Error parsing image name: pinging container registry: tls: failed to verify certificate: x509: certificate signed by unknown authority"'
+    message = (
+        'time="2026-12-05T22:39:01Z" level=fatal msg="Error parsing image name: pinging container registry: '
+        'tls: failed to verify certificate: x509: certificate signed by unknown authority"'
+    )
     tools = Registry({inspect_key(IMAGE): (1, "", message)})
     result = run(tools, context, capsys)
     assert result["failed"] and "unknown authority" in result["msg"]
