@@ -61,16 +61,13 @@ CONTAINERS_CONF = """\
 # per-user key quota (kernel.keys.maxkeys/maxbytes) that crun's per-container session keyrings draw on is shared by
 # the whole fleet; with 100 hosts it runs out ("create keyring: Disk quota exceeded"). A real host has a kernel of
 # its own.
-# default_ulimits: without them, a build's RUN steps (buildah, as root) get RLIMIT_NOFILE and RLIMIT_NPROC raised to
-# 1048576, above the machine's hard limits, and no lab host may raise a limit (the machine itself lacks
-# CAP_SYS_RESOURCE); -1 is the host's own hard limit.
 # netns = "host": a bridge network (netavark) writes /proc/sys, which nspawn keeps read-only; builds and containers
 # without a Network= of their own share the host's namespace, which is the lab host's own.
+# A host's build limits are the machine's, written when the host is provisioned (oci_content.BUILD_LIMITS).
 [containers]
 pids_limit = 0
 default_sysctls = []
 keyring = false
-default_ulimits = ["nofile=-1:-1", "nproc=-1:-1"]
 netns = "host"
 """
 
