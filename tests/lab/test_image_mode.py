@@ -1,12 +1,13 @@
-"""``immutable-hosts image build`` on a lab host: the group's image built with the host's real Podman 5.4 FROM the lab
-registry's Silverblue 42 by digest, pushed to the lab registry and signed (sigstore, a key made on the build host with
-``skopeo generate-sigstore-key``), then pulled by the rpm-ostree simulator through the host's containers/image stack
-under a policy that trusts only that key.
+"""Image mode on a lab host, the whole story: a host layering packages on the signed Silverblue 42 image; the group's
+image built from the same inventory with the host's real Podman 5.4 (FROM that image by digest), pushed to the lab
+registry and signed (sigstore, a key made on the build host with ``skopeo generate-sigstore-key``); the host switched
+to it by digest with ``os_image_mode: image`` (one reboot, the layered requests the image now provides dropped in the
+same transaction); ``immutable-hosts drift`` clean; a package layered by hand reported as drift.
 
-A lab of its own (a temp state dir sharing the default lab's image cache, as test_drift_cli.py does) with one
-silverblue host, ``image-1``, which is the build host and the host that follows the image. The inventory is the lab's
-with group_vars next to it, as a user's would be. A second build of the unchanged inventory builds nothing and
-leaves the Containerfile as it was; ``--check`` says nothing would change.
+A lab of its own (a temp state dir sharing the default lab's image cache) with one silverblue host, ``image-1``, which
+is also the build host. The inventory is the lab's with group_vars next to it, as a user's would be. A second build of
+the unchanged inventory builds nothing and leaves the Containerfile as it was; ``--check`` says nothing would change;
+the rpm-ostree simulator refuses the image under a policy that trusts another key.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from pathlib import Path
 
 import pytest
 from conftest import SRC, state_dir_of_its_own
+from harness import Lab
 
-from immutable_hosts.lab import ostree_content
+from immutable_hosts.lab import ostree_content, registry
 from immutable_hosts.lab.api import Lab as LabAPI
+from immutable_hosts.lab.state import LabState
 
 pytestmark = pytest.mark.lab
 
@@ -32,6 +35,7 @@ REPOSITORY = IMAGE.rsplit(":", 1)[0]
 KEY = "/etc/immutable-hosts/fleet"
 PASSPHRASE = "lab fleet key passphrase"
 CONTEXT = "/var/tmp/image-silverblue"
+SITE = Path(__file__).resolve().parents[2] / "playbooks" / "site.yml"
 
 
 @pytest.fixture(scope="module")
@@ -65,13 +69,28 @@ def base_digest(state_dir: Path) -> str:
     return ostree_content.catalogue(state_dir / "server")["quay.io/fedora/fedora-silverblue:42"]["index-digest"]
 
 
-def group_vars(state_dir: Path) -> None:
+def group_vars(state_dir: Path, mode: str) -> None:
+    fedora_key = registry.public_keys(LabState(state_dir))["fedora"].read_text()
+    fleet_key = on_host(state_dir, "cat", KEY + ".pub").stdout
     text = {
+        "os_image_mode": mode,
         "os_image_image": "quay.io/fedora/fedora-silverblue:42",
         "os_image_packages": ["htop", "tmux"],
-        "os_image_kargs": ["preempt=full"],
+        "os_image_reboot": "if_needed",
+        "os_image_update_policy": "none",
+        "os_image_update_timer": False,
+        "os_image_trust": [
+            {"type": "reject"},
+            {"scope": "", "type": "insecureAcceptAnything"},
+            {"scope": "quay.io/fedora", "key": fedora_key},
+            {"scope": REPOSITORY, "key": fleet_key},
+        ],
         "flatpak_remotes": [],
         "flatpak_apps": [],
+        "flatpak_overrides": [],
+        "rootless_podman_users": [],
+        "rootless_podman_secrets": [],
+        "rootless_podman_quadlets": [],
         "image_build_host": HOST,
         "image_build_path": CONTEXT,
         "image_build_base_image": "quay.io/fedora/fedora-silverblue@" + base_digest(state_dir),
@@ -82,6 +101,24 @@ def group_vars(state_dir: Path) -> None:
     directory = state_dir / "group_vars"
     directory.mkdir(exist_ok=True)
     (directory / "silverblue.yml").write_text(json.dumps(text, indent=2) + "\n")
+
+
+def converge(state_dir: Path, check: bool = False):
+    done = Lab(state_dir / "inventory.yml").playbook(SITE, check=check, diff=check, timeout=1200)
+    assert done.ok, done.explain()
+    return done
+
+
+def booted(state_dir: Path) -> dict:
+    deployments = json.loads(on_host(state_dir, "rpm-ostree", "status", "--json").stdout)["deployments"]
+    return next(d for d in deployments if d["booted"])
+
+
+def drift(state_dir: Path, report_dir: Path) -> tuple[subprocess.CompletedProcess[str], dict]:
+    done = immutable_hosts("drift", "-i", str(state_dir / "inventory.yml"), "--report-dir", str(report_dir))
+    report = report_dir / "drift.json"
+    assert report.exists(), f"rc {done.returncode}\n{done.stdout}\n{done.stderr}"
+    return done, json.loads(report.read_text())
 
 
 def build(state_dir: Path, *more: str) -> subprocess.CompletedProcess[str]:
@@ -111,14 +148,22 @@ def trust(state_dir: Path, public_key: str) -> None:
     assert done.returncode == 0, done.stderr
 
 
-def test_group_image_built_pushed_signed_and_followed_by_digest(image_lab: Path) -> None:
-    made = on_host(
-        image_lab, "sh", "-c", "mkdir -p /etc/immutable-hosts && skopeo generate-sigstore-key --output-prefix %s "
-        "--passphrase-file /dev/stdin" % KEY, stdin=PASSPHRASE,
-    )  # fmt: skip
-    assert made.returncode == 0, made.stderr
-    group_vars(image_lab)
+def test_one_inventory_layering_then_image_mode(image_lab: Path, tmp_path: Path) -> None:
+    for prefix, passphrase in ((KEY, PASSPHRASE), ("/etc/immutable-hosts/other", "other")):
+        made = on_host(
+            image_lab, "sh", "-c", "mkdir -p /etc/immutable-hosts && skopeo generate-sigstore-key --output-prefix %s "
+            "--passphrase-file /dev/stdin" % prefix, stdin=passphrase,
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr
 
+    # Layering: the signed Silverblue 42 image with htop and tmux layered on it (one reboot).
+    group_vars(image_lab, "layering")
+    converge(image_lab)
+    layered = booted(image_lab)
+    assert layered["container-image-reference"] == "ostree-image-signed:docker://quay.io/fedora/fedora-silverblue:42"
+    assert sorted(layered["requested-packages"]) == ["htop", "tmux"]
+
+    # The group's image, from the same inventory: built, pushed, signed; then nothing to do, and a check agrees.
     first = build(image_lab)
     assert first.returncode == 0, f"{first.stdout}\n{first.stderr}"
     assert f"image {IMAGE}: built and pushed" in first.stdout
@@ -127,14 +172,12 @@ def test_group_image_built_pushed_signed_and_followed_by_digest(image_lab: Path)
     assert reference.startswith(REPOSITORY + "@sha256:")
     containerfile = on_host(image_lab, "cat", CONTEXT + "/Containerfile").stdout
     assert '["dnf", "-y", "install", "htop", "tmux"]' in containerfile
-
-    # The registry holds the image by that digest, with the context it came from and the signature attached.
     inspected = json.loads(on_host(image_lab, "skopeo", "inspect", "--no-tags", "docker://" + IMAGE).stdout)
     assert REPOSITORY + "@" + inspected["Digest"] == reference
     assert inspected["Labels"]["io.immutable-hosts.context"].startswith("sha256:")
     assert inspected["Labels"]["io.immutable-hosts.source"] == "group silverblue"
+    assert inspected["Labels"]["io.immutable-hosts.packages"] == "htop,tmux"
 
-    # Unchanged inventory: nothing built, the same digest, the same Containerfile; a check says nothing would change.
     second = build(image_lab)
     assert second.returncode == 0, f"{second.stdout}\n{second.stderr}"
     assert f"image {IMAGE}: up to date" in second.stdout and "written: no change" in second.stdout
@@ -145,25 +188,36 @@ def test_group_image_built_pushed_signed_and_followed_by_digest(image_lab: Path)
     assert "would change: nothing" in check.stdout and f"image {IMAGE}: up to date" in check.stdout
 
     # A policy that trusts another key refuses the image: the signature is checked, not merely present.
-    other = on_host(image_lab, "skopeo", "generate-sigstore-key", "--output-prefix", "/etc/immutable-hosts/other",
-                    "--passphrase-file", "/dev/stdin", stdin="other")  # fmt: skip
-    assert other.returncode == 0, other.stderr
     trust(image_lab, "/etc/immutable-hosts/other.pub")
-    signed = "ostree-image-signed:docker://" + reference
-    refused = on_host(image_lab, "rpm-ostree", "rebase", signed)
+    refused = on_host(image_lab, "rpm-ostree", "rebase", "ostree-image-signed:docker://" + reference)
     assert refused.returncode != 0 and "signature" in (refused.stderr + refused.stdout).lower(), refused
 
-    # Trusting the fleet key, rpm-ostree follows the image by digest; what dnf installed in the build is base content.
-    trust(image_lab, KEY + ".pub")
-    rebased = on_host(image_lab, "rpm-ostree", "rebase", signed)
-    assert rebased.returncode == 0, rebased.stderr
-    assert "htop-" in rebased.stdout and "tmux-" in rebased.stdout
-    status = json.loads(on_host(image_lab, "rpm-ostree", "status", "--json").stdout)
-    staged = status["deployments"][0]
-    assert staged["container-image-reference"] == signed
-    assert staged["container-image-reference-digest"] == reference.split("@", 1)[1]
+    # Image mode: the host follows the image by digest; the requests the image provides go with the switch.
+    group_vars(image_lab, "image")
+    preview = converge(image_lab, check=True)
+    assert preview.changed(HOST)
+    assert booted(image_lab)["checksum"] == layered["checksum"]  # the check changed nothing
+    converge(image_lab)
+    now = booted(image_lab)
+    assert now["container-image-reference"] == "ostree-image-signed:docker://" + reference
+    assert now["container-image-reference-digest"] == reference.split("@", 1)[1]
+    assert now["requested-packages"] == [] and now["packages"] == []
     pkglist = on_host(
-        image_lab, "ostree", "show", "--repo=/ostree/repo", "--print-metadata-key=rpmostree.rpmdb.pkglist", staged["checksum"]
+        image_lab, "ostree", "show", "--repo=/ostree/repo", "--print-metadata-key=rpmostree.rpmdb.pkglist", now["checksum"]
     )
-    assert pkglist.returncode == 0, pkglist.stderr
     assert "'htop'" in pkglist.stdout and "'tmux'" in pkglist.stdout and "'bash'" in pkglist.stdout
+    again = converge(image_lab)
+    assert not again.changed(HOST), [t.name for t in again.changed_tasks(HOST)]
+
+    # Drift in image mode: none; then a package layered by hand is drift, and what the image provides is not.
+    done, report = drift(image_lab, tmp_path / "clean")
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n{json.dumps(report, indent=1)}"
+    assert report["hosts"][HOST]["status"] == "in_sync"
+    by_hand = on_host(image_lab, "rpm-ostree", "install", "vim-enhanced")
+    assert by_hand.returncode == 0, by_hand.stderr
+    done, report = drift(image_lab, tmp_path / "drifted")
+    assert done.returncode == 2, f"{done.stdout}\n{done.stderr}"
+    changes = report["hosts"][HOST]["changes"]
+    assert [change["resource"] for change in changes] == ["layered packages"], json.dumps(changes, indent=1)
+    diff = changes[0]["diff"][0]
+    assert diff["before"]["requested_packages"] == ["vim-enhanced"] and diff["after"]["requested_packages"] == []

@@ -56,6 +56,7 @@ from ansible_collections.immutable.hosts.plugins.module_utils.image._tree import
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _imageref as imageref
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _kargs as kargs
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _packages as packages
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _registry as registry
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _repos as repos
 from ansible_collections.immutable.hosts.plugins.module_utils.podman import _quadlet as quadlet
 from ansible_collections.immutable.hosts.plugins.module_utils.podman import _quadlet_keys as quadlet_keys
@@ -386,7 +387,11 @@ def compile_apps(app_lists: dict, context: Context, preinstall: bool) -> None:
 def render_containerfile(base: str, context: Context, options: dict) -> str:
     manager = options.get("package_manager") or "dnf"
     lines = ["# " + MARKER, "FROM %s" % base]
-    labels = label_line(dict(options.get("labels") or {}))
+    given = dict(options.get("labels") or {})
+    if context.install:
+        # What the image provides of the document: a host that follows it (image mode) does not layer these.
+        given[registry.PACKAGES_LABEL] = registry.packages_label(context.install)
+    labels = label_line(given)
     if labels:
         lines.append(labels)
     if context.files:
