@@ -196,7 +196,7 @@ def compile_document(document: dict, options: dict, host: Any) -> dict:
     app_lists: dict = {}
     override_lines: list = []
     for resource in document_schema.resources(document):
-        compile_resource(resource, context, host, arch, app_lists, override_lines)
+        compile_resource(resource, context, host, arch, app_lists, override_lines, base)
     if app_lists:
         compile_apps(app_lists, context, bool(options.get("flatpak_preinstall")))
     if override_lines:
@@ -207,7 +207,9 @@ def compile_document(document: dict, options: dict, host: Any) -> dict:
     return {"base": base, "files": files, "containerfile": containerfile, "runtime": context.runtime, "units": context.units}
 
 
-def compile_resource(resource: Any, context: Context, host: Any, arch: str, app_lists: dict, override_lines: list) -> None:
+def compile_resource(
+    resource: Any, context: Context, host: Any, arch: str, app_lists: dict, override_lines: list, base: str
+) -> None:
     params = resource.params
     module = resource.module
     if module in ("podman_secret", "registry_auth"):
@@ -219,7 +221,7 @@ def compile_resource(resource: Any, context: Context, host: Any, arch: str, app_
     elif module == "rpm_ostree_packages":
         compile_packages(resource, context)
     elif module == "rpm_repo":
-        compile_repo(resource, context)
+        compile_repo(resource, context, host, base)
     elif module == "kargs":
         if params["state"] != "present":
             context.stays(resource, "bootc's kargs.d adds kernel arguments; removing them is a change to a host")
@@ -263,15 +265,53 @@ def compile_packages(resource: Any, context: Context) -> None:
     context.remove.extend(name for name in params["override_remove"] if name not in context.remove)
 
 
-def compile_repo(resource: Any, context: Context) -> None:
+def compile_repo(resource: Any, context: Context, host: Any, base: str) -> None:
     params = resource.params
-    if params["copr"] is not None or params["state"] == "absent" or params["path"]:
-        context.stays(resource, "COPR projects, removals and repositories in another file are resolved on the host")
+    if params["state"] == "absent" or params["path"]:
+        context.stays(resource, "removals and repositories in another file are resolved on the host")
         return
     desired = repos.UNIT.desired(params, None)
+    if desired["copr"] is not None:
+        compile_copr(desired, context, host, base)
+        return
     context.add("%s/%s.repo" % (repos.REPOS_DIR, desired["name"]), repos.new_section(desired))
     if desired["key"] is not None:
         context.add(desired["key_path"], desired["key"])
+
+
+def base_chroot(host: Any, base: str) -> str:
+    """The COPR chroot of the image: the Fedora release its base names (the ``org.opencontainers.image.version``
+    label Fedora's images carry, ``42.20250416.0``) and the build host's architecture, read once per run."""
+
+    def read() -> str:
+        result = host.run(["skopeo", "inspect", "--no-tags", "docker://" + base], check=False, timeout=300)
+        if result.rc != 0:
+            raise ContextError("skopeo inspect docker://%s failed: %s" % (base, (result.stderr or result.stdout).strip()))
+        try:
+            labels = json.loads(result.stdout).get("Labels") or {}
+        except ValueError:
+            raise ContextError("skopeo inspect docker://%s printed no JSON" % base) from None
+        version = str(labels.get("org.opencontainers.image.version") or "")
+        release, arch = version.split(".", 1)[0], repos.BASEARCH.get(host.machine())
+        if not release.isdigit() or arch is None:
+            raise ContextError(
+                "the base image %s names no Fedora release in its org.opencontainers.image.version label (%r), or "
+                "COPR builds for no %s: give the project's copr_chroot (fedora-42-x86_64)" % (base, version, host.machine())
+            )
+        return "fedora-%s-%s" % (release, arch)
+
+    return host.once(("image-context-chroot", base), read)
+
+
+def compile_copr(desired: dict, context: Context, host: Any, base: str) -> None:
+    """A COPR project as ``dnf copr enable`` leaves it: the file the hub serves for the image's chroot, where dnf puts
+    it, with the document's enabled and priority; the image's own dnf then installs the project's packages."""
+    copr = dict(desired["copr"])
+    if copr["chroot"] is None:
+        copr["chroot"] = base_chroot(host, base)
+    served = repos.read_copr(host, copr)
+    plan = repos.plan_copr({"served": served, "files": {}}, desired)
+    context.add(plan.result["path"], plan.actions["write"])
 
 
 def compile_quadlet(resource: Any, context: Context) -> None:

@@ -59,17 +59,17 @@ enabled_urls() {
 # NEVRA<TAB>repository<TAB>gpgcheck<TAB>gpgkey<TAB>signed of a name, or nothing.
 resolve() {
     awk -v name="$1" '$1 == name { print $2 "\tfedora\t0\t\tyes"; exit }' "$CAT/fedora.list" | head -n 1 | grep . && return 0
-    enabled_urls > /tmp/.lab-dnf-urls.$$
+    urls=$(enabled_urls)
     for list in "$CAT"/extra/*.list; do
         [ -f "$list" ] || continue
-        found=$(awk -v name="$1" -v urls=/tmp/.lab-dnf-urls.$$ '
+        found=$(awk -v name="$1" -v urls="$urls" '
             NR == 1 { base = $2; signed = $4
-                      while ((getline line < urls) > 0) { split(line, f, "\t"); if (f[1] == base) { hit = 1; gpg = f[2]; key = f[3] } }
+                      n = split(urls, lines, "\n")
+                      for (i = 1; i <= n; i++) { split(lines[i], f, "\t"); if (f[1] == base) { hit = 1; gpg = f[2]; key = f[3] } }
                       if (!hit) exit; next }
             $1 == name { print $2 "\t" FILENAME "\t" gpg "\t" key "\t" signed; exit }' "$list")
-        if [ -n "$found" ]; then rm -f /tmp/.lab-dnf-urls.$$; echo "$found"; return 0; fi
+        if [ -n "$found" ]; then echo "$found"; return 0; fi
     done
-    rm -f /tmp/.lab-dnf-urls.$$
     return 1
 }
 

@@ -8,10 +8,12 @@ status documents, the host's deployment carrying the layered requests (htop, tmu
 from __future__ import annotations
 
 import json
+import urllib.error
 
 import pytest
 
 from ansible_collections.immutable.hosts.plugins.module_utils import _host_state as host_state
+from ansible_collections.immutable.hosts.plugins.module_utils.common._host import Host
 from ansible_collections.immutable.hosts.plugins.module_utils.image import _context as context
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _packages as packages
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _registry as registry
@@ -155,3 +157,61 @@ def test_host_state_gives_the_packages_the_rebase_image() -> None:
     tagged = host_state.resources({"os": {"rebase": {"image": TAG}, "packages": {"name": ["htop"]}}})
     host_state.stack_image_mode(tagged)
     assert next(r for r in tagged if r.module == "rpm_ostree_packages").params.get("provided_by") is None
+
+
+# --- a COPR project in the image ------------------------------------------------------------------------------------
+
+BASE = "quay.io/fedora/fedora-silverblue@sha256:" + "4f" * 32
+# What copr.fedorainfracloud.org serves for /coprs/atim/starship/repo/fedora-42/dnf.repo?arch=x86_64.
+STARSHIP = """[copr:copr.fedorainfracloud.org:atim:starship]
+name=Copr repo for starship owned by atim
+baseurl=https://download.copr.fedorainfracloud.org/results/atim/starship/fedora-$releasever-$basearch/
+type=rpm-md
+skip_if_unavailable=True
+gpgcheck=1
+gpgkey=https://download.copr.fedorainfracloud.org/results/atim/starship/pubkey.gpg
+repo_gpgcheck=0
+enabled=1
+enabled_metadata=1
+"""
+SERVED = "https://copr.fedorainfracloud.org/coprs/atim/starship/repo/fedora-42/dnf.repo?arch=x86_64"
+
+
+class Hub(Host):
+    """The build host: COPR's hub answers its HTTPS reads (anything else: 404)."""
+
+    def _fetch(self, location, limit):
+        if location != SERVED:
+            raise urllib.error.HTTPError(location, 404, "Not Found", {}, None)
+        return STARSHIP.encode()[:limit]
+
+
+def copr_document() -> dict:
+    return {"os": {"rebase": {"image": BASE}, "repos": [{"copr": "atim/starship"}], "packages": {"name": ["starship"]}}}
+
+
+def test_a_copr_project_goes_in_the_image_for_the_release_its_base_names(tmp_path) -> None:
+    base_inspect = json.loads(fixture_text("skopeo/inspect-derived-image.json"))  # version label 42.20250416.0
+    answers = tools({"skopeo inspect --no-tags docker://" + BASE: (0, json.dumps(base_inspect), "")})
+    host = Hub(runner=answers.runner(), root=str(tmp_path), machine="x86_64")
+    compiled = context.compile_document(context.checked_document("h", copr_document()), {"lint": False}, host)
+    path = "tree/etc/yum.repos.d/_copr:copr.fedorainfracloud.org:atim:starship.repo"
+    assert compiled["files"][path][0] == STARSHIP
+    assert 'RUN ["dnf", "-y", "install", "starship"]' in compiled["containerfile"]
+    assert not [entry for entry in compiled["runtime"] if entry["module"] == "rpm_repo"]
+    assert answers.calls == ["skopeo inspect --no-tags docker://" + BASE]
+
+
+def test_a_copr_chroot_given_needs_no_base_inspection_and_a_base_without_release_is_refused(tmp_path) -> None:
+    document = copr_document()
+    document["os"]["repos"] = [{"copr": "atim/starship", "copr_chroot": "fedora-42-x86_64"}]
+    answers = tools({})
+    host = Hub(runner=answers.runner(), root=str(tmp_path), machine="x86_64")
+    compiled = context.compile_document(context.checked_document("h", document), {"lint": False}, host)
+    assert any(name.endswith("atim:starship.repo") for name in compiled["files"]) and answers.calls == []
+    unlabelled = json.loads(fixture_text("skopeo/inspect-derived-image.json"))
+    del unlabelled["Labels"]["org.opencontainers.image.version"]
+    answers = tools({"skopeo inspect --no-tags docker://" + BASE: (0, json.dumps(unlabelled), "")})
+    host = Hub(runner=answers.runner(), root=str(tmp_path), machine="x86_64")
+    with pytest.raises(context.ContextError, match="copr_chroot"):
+        context.compile_document(context.checked_document("h", copr_document()), {"lint": False}, host)
