@@ -294,6 +294,20 @@ options:
               - Without it, such a run fails and says so, instead of rebasing unverified.
             type: bool
             default: false
+          follow:
+            description:
+              - V(tag) follows C(image) as written (a tag moves when C(rpm-ostree upgrade) finds a newer image under it).
+              - V(digest) is image mode's way. The tag of C(image) (C(registry/name:tag), a registry image) is resolved
+                in the registry at each run (C(skopeo inspect) on the host, with the credentials rpm-ostree uses), and the
+                host follows C(registry/name@sha256:...), pinned, so nothing moves it but the next run after a new build.
+              - An image built by M(immutable.hosts.image_publish) names the packages it provides (its label C(io.immutable-hosts.packages));
+                their requests on the host are dropped in the same transaction as the switch (C(--uninstall=PKG)), since
+                the image now carries them (see C(removed)).
+            type: str
+            choices:
+              - tag
+              - digest
+            default: tag
           image:
             description:
               - A container image such as C(quay.io/fedora/fedora-silverblue:42), or a full ostree image reference such
@@ -384,6 +398,15 @@ options:
             type: list
             elements: str
             default: []
+          provided_by:
+            description:
+              - Image mode. The registry image (C(registry/name:tag)) the host follows by digest; the packages it provides
+                (its label C(io.immutable-hosts.packages), as M(immutable.hosts.image_publish) builds it) are not layered,
+                whatever C(state) says, and are no change. Once the host's deployment follows that image's current digest,
+                requests for them left from before are dropped; before, the switch drops them (M(immutable.hosts.rebase)
+                with C(follow=digest)).
+              - M(immutable.hosts.host_state) sets it from its rebase when that follows a digest.
+            type: str
           state:
             description:
               - V(present) layers C(name), V(absent) removes those layered packages, V(exact) makes the layered set exactly

@@ -256,6 +256,17 @@ def stack_packages(found: list) -> None:
     base.params["install"] = [name for name in layered.params["name"] if not packages.is_local(name)]
 
 
+def stack_image_mode(found: list) -> None:
+    """Image mode (a rebase with follow=digest): the layered packages are what the followed image does not provide
+    (its label), read from the same registry answer as the rebase's; the switch itself drops the requests for the
+    packages the image provides."""
+    base = next((r for r in found if r.module == "rebase"), None)
+    layered = next((r for r in found if r.module == "rpm_ostree_packages"), None)
+    if base is None or layered is None or base.params.get("follow") != "digest" or layered.params.get("provided_by"):
+        return
+    layered.params["provided_by"] = base.params["image"]
+
+
 def label(resource: Resource) -> str:
     """The resource as messages name it: ``flatpak_remote lab (user=core)``."""
     args = resource.args
@@ -315,6 +326,7 @@ def run(document: dict, host) -> dict:
     """Converge the host to ``document``: the module's result, or :class:`HostsError` with the results so far."""
     found = resources(document)
     stack_packages(found)
+    stack_image_mode(found)
     check(found, host)
     read_services_together(found, host)
     changed_secrets: set = set()

@@ -15,7 +15,10 @@ description:
     one inventory drives both a running host and the image hosts follow.
   - The image is built C(FROM) the document's C(os.rebase.image) or O(base_image), which must be pinned by digest.
     Layered packages are installed, and C(os.packages.override_remove) removed, by the image's package manager
-    (O(package_manager)); package repositories and their keys go to C(/etc/yum.repos.d) and C(/etc/pki/rpm-gpg).
+    (O(package_manager)); package repositories and their keys go to C(/etc/yum.repos.d) and C(/etc/pki/rpm-gpg). A
+    COPR project goes where C(dnf copr enable) puts it, as the hub serves it for the image's chroot (the Fedora release
+    of the base image's C(org.opencontainers.image.version) label, read with C(skopeo inspect) where the module runs,
+    unless the project gives C(copr_chroot)).
   - Kernel arguments to have go to bootc's C(/usr/lib/bootc/kargs.d/50-immutable-hosts.toml).
   - System Quadlet units go to C(/usr/share/containers/systemd); the images of C(.container) and C(.image) units
     become logically bound images (a link in C(/usr/lib/bootc/bound-images.d), and the unit reads them from bootc's
@@ -28,7 +31,7 @@ description:
     every boot, since C(/var) is the host's and not the image's.
   - What an image cannot carry stays at runtime, and RV(runtime) names each such resource with the reason. Secrets and
     credentials never go into an image; users, a user's Flatpak installation and a user's Quadlet units are the
-    host's; removals (packages, kernel arguments, remotes, apps) are changes to a host; so are COPR projects, local
+    host's; removals (packages, kernel arguments, remotes, apps) are changes to a host; so are local
     RPM files and the update policy, initramfs and image trust, which are converged at runtime for now.
   - The context is reproducible. Every step is in exec form (argv, no shell), files are sorted and carry no date, so
     the same document gives the same files and RV(context_digest). A second run changes nothing; a check shows the

@@ -74,6 +74,18 @@ options:
     type: list
     elements: str
     default: []
+  follow:
+    description:
+      - V(tag) follows O(image) as written (a tag moves when C(rpm-ostree upgrade) finds a newer image under it).
+      - V(digest) is image mode's way. The tag of O(image) (C(registry/name:tag), a registry image) is resolved in the
+        registry at each run (C(skopeo inspect) on the host, with the credentials rpm-ostree uses), and the host
+        follows C(registry/name@sha256:...), pinned, so nothing moves it but the next run after a new build.
+      - An image built by M(immutable.hosts.image_publish) names the packages it provides (its label
+        C(io.immutable-hosts.packages)); their requests on the host are dropped in the same transaction as the switch
+        (C(--uninstall=PKG)), since the image now carries them (see RV(removed)).
+    type: str
+    choices: [tag, digest]
+    default: tag
   backend:
     description:
       - V(auto) uses rpm-ostree when present, else bootc. V(bootc) requires an image and refuses a deployment bootc
@@ -162,6 +174,14 @@ installed:
   type: list
   elements: str
   sample: [htop, zsh]
+removed:
+  description:
+    - Requests dropped together with the switch because the followed image provides those packages (O(follow=digest)
+      and the image's C(io.immutable-hosts.packages) label; predicted in check mode).
+  returned: success
+  type: list
+  elements: str
+  sample: [htop, tmux]
 provided_by_base:
   description: Packages of O(install) the new base already provides, so they were not requested, with the providing NEVRA.
   returned: success

@@ -76,6 +76,15 @@ options:
         refused otherwise, and warned about when confirmed. Use C(https://), a path, or a package repository.
     type: bool
     default: false
+  provided_by:
+    description:
+      - Image mode. The registry image (C(registry/name:tag)) the host follows by digest; the packages it provides (its
+        label C(io.immutable-hosts.packages), as M(immutable.hosts.image_publish) builds it) are not layered, whatever
+        O(state) says, and are no change. Once the host's deployment follows that image's current digest, requests
+        for them left from before are dropped; before, the switch drops them
+        (M(immutable.hosts.rebase) with C(follow=digest)).
+      - M(immutable.hosts.host_state) sets it from its rebase when that follows a digest.
+    type: str
 notes:
   - In check mode, when packages would be installed, rpm-ostree is asked with C(--dry-run) which of them the base
     already provides, so the prediction matches what a real run does.
@@ -126,6 +135,12 @@ provided_by_base:
   returned: success
   type: dict
   sample: {nano: nano-8.1-1.fc41.x86_64}
+provided_by_image:
+  description: Packages of O(name) the image of O(provided_by) provides, so they are not layered.
+  returned: success
+  type: list
+  elements: str
+  sample: [htop, tmux]
 reboot_required:
   description: Whether the next boot differs from the running system.
   returned: success

@@ -1,12 +1,14 @@
-"""``immutable-hosts image build``: the build context of the image of a group or a host of an inventory.
+"""``immutable-hosts image build``: the image of a group or a host of an inventory, built, pushed and signed.
 
 Runs the collection's ``playbooks/image_build.yml`` (the ``immutable.hosts.image_build`` role) limited to the group
 or host: each host's document, what every host's holds compiled into one build context (a ``Containerfile`` and the
 image's files), the rest listed as staying with each host.  The image carries labels saying which inventory, group or
-host and commit it comes from.  ``--check`` changes nothing and says what would change.
+host and commit it comes from.  When the inventory names where the image goes (``image_build_image``, with
+``image_build_host`` and the signing key), the context is built with Podman there, pushed and signed, and the digest
+printed.  ``--check`` changes nothing and says what would change.
 
-Exit codes: 0 the context is as the inventory says (or was written), 2 with ``--check`` when it would change, 1 on
-an error.
+Exit codes: 0 the context and the image are as the inventory says (or were made so), 2 with ``--check`` when either
+would change, 1 on an error.
 """
 
 from __future__ import annotations
@@ -55,7 +57,8 @@ def labels(args: argparse.Namespace, name: str, kind: str) -> dict[str, str]:
 def build_argv(args: argparse.Namespace, playbook: Path, context: Path, report: Path) -> list[str]:
     name, kind = (args.group, "group") if args.group else (args.host, "host")
     extra = {
-        "image_build_path": str(context),
+        # --context outranks the inventory; without it, the inventory's image_build_path, else images/NAME here.
+        ("image_build_path" if args.context else "image_build_default_path"): str(context),
         "image_build_report": str(report),
         "image_build_labels": labels(args, name, kind),
     }
@@ -76,6 +79,15 @@ def summary(report: dict[str, Any], check: bool) -> list[str]:
         lines.append("would change: %s" % (", ".join(changed) if changed else "nothing"))
     else:
         lines.append("written: %s" % ("yes" if report["changed"] else "no change"))
+    image = report.get("image")
+    if image:
+        if check:
+            lines.append("image %s: %s" % (image["image"], "would be built and pushed" if image["changed"] else "up to date"))
+        else:
+            lines.append("image %s: %s" % (image["image"], "built and pushed" if image.get("built") else "up to date"))
+        if image.get("reference"):
+            lines.append("digest: %s" % image["reference"])
+        lines.append("signed: %s" % ("yes (sigstore)" if image["signed"] else "no"))
     lines.append("stays at runtime (no image carries it):")
     lines += ["  %s: %s" % (entry["resource"], entry["reason"]) for entry in report["runtime"]] or ["  nothing"]
     lines.append("stays with each host (not shared by the group):")
@@ -103,7 +115,11 @@ def run(args: argparse.Namespace) -> int:
         print("image build: %s" % error, file=sys.stderr)
         return 1
     print("\n".join(summary(report, args.check)))
-    return 2 if args.check and report["changed"] else 0
+    return 2 if args.check and would_change(report) else 0
+
+
+def would_change(report: dict[str, Any]) -> bool:
+    return bool(report["changed"] or (report.get("image") or {}).get("changed"))
 
 
 def register(subparsers: Any) -> None:
@@ -119,7 +135,11 @@ def register(subparsers: Any) -> None:
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--group", help="the inventory group whose image is built")
     which.add_argument("--host", help="the inventory host whose image is built")
-    parser.add_argument("--context", help="the build context's directory (default: images/GROUP-OR-HOST)")
+    parser.add_argument(
+        "--context",
+        help="the build context's directory on the build host (default: the inventory's image_build_path, else "
+        "images/GROUP-OR-HOST here)",
+    )
     parser.add_argument("--check", action="store_true", help="change nothing; exit 2 when the context would change")
     parser.add_argument("-e", "--extra-vars", action="append", help="passed to ansible-playbook --extra-vars (repeatable)")
     parser.set_defaults(func=run)

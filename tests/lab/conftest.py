@@ -92,6 +92,17 @@ class LabSession:
         return self.lab.exec(name, list(command), user=user)
 
 
+def state_dir_of_its_own(tmp_path_factory: pytest.TempPathFactory, lab_state_dir: Path, name: str) -> Path:
+    """A lab state dir for one test file's lab, sharing the default lab's image cache (skips when no lab can run)."""
+    reason = lab_unavailable()
+    if reason:
+        pytest.skip(reason)
+    state_dir = tmp_path_factory.mktemp(name)
+    (lab_state_dir / "image").mkdir(parents=True, exist_ok=True)
+    (state_dir / "image").symlink_to(lab_state_dir / "image")
+    return state_dir
+
+
 @pytest.fixture(scope="session", autouse=True)
 def collection_tree(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The collection as ``ansible_collections/immutable/hosts``, laid out fresh for this session from the checkout,

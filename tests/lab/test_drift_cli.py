@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import SRC, lab_unavailable
+from conftest import SRC, state_dir_of_its_own
 from harness import Lab
 
 from immutable_hosts.lab.api import Lab as LabAPI
@@ -34,12 +34,7 @@ HOSTS = ["drift-1", "drift-2"]
 
 @pytest.fixture(scope="module")
 def drift_lab(tmp_path_factory: pytest.TempPathFactory, lab_state_dir: Path) -> Iterator[Path]:
-    reason = lab_unavailable()
-    if reason:
-        pytest.skip(reason)
-    state_dir = tmp_path_factory.mktemp("lab-drift")
-    (lab_state_dir / "image").mkdir(parents=True, exist_ok=True)
-    (state_dir / "image").symlink_to(lab_state_dir / "image")
+    state_dir = state_dir_of_its_own(tmp_path_factory, lab_state_dir, "lab-drift")
     try:
         LabAPI(state_dir).up(hosts=len(HOSTS), profile="silverblue", name="drift")
         yield state_dir

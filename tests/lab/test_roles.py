@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import lab_unavailable
+from conftest import state_dir_of_its_own
 from harness import Lab, RunResult
 from snapshot import HostAccess, assert_unchanged, snapshot
 
@@ -38,12 +38,7 @@ TIMINGS: dict[str, float] = {}
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory, lab_state_dir: Path) -> Iterator[Path]:
-    reason = lab_unavailable()
-    if reason:
-        pytest.skip(reason)
-    state_dir = tmp_path_factory.mktemp("lab-roles")
-    (lab_state_dir / "image").mkdir(parents=True, exist_ok=True)
-    (state_dir / "image").symlink_to(lab_state_dir / "image")
+    state_dir = state_dir_of_its_own(tmp_path_factory, lab_state_dir, "lab-roles")
     try:
         for profile in dict.fromkeys(HOSTS.values()):
             LabAPI(state_dir).up(hosts=1, profile=profile)

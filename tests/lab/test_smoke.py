@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import lab_cli, lab_unavailable
+from conftest import lab_cli, state_dir_of_its_own
 from harness import Lab
 from snapshot import HostAccess, snapshot, snapshot_hash
 
@@ -26,12 +26,7 @@ pytestmark = pytest.mark.lab
 
 @pytest.fixture(scope="module")
 def smoke_state_dir(tmp_path_factory: pytest.TempPathFactory, lab_state_dir: Path) -> Iterator[Path]:
-    reason = lab_unavailable()
-    if reason:
-        pytest.skip(reason)
-    state_dir = tmp_path_factory.mktemp("lab-smoke")
-    (lab_state_dir / "image").mkdir(parents=True, exist_ok=True)
-    (state_dir / "image").symlink_to(lab_state_dir / "image")
+    state_dir = state_dir_of_its_own(tmp_path_factory, lab_state_dir, "lab-smoke")
     try:
         yield state_dir
     finally:

@@ -22,6 +22,7 @@ from ansible_collections.immutable.hosts.plugins.module_utils.common._runner imp
 from ansible_collections.immutable.hosts.plugins.module_utils.common._scaffold import Plan
 from ansible_collections.immutable.hosts.plugins.module_utils.common._text import check_value
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _reader as reader
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _registry as registry
 
 STATES = ("present", "absent", "exact")
 
@@ -148,11 +149,15 @@ def plan_layering(
     override_replace_nevras: Optional[dict] = None,
     override_reset: Optional[list] = None,
     skip: Optional[dict] = None,
+    provided: Optional[list] = None,
+    drop_provided: bool = False,
 ) -> dict:
     """From the deployment changes stack on (``merge``) to the desired layering.
 
     ``local_nevras`` and ``override_replace_nevras`` map local RPM specs to their NEVRAs; ``skip`` maps package
-    names already provided by the base (and not to be requested) to the providing NEVRA.
+    names already provided by the base (and not to be requested) to the providing NEVRA.  ``provided`` names the
+    packages the image the host follows in image mode provides: never requested; with ``drop_provided`` (the
+    deployment already follows that image) their requests are dropped, else left to the switch, which drops them.
     """
     if state not in STATES:
         raise InvalidPackage("state must be one of %s" % ", ".join(STATES))
@@ -164,19 +169,25 @@ def plan_layering(
     removals = set(merge.get("requested_base_removals") or [])
     replaced = set(merge.get("requested_base_local_replacements") or [])
 
+    provided_set = set(provided or [])
     repo_names = [n for n in names if not is_local(n)]
     local_specs = [n for n in names if is_local(n)]
     install, install_local, uninstall = [], [], []
     if state in ("present", "exact"):
-        install = [n for n in repo_names if n not in requested and n not in skip]
+        install = [n for n in repo_names if n not in requested and n not in skip and n not in provided_set]
         install_local = [s for s in local_specs if local_nevras[s] not in requested_local]
     if state == "absent":
         uninstall = [n for n in repo_names if n in requested]
         uninstall += sorted(local_nevras[s] for s in local_specs if local_nevras[s] in requested_local)
     if state == "exact":
-        wanted = set(repo_names)
+        wanted = set(repo_names) - provided_set
         wanted_local = {local_nevras[s] for s in local_specs}
         uninstall = sorted(requested - wanted) + sorted(requested_local - wanted_local)
+    if drop_provided:
+        uninstall = sorted(set(uninstall) | (requested & provided_set))
+    else:
+        # The switch to the image drops these requests in its own transaction.
+        uninstall = [n for n in uninstall if n not in provided_set]
 
     remove = [n for n in (override_remove or []) if n not in removals]
     replace = [s for s in sorted(override_replace_nevras) if override_replace_nevras[s] not in replaced]
@@ -306,6 +317,7 @@ class PackagesUnit:
         allow_inactive=dict(type="bool", default=False),
         apply_live=dict(type="bool", default=False),
         allow_insecure=dict(type="bool", default=False),
+        provided_by=dict(type="str"),
         **reader.COMMON_ARGUMENT_SPEC,
     )
     MODULE_OPTIONS: dict = {}
@@ -340,9 +352,12 @@ class PackagesUnit:
         local = nevras(host, [name for name in desired["names"] if is_local(name)])
         replace = nevras(host, desired["override_replace"])
         reader.require_rpm_ostree(host)
-        return {"merge": reader.merge(reader.status(host)), "local": local, "replace": replace}
+        merge = reader.merge(reader.status(host))
+        image = registry.inspect_tag(host, desired["provided_by"]) if desired["provided_by"] else None
+        return {"merge": merge, "local": local, "replace": replace, "image": image}
 
     def plan(self, current: dict, desired: dict, skip: Optional[dict] = None) -> Plan:
+        image = current.get("image")
         found = plan_layering(
             current["merge"],
             desired["names"],
@@ -352,6 +367,8 @@ class PackagesUnit:
             override_replace_nevras=current["replace"],
             override_reset=desired["override_reset"],
             skip=skip,
+            provided=image["packages"] if image else None,
+            drop_provided=bool(image) and registry.follows(current["merge"].get("origin"), image["pinned"]),
         )
         return Plan(
             changed=found["changed"],
@@ -366,6 +383,7 @@ class PackagesUnit:
                     "reset": found["override_reset"],
                 },
                 "provided_by_base": dict(skip or {}),
+                "provided_by_image": sorted(set(image["packages"]) & set(desired["names"])) if image else [],
             },
             reboot_reasons=["layering-changed"],
         )

@@ -22,6 +22,7 @@ from typing import Optional
 from ansible_collections.immutable.hosts.plugins.module_utils.common._scaffold import Plan
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _admin as ostree
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _reader as reader
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _registry as registry
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree._bootc import reboot_state as bootc_reboot_state
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree._imageref import (
     SIGVERIFY_SIGNED,
@@ -162,12 +163,20 @@ def plan_rebase(merge: dict, desired: Origin, policy_text: Optional[str] = None,
     return {"changed": step != "blocked", "target": target, "step": step, "before": before, "after": after, "message": message}
 
 
-def rpm_ostree_argv(target: Origin, bypass_driver: bool = False, reboot: bool = False, install: Optional[list] = None) -> list:
-    """``rpm-ostree rebase``; packages in ``install`` are layered in the same transaction (``--install=PKG``)."""
+def rpm_ostree_argv(
+    target: Origin,
+    bypass_driver: bool = False,
+    reboot: bool = False,
+    install: Optional[list] = None,
+    uninstall: Optional[list] = None,
+) -> list:
+    """``rpm-ostree rebase``; packages in ``install`` are layered in the same transaction (``--install=PKG``), and
+    requests in ``uninstall`` dropped (``--uninstall=PKG``)."""
     argv = ["rebase"]
     argv += ["--bypass-driver"] if bypass_driver else []
     argv += ["--reboot"] if reboot else []
     argv += ["--install=" + name for name in install or []]
+    argv += ["--uninstall=" + name for name in uninstall or []]
     if target.canonical.startswith("-"):  # parsed references never do; GOption has no reliable "--" for rebase
         raise InvalidReference("%r would be read as an option" % target.canonical)
     return argv + [target.canonical]
@@ -215,6 +224,7 @@ class RebaseUnit:
         bootstrap_unverified=dict(type="bool", default=False),
         backend=dict(type="str", choices=["auto", "rpm-ostree", "bootc"], default="auto"),
         install=dict(type="list", elements="str", default=[]),
+        follow=dict(type="str", choices=["tag", "digest"], default="tag"),
         **reader.COMMON_ARGUMENT_SPEC,
     )
     MODULE_OPTIONS = dict(
@@ -230,6 +240,16 @@ class RebaseUnit:
                 "signature, signature_remote and transport apply to images; an ostree ref is verified by its remote's GPG settings"
             )
         validate_names(params["install"], "install")
+        if params["follow"] == "digest":
+            if not params["image"] or params["transport"] != "registry" or "://" in params["image"]:
+                raise reader.OstreeHostError(
+                    "follow=digest resolves an image's tag in its registry: give image as registry/name:tag (transport registry)"
+                )
+            if registry.parse_registry_name(params["image"]).digest:
+                raise reader.OstreeHostError(
+                    "follow=digest follows a tag by the digest it has at each run; %s is pinned already (follow=tag "
+                    "follows it as it is)" % params["image"]
+                )
         target = desired_origin(
             ref=params["ref"],
             image=params["image"],
@@ -243,6 +263,20 @@ class RebaseUnit:
                 "signature=signed, or bootstrap_unverified for images that ship their own policy" % target.canonical
             )
         return dict(params, target=target)
+
+    def resolved(self, host, desired: dict) -> Optional[dict]:
+        """With follow=digest, what the registry holds for the tag now (read once per run), else None."""
+        if desired["follow"] != "digest":
+            return None
+        return registry.inspect_tag(host, desired["image"])
+
+    def target(self, current: dict, desired: dict) -> Origin:
+        found = current.get("registry")
+        if found is None:
+            return desired["target"]
+        return image_from_options(
+            found["pinned"], transport="registry", signature=desired["signature"], remote=desired["signature_remote"]
+        )
 
     def read(self, host, desired: dict) -> dict:
         if not reader.is_ostree_booted(host):
@@ -269,11 +303,16 @@ class RebaseUnit:
                     "the booted deployment has rpm-ostree layering (packages or overrides), which bootc cannot manage; "
                     "run 'rpm-ostree reset' and reboot, or use backend=rpm-ostree"
                 )
-            return {"backend": "bootc", "current": bootc_current(status)}
-        return {"backend": "rpm-ostree", "merge": reader.merge(reader.status(host)), "policy": host.read_text(POLICY_JSON)}
+            return {"backend": "bootc", "current": bootc_current(status), "registry": self.resolved(host, desired)}
+        return {
+            "backend": "rpm-ostree",
+            "merge": reader.merge(reader.status(host)),
+            "policy": host.read_text(POLICY_JSON),
+            "registry": self.resolved(host, desired),
+        }
 
     def plan(self, current: dict, desired: dict) -> Plan:
-        target = desired["target"]
+        target = self.target(current, desired)
         if current["backend"] == "bootc":
             now = current["current"]
             changed = now is None or not same_origin(now, target)
@@ -292,22 +331,26 @@ class RebaseUnit:
             raise reader.OstreeHostError(found["message"])
         requested = list(merge.get("requested_packages") or [])
         install = [name for name in desired["install"] if name not in requested] if found["changed"] else []
+        # An image built from the document provides its packages (its label): their requests go with the switch.
+        provided = (current.get("registry") or {}).get("packages") or []
+        uninstall = sorted(set(requested) & set(provided)) if found["changed"] else []
         diff = {"before": dict(found["before"]), "after": dict(found["after"])}
-        if desired["install"]:
+        if desired["install"] or uninstall:
             diff["before"]["requested_packages"] = sorted(requested)
-            diff["after"]["requested_packages"] = sorted(requested + install)
+            diff["after"]["requested_packages"] = sorted(set(requested + install) - set(uninstall))
         return Plan(
             changed=found["changed"],
             diff=diff,
-            actions={"target": found["target"], "install": install, "requested": requested},
+            actions={"target": found["target"], "install": install, "uninstall": uninstall, "requested": requested},
             result={
                 "origin": found["after"]["origin"],
                 "step": found["step"],
                 "backend": "rpm-ostree",
                 "installed": install,
+                "removed": uninstall,
                 "provided_by_base": {},
             },
-            reboot_reasons=["origin-changed"] + (["layering-changed"] if install else []),
+            reboot_reasons=["origin-changed"] + (["layering-changed"] if install or uninstall else []),
             warnings=[found["message"]] if found["message"] and found["step"] == "bootstrap" else [],
         )
 
@@ -326,14 +369,22 @@ class RebaseUnit:
 
         def attempt(provided: dict) -> list:
             install = [name for name in asked if name not in provided]
-            argv = rpm_ostree_argv(plan.actions["target"], bypass_driver=desired["bypass_driver"], install=install)
+            argv = rpm_ostree_argv(
+                plan.actions["target"],
+                bypass_driver=desired["bypass_driver"],
+                install=install,
+                uninstall=plan.actions["uninstall"],
+            )
             reader.transaction(host, argv, desired, ok_rcs=(0,))
             return install
 
         install, provided = without_provided(attempt, lambda: asked)
         result = {"installed": install, "provided_by_base": provided}
-        if desired["install"]:
-            after = dict(plan.diff["after"], requested_packages=sorted(plan.actions["requested"] + install))
+        if desired["install"] or plan.actions["uninstall"]:
+            after = dict(
+                plan.diff["after"],
+                requested_packages=sorted(set(plan.actions["requested"] + install) - set(plan.actions["uninstall"])),
+            )
             result["diff"] = {"before": plan.diff["before"], "after": after}
         return result
 

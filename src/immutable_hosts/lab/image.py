@@ -61,10 +61,14 @@ CONTAINERS_CONF = """\
 # per-user key quota (kernel.keys.maxkeys/maxbytes) that crun's per-container session keyrings draw on is shared by
 # the whole fleet; with 100 hosts it runs out ("create keyring: Disk quota exceeded"). A real host has a kernel of
 # its own.
+# netns = "host": a bridge network (netavark) writes /proc/sys, which nspawn keeps read-only; builds and containers
+# without a Network= of their own share the host's namespace, which is the lab host's own.
+# A host's build limits are the machine's, written when the host is provisioned (oci_content.BUILD_LIMITS).
 [containers]
 pids_limit = 0
 default_sysctls = []
 keyring = false
+netns = "host"
 """
 
 SSHD_CONF = """\

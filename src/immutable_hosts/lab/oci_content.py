@@ -20,6 +20,7 @@ import io
 import json
 import os
 import pathlib
+import resource
 import subprocess
 import tarfile
 import tempfile
@@ -268,6 +269,24 @@ def _make_owned_dirs(base: pathlib.Path, rel: pathlib.PurePosixPath, uid: int, g
         os.chown(current, uid, gid)
 
 
+BUILD_LIMITS = pathlib.PurePosixPath("/etc/containers/containers.conf.d/50-immutable-hosts-lab-limits.conf")
+
+
+def build_limits_conf() -> str:
+    """containers.conf's default limits at the machine's own hard limits.  Without them, a build's RUN steps (buildah,
+    as root) get RLIMIT_NOFILE and RLIMIT_NPROC raised to 1048576, above what the machine allows, and no lab host may
+    raise a limit (the machine itself lacks CAP_SYS_RESOURCE); podman run lowers its own defaults, buildah does not."""
+    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    nproc = resource.getrlimit(resource.RLIMIT_NPROC)[1]
+    limits = [
+        f"{name}={value}:{value}" for name, value in (("nofile", nofile), ("nproc", nproc)) if value != resource.RLIM_INFINITY
+    ]
+    return (
+        "# immutable-hosts lab: the machine's hard limits, which no lab host can raise (written at provisioning)\n"
+        "[containers]\ndefault_ulimits = [%s]\n" % ", ".join(f'"{limit}"' for limit in limits)
+    )
+
+
 def provision_host(root: pathlib.Path, storage_dirs: dict[str, pathlib.Path]) -> None:
     """Prepare a host before first boot so the preload unit fills both storages at boot.
 
@@ -290,3 +309,4 @@ def provision_host(root: pathlib.Path, storage_dirs: dict[str, pathlib.Path]) ->
     _make_owned_dirs(home_dir, rel, uid, gid)
     if not _under(root, ARCHIVE_IN_IMAGE).is_file():
         install_into_rootfs(root)
+    _write_if_changed(_under(root, BUILD_LIMITS), build_limits_conf().encode())

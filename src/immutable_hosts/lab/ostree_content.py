@@ -75,7 +75,12 @@ IMAGES: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 DEFAULT_SIGNER = "fedora"
 # Bumped when the server content's shape changes, so an older lab's content is rebuilt.
-CATALOGUE_FORMAT = 3
+CATALOGUE_FORMAT = 4
+# What a derived build runs in the lab's OS images (RUN steps of an immutable.hosts image context): busybox-static
+# for the shell and coreutils, and the simulated dnf, systemctl and bootc of os_tools/. Only images of the machine's
+# own architecture carry them: a build runs where the machine can execute it (no emulation here).
+OS_TOOLS = Path(__file__).resolve().parent / "os_tools"
+OS_TOOL_NAMES = {"dnf.sh": "dnf", "systemctl.sh": "systemctl", "bootc.sh": "bootc"}
 PROFILE_REFS = {
     "silverblue": "fedora/41/x86_64/silverblue",
     "apple-silicon": "fedora/41/aarch64/silverblue",
@@ -284,16 +289,8 @@ def _timestamp(date: str, serial: int = 0) -> int:
     return int(day.timestamp()) + 8 * 3600 + serial * 60
 
 
-def _gv_str(s: str) -> str:
-    return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def _pkglist_gvariant(pkgs: dict[str, str]) -> str:
-    items = []
-    for nevra in pkgs.values():
-        name, epoch, version, release, arch = simcore.split_nevra(nevra)
-        items.append(f"({_gv_str(name)}, uint64 {epoch}, {_gv_str(version)}, {_gv_str(release)}, {_gv_str(arch)})")
-    return "[" + ", ".join(items) + "]"
+    return simcore.pkglist_gvariant(list(pkgs.values()))
 
 
 # ---------------------------------------------------------------- trees and commits
@@ -386,8 +383,51 @@ def _image_arch(tmp: Path, layout: Layout, name: str, arch: str, date: str, seri
     _write_tree(tree, release, arch, variant, version, pkgs)
     # Each image is its own build: no two names share a manifest, so a manifest leads back to one image's commit.
     (tree / "usr/lib/lab-image").write_text(name + "\n")
+    if arch == os.uname().machine:
+        add_build_tools(tree, release, arch)
     image = layout.image(tree, OCI_ARCH[arch], _image_labels(version, kver), created, variant=OCI_VARIANT.get(arch))
     return {"tree": tree, "image": image, "version": version, "created": created, "ts": ts, "kver": kver, "pkgs": pkgs}
+
+
+def tools_digest() -> str:
+    """A digest of what :func:`add_build_tools` puts into an image, so a change to it rebuilds the images."""
+    digest = hashlib.sha256()
+    for name in sorted(OS_TOOL_NAMES):
+        digest.update(name.encode() + b"\0" + (OS_TOOLS / name).read_bytes())
+    return digest.hexdigest()
+
+
+def add_build_tools(tree: Path, release: str, arch: str) -> None:
+    """What a derived build needs in an image's tree: ``/usr/bin/busybox`` with a link per applet that the image has
+    no file for (the shell, ``ln``, ``mkdir``...), the simulated ``dnf``, ``systemctl`` and ``bootc``, and the package
+    catalogue dnf resolves names in: ``/usr/share/lab-dnf/fedora.list`` (Fedora's repositories, "name NEVRA" lines)
+    and one ``extra/NAME.list`` per other lab repository, its first line ``baseurl URL signed yes|no``."""
+    from immutable_hosts.lab import oci_content
+
+    bindir = tree / "usr/bin"
+    bindir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(oci_content.find_busybox(), bindir / "busybox")
+    (bindir / "busybox").chmod(0o755)
+    for source, name in OS_TOOL_NAMES.items():
+        shutil.copyfile(OS_TOOLS / source, bindir / name)
+        (bindir / name).chmod(0o755)
+    for path in oci_content.applet_paths(bindir / "busybox"):
+        applet = Path(path).name
+        if not (bindir / applet).exists():
+            (bindir / applet).symlink_to("busybox")
+    for top in ("bin", "sbin"):
+        (tree / top).symlink_to("usr/bin")
+    catalogue_dir = tree / "usr/share/lab-dnf"
+    (catalogue_dir / "extra").mkdir(parents=True)
+    lines = [f"{name} {nevra}\n" for name, nevra in repo_packages(release, arch).items()]
+    (catalogue_dir / "fedora.list").write_text("".join(lines))
+    for repo_name, spec in EXTRA_REPOS.items():
+        url = spec["baseurl"].replace("$releasever", release).replace("$basearch", arch).rstrip("/")
+        head = f"baseurl {url} signed {'yes' if spec['key'] else 'no'}\n"
+        body = [
+            f"{n} {_nevra(n, vr, arch if kind == 'arch' else 'noarch')}\n" for n, (vr, kind) in sorted(spec["packages"].items())
+        ]
+        (catalogue_dir / "extra" / f"{repo_name}.list").write_text(head + "".join(body))
 
 
 def _commit_image(repo: Path, name: str, arch: str, built: dict[str, Any], index_digest: str) -> dict[str, Any]:
@@ -482,6 +522,7 @@ def build_server(server_dir: Path) -> None:
         and (server_dir / "packages/catalogue.json").exists()
         and (layout_path(server_dir) / "index.json").exists()
         and json.loads(cat_path.read_text()).get("format") == CATALOGUE_FORMAT
+        and json.loads(cat_path.read_text()).get("tools") == tools_digest()
         and set(catalogue(server_dir)) == set(IMAGES)
     ):
         return
@@ -501,7 +542,9 @@ def build_server(server_dir: Path) -> None:
         images[name] = _build_image(repo, layout, name, spec["arches"], dict.fromkeys(spec["arches"], (spec["date"], 0)))
     _ostree("summary", f"--repo={repo}", "-u")
     cat_path.parent.mkdir(parents=True, exist_ok=True)
-    cat_path.write_text(json.dumps({"format": CATALOGUE_FORMAT, "images": images}, indent=2, sort_keys=True))
+    cat_path.write_text(
+        json.dumps({"format": CATALOGUE_FORMAT, "tools": tools_digest(), "images": images}, indent=2, sort_keys=True)
+    )
 
 
 def _next_date_serial(version: str) -> tuple[str, int]:

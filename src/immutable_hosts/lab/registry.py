@@ -157,7 +157,7 @@ def ensure_material(state: LabState, tools: Tools) -> None:
         write_whole(names_file, names)
     credentials = base / "credentials.json"
     if not credentials.exists():
-        password = secrets.token_urlsafe(18)
+        password = secrets.token_hex(18)  # never starts with "-", which a tool would read as an option
         entry = tools.run("htpasswd", "-nbB", "-C", "5", AUTH_USER, password, what="htpasswd").strip()
         write_whole(base / "htpasswd", entry + "\n")
         write_whole(credentials, json.dumps({"registry": AUTH_REGISTRY, "username": AUTH_USER, "password": password}) + "\n")
@@ -308,7 +308,7 @@ def push(state: LabState, tools: Tools, layout: Path, layout_ref: str, name: str
     if instance == "auth":
         c = credentials(state)
         creds = ["--dest-creds", f"{c['username']}:{c['password']}"]
-        cosign_creds = ["--registry-username", c["username"], "--registry-password", c["password"]]
+        cosign_creds = [f"--registry-username={c['username']}", f"--registry-password={c['password']}"]
     env = {
         "HOME": str(base / "home"),
         "CONTAINERS_REGISTRIES_CONF": str(registries_conf),

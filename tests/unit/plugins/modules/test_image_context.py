@@ -80,7 +80,8 @@ def test_the_containerfile_builds_from_the_digest_in_exec_form(tmp_path, capsys)
     assert result["base_image"] == BASE
     assert result["containerfile"].splitlines()[1:] == [
         "FROM " + BASE,
-        'LABEL "io.immutable-hosts.source"="group silverblue"',
+        'LABEL "io.immutable-hosts.packages"="htop,tmux,zsh" \\',
+        '      "io.immutable-hosts.source"="group silverblue"',
         "COPY tree/ /",
         'RUN ["dnf", "-y", "remove", "firefox", "firefox-langpacks"]',
         'RUN ["dnf", "-y", "install", "htop", "tmux", "zsh"]',

@@ -398,6 +398,20 @@ def split_nevra(nevra: str) -> tuple[str, int, str, str, str]:
     return name, epoch, version, release, arch
 
 
+def gv_str(text: str) -> str:
+    """A GVariant text-format string (what ``ostree commit --add-metadata`` parses)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def pkglist_gvariant(nevras: list[str]) -> str:
+    """``rpmostree.rpmdb.pkglist`` in GVariant text: ``a(stsss)``, one (name, epoch, version, release, arch) each."""
+    items = []
+    for nevra in nevras:
+        name, epoch, version, release, arch = split_nevra(nevra)
+        items.append(f"({gv_str(name)}, uint64 {epoch}, {gv_str(version)}, {gv_str(release)}, {gv_str(arch)})")
+    return "@a(stsss) [" + ", ".join(items) + "]"
+
+
 def nevra_tuple(nevra: str) -> list[Any]:
     name, epoch, version, release, arch = split_nevra(nevra)
     return [nevra, name, epoch, version, release, arch]
