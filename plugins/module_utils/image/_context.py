@@ -284,13 +284,10 @@ def base_chroot(host: Any, base: str) -> str:
     label Fedora's images carry, ``42.20250416.0``) and the build host's architecture, read once per run."""
 
     def read() -> str:
-        result = host.run(["skopeo", "inspect", "--no-tags", "docker://" + base], check=False, timeout=300)
-        if result.rc != 0:
-            raise ContextError("skopeo inspect docker://%s failed: %s" % (base, (result.stderr or result.stdout).strip()))
-        try:
-            labels = json.loads(result.stdout).get("Labels") or {}
-        except ValueError:
-            raise ContextError("skopeo inspect docker://%s printed no JSON" % base) from None
+        found = registry.skopeo_inspect(host, base, error=ContextError)
+        if found is None:
+            raise ContextError("the registry has no base image %s" % base)
+        labels = found.get("Labels") or {}
         version = str(labels.get("org.opencontainers.image.version") or "")
         release, arch = version.split(".", 1)[0], repos.BASEARCH.get(host.machine())
         if not release.isdigit() or arch is None:

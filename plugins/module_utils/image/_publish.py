@@ -37,13 +37,12 @@ from ansible_collections.immutable.hosts.plugins.module_utils.image._tree import
     read_tree,
 )
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _imageref as imageref
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _registry as registry
 
 CONTEXT_LABEL = "io.immutable-hosts.context"
 CONTAINERFILE = "Containerfile"
 BUILD_TIMEOUT = 3600.0
 PUSH_TIMEOUT = 1800.0
-# What skopeo prints for a tag or a repository the registry does not have (distribution's error codes).
-ABSENT = ("manifest unknown", "name unknown")
 # The copy's own policy: the source is the image this module just built, in the host's Podman storage.
 COPY_POLICY = {"default": [{"type": "reject"}], "transports": {"containers-storage": {"": [{"type": "insecureAcceptAnything"}]}}}
 
@@ -86,19 +85,8 @@ def registry_options(params: dict, prefix: str = "") -> list:
 
 def inspect(host, params: dict, name: str, raw: bool = False) -> Optional[dict]:
     """``skopeo inspect`` of ``docker://name``: the document, or None when the registry has no such tag."""
-    argv = ["skopeo", "inspect", "--no-tags", *registry_options(params)]
-    if raw:
-        argv.append("--raw")
-    result = host.run([*argv, "docker://" + name], check=False, timeout=300)
-    if result.rc != 0:
-        message = (result.stderr or result.stdout).strip()
-        if any(marker in message.lower() for marker in ABSENT):
-            return None
-        raise PublishError("skopeo inspect docker://%s failed: %s" % (name, message))
-    try:
-        return json.loads(result.stdout)
-    except ValueError:
-        raise PublishError("skopeo inspect docker://%s printed no JSON: %s" % (name, result.stdout[:200])) from None
+    options = registry_options(params) + (["--raw"] if raw else [])
+    return registry.skopeo_inspect(host, name, options, PublishError)
 
 
 def describe(state: Optional[dict]) -> str:

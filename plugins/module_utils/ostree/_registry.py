@@ -14,7 +14,7 @@ Standard library only, Python 3.9+.
 from __future__ import annotations
 
 import json
-from typing import Optional
+from typing import Optional, Sequence
 
 from ansible_collections.immutable.hosts.plugins.module_utils.common._errors import HostsError
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree._imageref import (
@@ -48,6 +48,21 @@ def pinned(name: RegistryName, digest: str) -> str:
     return "%s/%s@%s" % (name.registry, name.repository, digest)
 
 
+def skopeo_inspect(host, reference: str, options: Sequence[str] = (), error: type = RegistryError) -> Optional[dict]:
+    """``skopeo inspect --no-tags OPTIONS docker://reference``: its document, or None when the registry has no such
+    tag or repository; any other failure raises ``error`` with skopeo's words."""
+    result = host.run(["skopeo", "inspect", "--no-tags", *options, "docker://" + reference], check=False, timeout=300)
+    if result.rc != 0:
+        message = (result.stderr or result.stdout).strip()
+        if any(marker in message.lower() for marker in ABSENT):
+            return None
+        raise error("skopeo inspect docker://%s failed: %s" % (reference, message))
+    try:
+        return json.loads(result.stdout)
+    except ValueError:
+        raise error("skopeo inspect docker://%s printed no JSON" % reference) from None
+
+
 def inspect_tag(host, image: str) -> dict:
     """``{"name", "digest", "pinned", "packages"}`` of the image ``image`` (a registry name with a tag) now, read once
     per run; a tag the registry does not have is an error that says so."""
@@ -56,19 +71,10 @@ def inspect_tag(host, image: str) -> dict:
         raise RegistryError("%s is pinned by digest already; image mode follows a tag, resolved at each run" % image)
 
     def read() -> dict:
-        argv = ["skopeo", "inspect", "--no-tags"]
         auth = next((path for path in AUTH_FILES if host.exists(path)), None)
-        argv += ["--authfile", auth] if auth else ["--no-creds"]
-        result = host.run([*argv, "docker://" + name.canonical], check=False, timeout=300)
-        if result.rc != 0:
-            message = (result.stderr or result.stdout).strip()
-            if any(marker in message.lower() for marker in ABSENT):
-                raise RegistryError("the registry has no image %s (build it first: immutable-hosts image build)" % image)
-            raise RegistryError("skopeo inspect docker://%s failed: %s" % (name.canonical, message))
-        try:
-            found = json.loads(result.stdout)
-        except ValueError:
-            raise RegistryError("skopeo inspect docker://%s printed no JSON" % name.canonical) from None
+        found = skopeo_inspect(host, name.canonical, ["--authfile", auth] if auth else ["--no-creds"])
+        if found is None:
+            raise RegistryError("the registry has no image %s (build it first: immutable-hosts image build)" % image)
         digest = str(found.get("Digest") or "")
         if not digest.startswith("sha256:"):
             raise RegistryError("skopeo inspect docker://%s gave no digest" % name.canonical)
