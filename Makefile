@@ -99,8 +99,9 @@ cli: $(STAMP) tree
 # The lab: contract tests of the rpm-ostree/bootc simulators, the lab's own content and smoke tests, the lab tests
 # and the molecule scenarios, then the module tests that need Podman's real Quadlet generator (taken from the lab
 # image, which carries podman 5).  Ansible runs one task at a time, so a lab stream keeps about one core busy: the
-# lab tests and scenarios run as two streams side by side, each with labs of its own (stream A on <repo>/.lab, B on
-# <repo>/.lab-b; every lab shares the image, built once under its lock) and its own share of the session's hosts.
+# lab tests and scenarios run as two streams side by side, each with labs of its own (stream A on <repo>/.lab-a, B on
+# <repo>/.lab-b, never the lab `make demo` leaves up in <repo>/.lab with its group_vars; every lab shares .lab's image,
+# built once under its lock) and its own share of the session's hosts.
 # Test files and scenarios not named for stream A run in stream B.  One ansible-native molecule scenario per role,
 # each on a lab of its own (create/destroy through the lab).
 MOLECULE_SCENARIOS := os_image flatpak rootless_podman apple_silicon workstation health image_build
@@ -127,7 +128,8 @@ lab-tests: $(STAMP) tree
 
 lab-stream-a:
 	@echo "== lab tests, stream A: $(LAB_A_TESTS)"
-	@LAB_TEST_HOSTS=$(LAB_A_HOSTS) IMMUTABLE_HOSTS_LAB_DIR=$(ROOT)/.lab $(VENV)/bin/python -m pytest -q -p no:cacheprovider \
+	@mkdir -p .lab/image .lab-a && ln -sfn $(ROOT)/.lab/image .lab-a/image
+	@LAB_TEST_HOSTS=$(LAB_A_HOSTS) IMMUTABLE_HOSTS_LAB_DIR=$(ROOT)/.lab-a $(VENV)/bin/python -m pytest -q -p no:cacheprovider \
 	    --junitxml=$(REPORTS)/lab-a.xml $(LAB_A_TESTS:%=tests/lab/%)
 	@$(MAKE) --no-print-directory molecule-scenarios MOLECULE_SCENARIOS="$(LAB_A_MOLECULE)"
 
