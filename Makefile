@@ -27,7 +27,7 @@ VENV221  := $(ROOT)/.venv-core221
 STAMP    := $(VENV)/.installed
 STAMP221 := $(VENV221)/.installed
 
-.PHONY: help deps venv test demo bench lint units cli lab-tests molecule units-219 units-221 compile-py39 tree sanity docs collection summary clean
+.PHONY: help deps venv test demo bench lint units cli lab-tests lab-stream-a lab-stream-b molecule molecule-scenarios units-219 units-221 compile-py39 tree sanity docs collection summary clean
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -60,7 +60,7 @@ $(STAMP221): pyproject.toml
 
 test: deps venv
 	@rm -rf $(REPORTS) && mkdir -p $(REPORTS)
-	@$(MAKE) --no-print-directory lint units cli compile-py39 tree sanity docs collection lab-tests molecule
+	@$(MAKE) --no-print-directory lint units cli compile-py39 tree sanity docs collection lab-tests
 	@$(MAKE) --no-print-directory summary
 
 lint: $(STAMP) tree
@@ -96,23 +96,58 @@ cli: $(STAMP) tree
 	@echo "== CLI tests (Python $$($(VENV)/bin/python -c 'import platform; print(platform.python_version())'))"
 	@$(VENV)/bin/python -m pytest -q -p no:cacheprovider --junitxml=$(REPORTS)/cli-py311.xml tests/cli
 
-# The lab: contract tests of the rpm-ostree/bootc simulators, the lab's own content and smoke tests, and the
-# module tests that need Podman's real Quadlet generator (taken from the lab image, which carries podman 5).
-lab-tests: $(STAMP)
-	@echo "== contract tests: the rpm-ostree and bootc simulators against the contract"
-	@$(VENV)/bin/python -m pytest -q -p no:cacheprovider --junitxml=$(REPORTS)/contract.xml tests/contract
-	@echo "== lab tests: image, content, hosts (smoke)"
-	@$(VENV)/bin/python -m pytest -q -p no:cacheprovider --junitxml=$(REPORTS)/lab.xml tests/lab
+# The lab: contract tests of the rpm-ostree/bootc simulators, the lab's own content and smoke tests, the lab tests
+# and the molecule scenarios, then the module tests that need Podman's real Quadlet generator (taken from the lab
+# image, which carries podman 5).  Ansible runs one task at a time, so a lab stream keeps about one core busy: the
+# lab tests and scenarios run as two streams side by side, each with labs of its own (stream A on <repo>/.lab-a, B on
+# <repo>/.lab-b, never the lab `make demo` leaves up in <repo>/.lab with its group_vars; every lab shares .lab's image,
+# built once under its lock) and its own share of the session's hosts.
+# Test files and scenarios not named for stream A run in stream B.  One ansible-native molecule scenario per role,
+# each on a lab of its own (create/destroy through the lab).
+MOLECULE_SCENARIOS := os_image flatpak rootless_podman apple_silicon workstation health image_build
+
+LAB_A_HOSTS      := silverblue:1-4,silverblue:8-8,bootc:1-2,bootc-only:1-2
+LAB_A_TESTS      := test_bootc.py test_os_modules.py test_rollout.py test_registry.py test_content_oci.py test_os_tools.py
+LAB_A_MOLECULE   := os_image apple_silicon health image_build
+LAB_B_HOSTS      := silverblue:5-7,kinoite:1-1
+LAB_B_TESTS      := $(filter-out $(LAB_A_TESTS),$(notdir $(wildcard tests/lab/test_*.py)))
+LAB_B_MOLECULE   := $(filter-out $(LAB_A_MOLECULE),$(MOLECULE_SCENARIOS))
+
+lab-tests: $(STAMP) tree
+	@echo "== lab streams: A ($(LAB_A_TESTS) $(LAB_A_MOLECULE:%=molecule:%)) and B (contract tests $(LAB_B_TESTS) $(LAB_B_MOLECULE:%=molecule:%)); each stream's lines are prefixed"
+	@rc_a=0; rc_b=0; \
+	  ( $(MAKE) --no-print-directory lab-stream-a 2>&1 | sed -u 's/^/[A] /' ) & pid_a=$$!; \
+	  ( $(MAKE) --no-print-directory lab-stream-b 2>&1 | sed -u 's/^/[B] /' ) & pid_b=$$!; \
+	  wait $$pid_a || rc_a=$$?; wait $$pid_b || rc_b=$$?; \
+	  echo "== lab streams: A exit $$rc_a, B exit $$rc_b"; test $$rc_a = 0 -a $$rc_b = 0
 	@gen=$$(ls -1 .lab/image/*/rootfs/usr/libexec/podman/quadlet 2>/dev/null | head -n1); \
 	if [ -z "$$gen" ]; then echo "!! no lab image: Quadlet generator tests not run"; else \
 	  echo "== Quadlet modules against the real generator ($$gen)"; \
 	  cd $(COLL) && IMMUTABLE_HOSTS_QUADLET_GENERATOR=$(ROOT)/$$gen PYTHONPATH=$(BUILD) $(VENV)/bin/python -m pytest -q -p no:cacheprovider \
 	    --import-mode=importlib --junitxml=$(REPORTS)/quadlet-generator.xml tests/unit/plugins/modules/test_quadlet_real.py; fi
 
-# One ansible-native molecule scenario per role, each on a lab of its own (create/destroy through the lab).
-MOLECULE_SCENARIOS := os_image flatpak rootless_podman apple_silicon workstation health image_build
+lab-stream-a:
+	@echo "== lab tests, stream A: $(LAB_A_TESTS)"
+	@mkdir -p .lab/image .lab-a && ln -sfn $(ROOT)/.lab/image .lab-a/image
+	@LAB_TEST_HOSTS=$(LAB_A_HOSTS) IMMUTABLE_HOSTS_LAB_DIR=$(ROOT)/.lab-a $(VENV)/bin/python -m pytest -q -p no:cacheprovider \
+	    --junitxml=$(REPORTS)/lab-a.xml $(LAB_A_TESTS:%=tests/lab/%)
+	@$(MAKE) --no-print-directory molecule-scenarios MOLECULE_SCENARIOS="$(LAB_A_MOLECULE)"
+
+lab-stream-b:
+	@echo "== contract tests: the rpm-ostree and bootc simulators against the contract"
+	@$(VENV)/bin/python -m pytest -q -p no:cacheprovider --junitxml=$(REPORTS)/contract.xml tests/contract
+	@echo "== lab tests, stream B: $(LAB_B_TESTS)"
+	@mkdir -p .lab/image .lab-b && ln -sfn $(ROOT)/.lab/image .lab-b/image
+	@LAB_TEST_HOSTS=$(LAB_B_HOSTS) IMMUTABLE_HOSTS_LAB_DIR=$(ROOT)/.lab-b $(VENV)/bin/python -m pytest -q -p no:cacheprovider \
+	    --junitxml=$(REPORTS)/lab-b.xml $(LAB_B_TESTS:%=tests/lab/%)
+	@$(MAKE) --no-print-directory molecule-scenarios MOLECULE_SCENARIOS="$(LAB_B_MOLECULE)"
 
 molecule: $(STAMP) tree
+	@$(MAKE) --no-print-directory molecule-scenarios
+
+# The streams' own entry points: they run after lab-tests' prerequisites (the venv and the collection tree), never
+# remaking them side by side.
+molecule-scenarios:
 	@for s in $(MOLECULE_SCENARIOS); do echo "== molecule: $$s"; \
 	  (cd extensions && PATH=$(VENV)/bin:$$PATH $(VENV)/bin/molecule test -s $$s) || exit 1; done
 

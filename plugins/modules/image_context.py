@@ -23,6 +23,17 @@ description:
   - System Quadlet units go to C(/usr/share/containers/systemd); the images of C(.container) and C(.image) units
     become logically bound images (a link in C(/usr/lib/bootc/bound-images.d), and the unit reads them from bootc's
     store through C(GlobalArgs=--storage-opt=additionalimagestore=/usr/lib/bootc/storage)).
+  - A user's Quadlet units go to C(/etc/containers/systemd/users/UID), where Podman's generator finds them for that
+    user, when O(user_ids) gives the user's UID; their images are the user's to pull (a bound image is bootc's, root's).
+  - The trust (C(os.trust)) is planned as M(immutable.hosts.image_policy) plans it on a host; the image's
+    C(/etc/containers/policy.json) holds the document's entries over the policy containers-common ships (entries a
+    base image adds of its own are not kept), with the keys it names (given by C(key)) and the scopes'
+    C(registries.d) files. An entry whose key is a file on the host (C(key_path) alone) stays at runtime.
+  - The update policy (C(os.update_policy)) is planned as M(immutable.hosts.update_policy) plans it on a host with no
+    settings of its own, into C(/etc/rpm-ostreed.conf), the update timer enabled or disabled in the build
+    (C(bootc-fetch-apply-updates.timer) when C(os.rebase.backend=bootc)), the window's and the service's drop-ins.
+    The update gate (C(skip_metered), C(skip_user_sessions)) is a program under C(/usr/local), which is C(/var) on an
+    image-based host and no image updates, so those conditions stay at runtime.
   - System Flatpak remotes become C(.flatpakrepo) files in C(/etc/flatpak/remotes.d), which Flatpak adds itself; a
     remote given by C(flatpakrepo_url) is read once, from where this module runs. System apps become Flatpak's
     preinstall files (C(/usr/share/flatpak/preinstall.d), Flatpak 1.17 and later) with O(flatpak_preinstall=true),
@@ -30,9 +41,9 @@ description:
     System overrides become C(tmpfiles.d) lines that write each override file under C(/var/lib/flatpak/overrides) at
     every boot, since C(/var) is the host's and not the image's.
   - What an image cannot carry stays at runtime, and RV(runtime) names each such resource with the reason. Secrets and
-    credentials never go into an image; users, a user's Flatpak installation and a user's Quadlet units are the
-    host's; removals (packages, kernel arguments, remotes, apps) are changes to a host; so are local
-    RPM files and the update policy, initramfs and image trust, which are converged at runtime for now.
+    credentials never go into an image; users, a user's Flatpak installation and the Quadlet units of a user whose
+    UID is not in O(user_ids) are the host's; removals (packages, kernel arguments, remotes, apps) are changes to a
+    host; local RPM files are the controller's; the initramfs is regenerated on the host.
   - The context is reproducible. Every step is in exec form (argv, no shell), files are sorted and carry no date, so
     the same document gives the same files and RV(context_digest). A second run changes nothing; a check shows the
     diff of every file it would write or remove. O(path) must be new, empty, or a context this module wrote (it
@@ -82,6 +93,12 @@ options:
       - End the build with C(bootc container lint).
     type: bool
     default: true
+  user_ids:
+    description:
+      - The UIDs of the document's users on the hosts that follow the image (C(core) to C(1000)), so their Quadlet units
+        can be carried in C(/etc/containers/systemd/users/UID). A user not named here keeps its units at runtime.
+    type: dict
+    default: {}
 notes:
   - Nothing in the document is run or installed where the module runs; only a C(.flatpakrepo) URL is read.
 seealso:

@@ -2,7 +2,8 @@
 
 ``lab_session`` brings the hosts up once per test session and takes the whole lab down at the end, also when tests
 fail or the session is interrupted. Which hosts: ``LAB_TEST_HOSTS`` (default ``DEFAULT_HOSTS``), a comma list of
-``profile:count``; each profile's hosts are named ``<profile>-1 …``. The state dir is the lab default
+``profile:count`` (hosts ``<profile>-1 …``) or ``profile:first-last`` (hosts ``<profile>-first … <profile>-last``), so
+two sessions can split the hosts (``make lab-tests`` runs two streams, each on a lab of its own). The state dir is the lab default
 (``IMMUTABLE_HOSTS_LAB_DIR`` or ``<repo>/.lab``), so the image cache is shared with manual ``lab up`` runs.
 ``LAB_KEEP=1`` leaves the hosts running after the session (for debugging; run ``lab down`` yourself).
 """
@@ -58,12 +59,17 @@ def lab_unavailable() -> str | None:
 DEFAULT_HOSTS = "silverblue:8,kinoite:1,bootc:2,bootc-only:2"
 
 
-def requested_hosts() -> dict[str, int]:
+def requested_hosts() -> list[tuple[str, int, int]]:
+    """``(profile, first, count)`` for each item of ``LAB_TEST_HOSTS``."""
     spec = os.environ.get("LAB_TEST_HOSTS", DEFAULT_HOSTS)
-    wanted: dict[str, int] = {}
+    wanted: list[tuple[str, int, int]] = []
     for item in filter(None, (part.strip() for part in spec.split(","))):
-        profile, _, count = item.partition(":")
-        wanted[profile] = int(count or 1)
+        profile, _, numbers = item.partition(":")
+        first, dash, last = (numbers or "1").partition("-")
+        if dash:
+            wanted.append((profile, int(first), int(last) - int(first) + 1))
+        else:
+            wanted.append((profile, 1, int(first)))
     return wanted
 
 
@@ -150,8 +156,8 @@ def lab_session(lab_state_dir: Path) -> Iterator[LabSession]:
     hosts: dict[str, list[str]] = {}
     lab = api.Lab(lab_state_dir)
     try:
-        for profile, count in requested_hosts().items():
-            hosts[profile] = lab.up(hosts=count, profile=profile)
+        for profile, first, count in requested_hosts():
+            hosts.setdefault(profile, []).extend(lab.up(hosts=count, profile=profile, first=first))
         yield LabSession(lab_state_dir, lab.inventory, hosts)
     finally:
         if os.environ.get("LAB_KEEP") != "1":

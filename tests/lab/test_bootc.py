@@ -312,3 +312,27 @@ def test_a_broken_update_rolls_back_on_the_host_by_itself(lab, lab_session, host
     assert not sh(lab_session, "find /etc/greenboot -name '*.sh'").stdout.strip()
     assert sh(lab_session, "test -e /etc/systemd/system/immutable-hosts-health.service", rc=None).returncode != 0
     assert health_state(lab_session)["last_rollback"]["from"] == f"{broken}.0"
+
+
+def test_bootc_follows_a_tag_by_the_digest_it_has_at_each_run(lab, lab_session, host) -> None:
+    """Image mode on a host bootc alone manages: rebase with follow=digest resolves the tag in the registry (skopeo,
+    on the host) and switches to name@digest, pinned; a new digest under the tag is the next change. The host goes
+    back to following the tag at the end."""
+    repository = IMAGE.rsplit(":", 1)[0]
+    args = {"image": IMAGE, "follow": "digest", "signature": "unverified"}
+    first_digest = published_digest(lab_session)
+    checked, switched = checked_then_twice(lab, lab_session, "immutable.hosts.rebase", args)
+    assert checked["backend"] == switched["backend"] == "bootc"
+    assert switched["origin"].endswith(f"{repository}@{first_digest}"), switched
+    staged = bootc_status(lab_session)["staged"]
+    assert staged["image"]["image"] == {"image": f"{repository}@{first_digest}", "transport": "registry"}, staged
+
+    # The tag moves: the next run follows the new digest, and a check says so first.
+    second_digest = published_digest(lab_session)
+    checked, moved = checked_then_twice(lab, lab_session, "immutable.hosts.rebase", args)
+    assert moved["origin"].endswith(f"{repository}@{second_digest}") and second_digest != first_digest
+    assert bootc_status(lab_session)["staged"]["image"]["image"]["image"] == f"{repository}@{second_digest}"
+
+    back = lab.module("immutable.hosts.rebase", {"image": IMAGE, "signature": "unverified"}, hosts=[HOST])
+    assert back.ok and back.results[0].changed, back.explain()
+    assert bootc_status(lab_session)["staged"]["image"]["image"] == REFERENCE

@@ -99,6 +99,7 @@ def group_vars(state_dir: Path, mode: str) -> None:
             "image_build_image": IMAGE,
             "image_build_sigstore_private_key": KEY + ".private",
             "image_build_sigstore_passphrase": PASSPHRASE,
+            "image_build_user_ids": {"core": 1000},
         }
     )
     (directory / "silverblue.yml").write_text(yaml.safe_dump(silverblue, sort_keys=False))
@@ -174,6 +175,7 @@ def test_one_inventory_layering_then_image_mode(image_lab: Path, tmp_path: Path)
     assert reference.startswith(REPOSITORY + "@sha256:")
     containerfile = on_host(image_lab, "cat", CONTEXT + "/Containerfile").stdout
     assert '["dnf", "-y", "install", "htop", "tmux", "starship"]' in containerfile
+    assert 'RUN ["systemctl", "disable", "rpm-ostreed-automatic.timer"]' in containerfile.splitlines()  # all.yml's
     copr = on_host(image_lab, "cat", CONTEXT + "/tree/etc/yum.repos.d/_copr:copr.lab:lab:tools.repo")
     assert copr.returncode == 0 and "fedora-$releasever-$basearch" in copr.stdout, copr.stderr
     inspected = json.loads(on_host(image_lab, "skopeo", "inspect", "--no-tags", "docker://" + IMAGE).stdout)
@@ -212,6 +214,25 @@ def test_one_inventory_layering_then_image_mode(image_lab: Path, tmp_path: Path)
             now["checksum"], host=host,
         )  # fmt: skip
         assert all(f"'{name}'" in pkglist.stdout for name in ("htop", "tmux", "starship", "bash")), pkglist.stdout
+
+    # What the image carries besides packages, in the deployed tree (its /etc as /usr/etc): the trust, so the image
+    # verifies its own next update; the update policy; core's rootless unit where Quadlet finds it for UID 1000.
+    def deployed(path: str) -> str:
+        done = on_host(image_lab, "ostree", "cat", "--repo=/ostree/repo", booted(image_lab)["checksum"], path)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    policy = json.loads(deployed("/usr/etc/containers/policy.json"))
+    assert policy["default"] == [{"type": "reject"}]
+    assert set(policy["transports"]["docker"]) == {"", "quay.io/fedora", REPOSITORY}
+    fleet = policy["transports"]["docker"][REPOSITORY][0]
+    assert fleet["type"] == "sigstoreSigned"
+    assert deployed("/usr" + fleet["keyPath"]) == (image_lab / "keys" / "fleet.pub").read_text().strip() + "\n"
+    assert "use-sigstore-attachments: true" in deployed(
+        "/usr/etc/containers/registries.d/registry.lab-5000-fleet-silverblue.yaml"
+    )
+    assert "AutomaticUpdatePolicy=none" in deployed("/usr/etc/rpm-ostreed.conf").splitlines()
+    assert "Image=localhost/lab/busybox:latest" in deployed("/usr/etc/containers/systemd/users/1000/heartbeat.container")
     again = converge(image_lab)
     assert not any(again.changed(host) for host in HOSTS), [t.name for t in again.changed_tasks()]
 

@@ -118,9 +118,9 @@ def test_dnf_removes_base_packages_and_refuses_what_is_not_there(tree: Path) -> 
 
 
 @needs_chroot
-def test_systemctl_enables_offline_by_the_install_section(tree: Path) -> None:
+def test_systemctl_enables_and_disables_offline_by_the_install_section(tree: Path) -> None:
     units = tree / "usr/lib/systemd/system"
-    units.mkdir(parents=True)
+    units.mkdir(parents=True, exist_ok=True)
     (units / "first.service").write_text("[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n")
     (units / "static.service").write_text("[Service]\nExecStart=/bin/true\n")
     done = run(tree, "systemctl", "enable", "first.service")
@@ -129,6 +129,12 @@ def test_systemctl_enables_offline_by_the_install_section(tree: Path) -> None:
     assert os.readlink(link) == "/usr/lib/systemd/system/first.service"
     assert run(tree, "systemctl", "enable", "missing.service").returncode == 1
     assert "no installation config" in run(tree, "systemctl", "enable", "static.service").stderr
+    done = run(tree, "systemctl", "disable", "first.service")
+    assert done.returncode == 0 and "Removed" in done.stdout, done.stderr
+    assert not os.path.lexists(link)
+    assert run(tree, "systemctl", "disable", "first.service").stdout == ""  # nothing left to remove
+    assert run(tree, "systemctl", "mask", "first.service").returncode == 1
+    assert "does not exist" in run(tree, "systemctl", "disable", "missing.service").stderr
 
 
 @needs_chroot

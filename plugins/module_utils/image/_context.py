@@ -13,6 +13,11 @@ an image-based system reads it:
 - kernel arguments to have: ``/usr/lib/bootc/kargs.d/*.toml`` (bootc's own);
 - system Quadlet units: ``/usr/share/containers/systemd``, and the images of ``.container`` and ``.image`` units as
   logically bound images (links in ``/usr/lib/bootc/bound-images.d``, pulled by bootc with the image);
+- a user's Quadlet units, when ``user_ids`` gives the user's UID: ``/etc/containers/systemd/users/UID``, where
+  Podman's generator finds them for that user;
+- the trust: ``/etc/containers/policy.json`` (the document's entries over the policy containers-common ships), the
+  keys it names and the scopes' ``registries.d`` files;
+- the update policy: ``/etc/rpm-ostreed.conf``, the update timer enabled or disabled in the build, and its drop-ins;
 - system Flatpak remotes: ``.flatpakrepo`` files in ``/etc/flatpak/remotes.d`` (Flatpak adds them);
 - system Flatpak apps: Flatpak's own preinstall files (``/usr/share/flatpak/preinstall.d``, Flatpak 1.17 and
   later), else a service that installs them at first boot, as image-based desktops do;
@@ -20,8 +25,9 @@ an image-based system reads it:
   the host's, not the image's) at every boot.
 
 What an image cannot carry stays at runtime, and the result says which resource and why: secrets and credentials,
-users (their ids, subordinate ids and linger are the host's), a user's Flatpak installation and Quadlet units,
-arguments or packages to remove from a host, and what depends on the host's current state.
+users (their ids, subordinate ids and linger are the host's), a user's Flatpak installation, the Quadlet units of a
+user whose UID is not given, the update gate (a program under ``/usr/local``, which is ``/var`` on an image-based
+host), the initramfs, arguments or packages to remove from a host, and what depends on the host's current state.
 
 Every step is argv (``RUN ["dnf", ...]``), every file is sorted and free of dates, so the same document gives the same
 context byte for byte.
@@ -32,6 +38,7 @@ Standard library plus ``ansible.module_utils``; Python 3.9+.
 from __future__ import annotations
 
 import base64
+import fnmatch
 import json
 import os
 from typing import Any, Optional
@@ -40,8 +47,10 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.immutable.hosts.plugins.module_utils import _host_state as document_schema
 from ansible_collections.immutable.hosts.plugins.module_utils.common import _files as files
+from ansible_collections.immutable.hosts.plugins.module_utils.common import _keyfile as keyfile
 from ansible_collections.immutable.hosts.plugins.module_utils.common._errors import HostsError
 from ansible_collections.immutable.hosts.plugins.module_utils.common._scaffold import Plan
+from ansible_collections.immutable.hosts.plugins.module_utils.containers import _policy as policy
 from ansible_collections.immutable.hosts.plugins.module_utils.flatpak import _apps as apps
 from ansible_collections.immutable.hosts.plugins.module_utils.flatpak import _overrides as overrides
 from ansible_collections.immutable.hosts.plugins.module_utils.flatpak import _remotes as remotes
@@ -56,8 +65,10 @@ from ansible_collections.immutable.hosts.plugins.module_utils.image._tree import
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _imageref as imageref
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _kargs as kargs
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _packages as packages
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _reader as ostree_reader
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _registry as registry
 from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _repos as repos
+from ansible_collections.immutable.hosts.plugins.module_utils.ostree import _update_policy as update_policy
 from ansible_collections.immutable.hosts.plugins.module_utils.podman import _quadlet as quadlet
 from ansible_collections.immutable.hosts.plugins.module_utils.podman import _quadlet_keys as quadlet_keys
 
@@ -65,6 +76,7 @@ CONTAINERFILE = "Containerfile"
 TREE = "tree"
 KARGS_FILE = "/usr/lib/bootc/kargs.d/50-immutable-hosts.toml"
 SYSTEM_QUADLETS = "/usr/share/containers/systemd"
+USER_QUADLETS = "/etc/containers/systemd/users"
 BOUND_IMAGES = "/usr/lib/bootc/bound-images.d"
 BOUND_STORAGE = "--storage-opt=additionalimagestore=/usr/lib/bootc/storage"
 FLATPAK_REMOTES = "/etc/flatpak/remotes.d"
@@ -77,6 +89,11 @@ OVERRIDES_DIR = "/var/lib/flatpak/overrides"
 PACKAGE_MANAGERS = ("dnf", "rpm-ostree")
 BOUND_KINDS = ("container", "image")
 DOCUMENT_KEYS = ("os", "users", "flatpak", "secrets", "quadlets")
+# The policy containers-common ships (containers-policy.json(5)): the image's policy.json is the document's trust over it.
+DEFAULT_POLICY = {
+    "default": [{"type": "insecureAcceptAnything"}],
+    "transports": {"docker-daemon": {"": [{"type": "insecureAcceptAnything"}]}},
+}
 
 
 # --- text formats -----------------------------------------------------------------------------------------------------
@@ -150,16 +167,48 @@ class Context:
         self.remove: list = []
         self.bound: list = []
         self.enable: list = []
+        self.disable: list = []
         self.runtime: list = []
         self.units: dict = {}  # Quadlet units to validate with the generator: name -> (text, service)
+        self.user_units: dict = {}  # and users' units, which the generator reads in its user mode
 
     def add(self, path: str, text: str, mode: int = 0o644) -> None:
         if path in self.files and self.files[path][0] != text:
             raise ContextError("two resources of the document write %s" % path)
         self.files[path] = (text, mode)
 
-    def stays(self, resource: Any, reason: str) -> None:
-        self.runtime.append({"resource": document_schema.label(resource), "module": resource.module, "reason": reason})
+    def stays(self, resource: Any, reason: str, part: Optional[str] = None) -> None:
+        name = document_schema.label(resource) + (" (%s)" % part if part else "")
+        self.runtime.append({"resource": name, "module": resource.module, "reason": reason})
+
+
+class ImageFiles:
+    """The image's files as a unit's ``read`` sees a host's: what the context holds so far, over the defaults a base
+    image has (``defaults``: path -> text), so a unit's own plan computes a file of the image exactly as it would a
+    host's."""
+
+    check_mode = True
+
+    def __init__(self, context: Context, defaults: dict) -> None:
+        self.context = context
+        self.defaults = defaults
+
+    def read_text(self, path: str) -> Optional[str]:
+        if path in self.context.files:
+            return self.context.files[path][0]
+        return self.defaults.get(path)
+
+    def glob(self, pattern: str) -> list:
+        names = set(self.context.files) | set(self.defaults)
+        return sorted(name for name in names if fnmatch.fnmatchcase(name, pattern) and self.read_text(name) is not None)
+
+    def assume_file(self, path: str, text: Optional[str], mode: int = 0o644) -> None:
+        """What a unit's check-mode ``report`` leaves for later units, kept in the image; a later unit of the document
+        rewrites what an earlier one wrote (one policy.json for every scope)."""
+        if text is None:
+            self.context.files.pop(path, None)
+        else:
+            self.context.files[path] = (text, mode)
 
 
 def base_image(document: dict, given: Optional[str]) -> str:
@@ -195,8 +244,11 @@ def compile_document(document: dict, options: dict, host: Any) -> dict:
     arch = options.get("flatpak_arch") or flatpak_arch(host.machine())
     app_lists: dict = {}
     override_lines: list = []
+    rebase = (document.get("os") or {}).get("rebase") or {}
+    base_backend = "bootc" if rebase.get("backend") == "bootc" else "rpm-ostree"
+    user_ids = dict(options.get("user_ids") or {})
     for resource in document_schema.resources(document):
-        compile_resource(resource, context, host, arch, app_lists, override_lines, base)
+        compile_resource(resource, context, host, arch, app_lists, override_lines, base, base_backend, user_ids)
     if app_lists:
         compile_apps(app_lists, context, bool(options.get("flatpak_preinstall")))
     if override_lines:
@@ -204,11 +256,26 @@ def compile_document(document: dict, options: dict, host: Any) -> dict:
     files = {"%s%s" % (TREE, path): value for path, value in context.files.items()}
     containerfile = render_containerfile(base, context, options)
     files[CONTAINERFILE] = (containerfile, 0o644)
-    return {"base": base, "files": files, "containerfile": containerfile, "runtime": context.runtime, "units": context.units}
+    return {
+        "base": base,
+        "files": files,
+        "containerfile": containerfile,
+        "runtime": context.runtime,
+        "units": context.units,
+        "user_units": context.user_units,
+    }
 
 
 def compile_resource(
-    resource: Any, context: Context, host: Any, arch: str, app_lists: dict, override_lines: list, base: str
+    resource: Any,
+    context: Context,
+    host: Any,
+    arch: str,
+    app_lists: dict,
+    override_lines: list,
+    base: str,
+    base_backend: str,
+    user_ids: dict,
 ) -> None:
     params = resource.params
     module = resource.module
@@ -228,7 +295,11 @@ def compile_resource(
         else:
             context.add(KARGS_FILE, render_kargs(kargs.validate(list(params["args"]))))
     elif module == "quadlet":
-        compile_quadlet(resource, context)
+        compile_quadlet(resource, context, user_ids)
+    elif module == "image_policy":
+        compile_trust(resource, context)
+    elif module == "update_policy":
+        compile_update_policy(resource, context, host, base_backend)
     elif module in ("flatpak_remote", "flatpak", "flatpak_override") and (params.get("user") or params.get("scope") == "user"):
         context.stays(resource, "a user's Flatpak installation lives in the user's home, on the host")
     elif module in ("flatpak_remote", "flatpak", "flatpak_override") and params.get("installation"):
@@ -311,12 +382,14 @@ def compile_copr(desired: dict, context: Context, host: Any, base: str) -> None:
     context.add(plan.result["path"], plan.actions["write"])
 
 
-def compile_quadlet(resource: Any, context: Context) -> None:
+def compile_quadlet(resource: Any, context: Context, user_ids: dict) -> None:
     params = dict(resource.params)
-    if params.get("user"):
+    user = params.get("user")
+    if user and user not in user_ids:
         context.stays(
             resource,
-            "Quadlet reads a user's units from /etc/containers/systemd/users/UID, and the UID is the host's",
+            "Quadlet reads a user's units from /etc/containers/systemd/users/UID, and the UID is the host's: give it in "
+            "user_ids to carry the unit in the image",
         )
         return
     if params["state"] == "absent":
@@ -325,7 +398,8 @@ def compile_quadlet(resource: Any, context: Context) -> None:
     kind = params["kind"]
     name = quadlet_keys.file_name(quadlet_keys.validate_name(params["name"], kind), kind)
     section = dict(params.get(kind) or {})
-    bound = kind in BOUND_KINDS and params["content"] is None and section.get("image")
+    # Logically bound images are pulled into bootc's store, root's: a user's containers pull into the user's own.
+    bound = not user and kind in BOUND_KINDS and params["content"] is None and section.get("image")
     if bound:
         # bootc pulls a logically bound image with the OS image, into its own store; the unit reads it from there.
         extra = section.get("global_args") or []
@@ -334,6 +408,15 @@ def compile_quadlet(resource: Any, context: Context) -> None:
             extra.append(BOUND_STORAGE)
         section["global_args"] = extra
         params[kind] = section
+    if user:
+        # The user's systemd runs the generator over this directory (Podman 5); the user's own
+        # ~/.config/containers/systemd, where the module writes at runtime, comes first and shadows it.
+        text = quadlet.desired_text(params, "user")
+        context.add("%s/%d/%s" % (USER_QUADLETS, user_ids[user], name), text)
+        if params["validate"]:
+            sections = quadlet_keys.parse_unit(text)
+            context.user_units[name] = (text, quadlet_keys.service_name(params["name"], kind, sections))
+        return
     text = quadlet.desired_text(params, "system")
     context.add("%s/%s" % (SYSTEM_QUADLETS, name), text)
     if params["validate"]:
@@ -341,6 +424,66 @@ def compile_quadlet(resource: Any, context: Context) -> None:
         context.units[name] = (text, quadlet_keys.service_name(params["name"], kind, sections))
     if bound:
         context.bound.append(name)
+
+
+def compile_trust(resource: Any, context: Context) -> None:
+    """One entry of the trust, planned by ``image_policy`` itself on the image's files: the key where the policy
+    names it, the scope's ``registries.d`` file, and ``policy.json``, which every entry of the document rewrites in
+    turn over the policy containers-common ships (a base image's own entries are not kept: trust is the document's)."""
+    params = resource.params
+    if params["policy_path"] != policy.POLICY:
+        context.stays(resource, "a policy in another file than %s is the host's" % policy.POLICY)
+        return
+    if params["key_path"] is not None and params["key"] is None:
+        context.stays(resource, "the key is a file on the host (key_path); give key, its text, to carry it in the image")
+        return
+    files_ = ImageFiles(context, {policy.POLICY: policy.render_policy(DEFAULT_POLICY, "    ")})
+    desired = policy.UNIT.desired(dict(params), None)
+    plan = policy.UNIT.plan(policy.UNIT.read(files_, desired), desired)
+    # What the unit assumes of a host after a check is what the image gets.
+    policy.UNIT.report(files_, plan, desired)
+    files_.assume_file(policy.POLICY, files_.read_text(policy.POLICY))
+
+
+def compile_update_policy(resource: Any, context: Context, host: Any, backend: str) -> None:
+    """The update policy as ``update_policy`` plans it on a host with no settings of its own: ``rpm-ostreed.conf``
+    (rpm-ostree's daemon settings), the update timer enabled or disabled in the build, the window's drop-in and the
+    service's; the update gate's program lives under ``/usr/local``, which is ``/var`` on an image-based host (an
+    image never updates it), so the gated conditions stay at runtime."""
+    params = dict(resource.params)
+    desired = update_policy.UNIT.desired(params, None)
+    if desired["path"] != ostree_reader.RPM_OSTREED_CONF:
+        context.stays(resource, "rpm-ostreed.conf in another place is the host's")
+        return
+    update_policy.check_window(host, desired["window"])
+    if backend == "bootc":
+        given = [key for key in update_policy.DAEMON_SETTINGS if desired[key] is not None]
+        if given:
+            raise ContextError(
+                "%s: settings of rpm-ostreed.conf, and the document's hosts follow their image with bootc (no "
+                "rpm-ostree); give timer_enabled only" % ", ".join(given)
+            )
+        timer = update_policy.BOOTC_TIMER
+    else:
+        timer = update_policy.TIMER
+        # Every setting given, written even where it is rpm-ostree's default: a base image may set its own.
+        values = {key: value for key, value in update_policy.daemon_values(desired).items() if value is not None}
+        if values:
+            context.add(desired["path"], "# %s\n%s" % (MARKER, keyfile.set_values("", "Daemon", values)))
+    if desired["timer_enabled"] is not None:
+        (context.enable if desired["timer_enabled"] else context.disable).append(timer)
+    gated = [key for key in ("skip_metered", "skip_user_sessions") if desired[key]]
+    if gated:
+        context.stays(
+            resource,
+            "the update gate is a program under /usr/local, /var on an image-based host, which no image updates",
+            part=", ".join(gated),
+        )
+    ungated = dict(desired, skip_metered=None, skip_user_sessions=None)
+    dropins = update_policy.plan_dropins({}, ungated, timer, update_policy.PYTHON)
+    for path, text in sorted(dropins["changes"].items()):
+        if text is not None:
+            context.add(path, text)
 
 
 def compile_remote(resource: Any, context: Context, host: Any) -> None:
@@ -449,6 +592,8 @@ def render_containerfile(base: str, context: Context, options: dict) -> str:
         lines.append(instruction("RUN", ["ln", "-sf", "%s/%s" % (SYSTEM_QUADLETS, name), "%s/%s" % (BOUND_IMAGES, name)]))
     for unit in context.enable:
         lines.append(instruction("RUN", ["systemctl", "enable", unit]))
+    for unit in context.disable:
+        lines.append(instruction("RUN", ["systemctl", "disable", unit]))
     if options.get("lint", True):
         lines.append(instruction("RUN", ["bootc", "container", "lint"]))
     return "\n".join(lines) + "\n"
@@ -524,7 +669,7 @@ def apply_tree(path: str, actions: dict) -> None:
             parent = os.path.dirname(parent)
 
 
-def validate_units(host, units: dict) -> None:
+def validate_units(host, units: dict, user: bool = False) -> None:
     if not units:
         return
     generator = quadlet.find_generator(host)
@@ -533,11 +678,11 @@ def validate_units(host, units: dict) -> None:
             "no Quadlet generator here (install podman): the image's units %s were not validated" % ", ".join(sorted(units))
         )
         return
-    parsed = quadlet.dryrun(host, generator, {name: text for name, (text, _service) in units.items()}, False)
+    parsed = quadlet.dryrun(host, generator, {name: text for name, (text, _service) in units.items()}, user)
     for name in sorted(units):
         verdict = quadlet.generator_verdict(parsed, name, units[name][1])
         if verdict is not None:
-            raise ContextError("the Quadlet generator refuses %s: %s" % (name, verdict))
+            raise ContextError("the Quadlet generator refuses %s%s: %s" % ("the user unit " if user else "", name, verdict))
 
 
 class ImageContextUnit:
@@ -553,6 +698,7 @@ class ImageContextUnit:
         flatpak_arch=dict(type="str"),
         labels=dict(type="dict", default={}),
         lint=dict(type="bool", default=True),
+        user_ids=dict(type="dict", default={}),
     )
     MODULE_OPTIONS: dict = {}
 
@@ -562,6 +708,16 @@ class ImageContextUnit:
         for key, value in params["labels"].items():
             if not isinstance(value, (str, int, float, bool)) or not str(key).strip():
                 raise ContextError("labels map names to strings; %r is not one" % (key,))
+        user_ids = {}
+        for key, value in params["user_ids"].items():
+            try:
+                uid = int(value)
+            except (TypeError, ValueError):
+                uid = -1
+            if isinstance(value, bool) or uid < 1 or str(uid) != str(value).strip():
+                raise ContextError("user_ids maps user names to their UIDs (numbers above 0); %r: %r is not one" % (key, value))
+            user_ids[str(key)] = uid
+        params = dict(params, user_ids=user_ids)
         document = {key: params[key] for key in DOCUMENT_KEYS}
         compiled = compile_document(document, params, host)
         return dict(compiled, path=os.path.normpath(params["path"]))
@@ -585,6 +741,7 @@ class ImageContextUnit:
         """The image's system Quadlet units, validated together by Podman's generator where the build runs (in check
         mode too): a unit the generator refuses would build an image whose service never starts."""
         validate_units(host, desired["units"])
+        validate_units(host, desired["user_units"], user=True)
 
     def apply(self, host, plan: Plan, desired: dict) -> None:
         apply_tree(host.path(desired["path"]), plan.actions)

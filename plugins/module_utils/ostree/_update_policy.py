@@ -137,6 +137,18 @@ def with_dropins(plan: Plan, current: dict, params: dict) -> Plan:
     )
 
 
+def check_window(host, window: Optional[str]) -> None:
+    """systemd's own parser says whether the window is a calendar expression (a read: in check mode too)."""
+    if not window:
+        return
+    parsed = host.run(["systemd-analyze", "calendar", "--", window], check=False)
+    if parsed.rc != 0:
+        raise HostsError(
+            "window %r is not a systemd calendar expression (systemd.time(7)): %s"
+            % (window, (parsed.stderr or parsed.stdout).strip())
+        )
+
+
 def timer_state(host, timer: str = TIMER) -> bool:
     state = host.run(["systemctl", "is-enabled", timer], check=False).stdout.strip()
     return state in ENABLED_STATES
@@ -161,13 +173,18 @@ def plan_bootc_timer(current_timer: Optional[bool], params: dict) -> Plan:
     )
 
 
-def plan_policy(text: str, current_timer, params: dict) -> Plan:
-    """From the file's text and the timer's state to the wanted settings: a line edit and an enable or disable."""
-    values = {
+def daemon_values(params: dict) -> dict:
+    """rpm-ostreed.conf's [Daemon] keys for the options (None: an option not given)."""
+    return {
         "AutomaticUpdatePolicy": params["policy"],
         "IdleExitTimeout": params["idle_exit_timeout"],
         "LockLayering": None if params["lock_layering"] is None else str(params["lock_layering"]).lower(),
     }
+
+
+def plan_policy(text: str, current_timer, params: dict) -> Plan:
+    """From the file's text and the timer's state to the wanted settings: a line edit and an enable or disable."""
+    values = daemon_values(params)
     current = ostree.parse_rpm_ostreed_conf(text)
     wanted = {
         "AutomaticUpdatePolicy": (current["policy"], params["policy"]),
@@ -244,14 +261,7 @@ class UpdatePolicyUnit:
         else:
             kind, text = "rpm-ostree", host.read_text(desired["path"]) or ""
             timer = timer_state(host) if desired["timer_enabled"] is not None else None
-        if desired["window"]:
-            # systemd's own parser says whether the window is a calendar expression (a read: in check mode too)
-            parsed = host.run(["systemd-analyze", "calendar", "--", desired["window"]], check=False)
-            if parsed.rc != 0:
-                raise HostsError(
-                    "window %r is not a systemd calendar expression (systemd.time(7)): %s"
-                    % (desired["window"], (parsed.stderr or parsed.stdout).strip())
-                )
+        check_window(host, desired["window"])
         paths = dropin_paths(BOOTC_TIMER if kind == "bootc" else TIMER).values()
         units = {
             "dropins": {path: host.read_text(path) for path in paths},

@@ -27,7 +27,7 @@ from typing import Any
 from immutable_hosts.lab import flatpak_content, inventory, oci_content, ostree_content, registry, server, sim, ssh
 from immutable_hosts.lab.hosts import Host, ensure_inotify_instances, restore_inotify_instances
 from immutable_hosts.lab.image import Image, remove_tree
-from immutable_hosts.lab.network import MAX_HOSTS, index_is_free
+from immutable_hosts.lab.network import MAX_HOSTS, index_is_free, machine_lock
 from immutable_hosts.lab.state import PROFILES, SERVER_URL, HostRecord, LabState, resolve_state_dir
 
 SIM_ACTIONS = ("busy", "driver", "lock-finalization")
@@ -96,17 +96,19 @@ class Lab:
 
     # --- up and down -----------------------------------------------------------------------------------------
 
-    def up(self, hosts: int = 1, profile: str = "silverblue", name: str | None = None) -> list[str]:
-        """Boot ``hosts`` hosts named ``NAME-1``… (``name`` defaults to the profile), building the image and the
-        image server's content when missing; hosts that run already are left as they are.  Writes the inventory and
-        returns the host names."""
+    def up(self, hosts: int = 1, profile: str = "silverblue", name: str | None = None, first: int = 1) -> list[str]:
+        """Boot ``hosts`` hosts named ``NAME-FIRST``… (``name`` defaults to the profile, ``first`` to 1), building the
+        image and the image server's content when missing; hosts that run already are left as they are.  Writes the
+        inventory and returns the host names."""
         check_machine()
         if profile not in PROFILES:
             raise LabError(f"lab: unknown profile {profile!r} (profiles: {', '.join(PROFILES)})")
         if not 1 <= hosts <= MAX_HOSTS:
             raise LabError(f"lab: hosts is between 1 and {MAX_HOSTS}, not {hosts}")
         prefix = check_prefix(name or profile)
-        names = [f"{prefix}-{i}" for i in range(1, hosts + 1)]
+        if first < 1:
+            raise LabError(f"lab: the first host number is 1 or more, not {first}")
+        names = [f"{prefix}-{i}" for i in range(first, first + hosts)]
         state = self._state()
         with state.locked():
             image = Image.current(state.image_dir)
@@ -119,9 +121,7 @@ class Lab:
             registry.ensure_material(state, tools)
             registry.serve_public_keys(state)
             registry.write_spec(state, tools)
-            plan_new_hosts(state, names, profile, image.key)
-            state.save()
-            wanted = [Host(state, state.hosts[n]) for n in names]
+            wanted = claim_addresses(state, names, profile, image.key)
             report = self.progress(f"preparing {len(wanted)} host(s)")
             # Provisioning runs on separate roots; its helpers are subprocess-bound, so threads are enough.
             run_parallel(lambda h: prepare_host(h, public_key), wanted, report)
@@ -251,6 +251,18 @@ def host_status(host: Host) -> dict[str, Any]:
         "state": host.state_name(),
         "boots": host.boots(),
     }
+
+
+def claim_addresses(state: LabState, names: list[str], profile: str, image_key: str) -> list[Host]:
+    """Plan the new hosts and create their networks under the machine's lab lock, so two labs that come up at the
+    same time (each under its own state lock) never take the same address range."""
+    with machine_lock():
+        plan_new_hosts(state, names, profile, image_key)
+        state.save()
+        wanted = [Host(state, state.hosts[n]) for n in names]
+        for host in wanted:
+            host.net.create()
+    return wanted
 
 
 def plan_new_hosts(state: LabState, names: list[str], profile: str, image_key: str) -> list[HostRecord]:

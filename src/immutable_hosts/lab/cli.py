@@ -75,7 +75,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     started = time.monotonic()
     with progress() as phase:
         lab = open_lab(args, phase)
-        names = lab.up(hosts=args.hosts, profile=args.profile, name=args.name)
+        names = lab.up(hosts=args.hosts, profile=args.profile, name=args.name, first=args.first)
     degraded = sorted(n for n, s in lab.boot_states.items() if s != "running")
     console().print(
         f"lab: {len(names)} host(s) up in {time.monotonic() - started:.1f}s (image {lab.image_seconds:.1f}s)"
@@ -164,6 +164,16 @@ def host_count(value: str) -> int:
     return count
 
 
+def host_number(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a host number") from None
+    if not 1 <= number <= MAX_HOSTS:
+        raise argparse.ArgumentTypeError(f"--first is between 1 and {MAX_HOSTS}, not {number}")
+    return number
+
+
 def add_state_dir(parser: argparse.ArgumentParser) -> None:
     # SUPPRESS: a subcommand's default must not overwrite `lab --state-dir X sub`.
     parser.add_argument(
@@ -181,6 +191,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     up.add_argument("--hosts", type=host_count, default=1, metavar="N", help="number of hosts with this prefix")
     up.add_argument("--profile", choices=PROFILES, default="silverblue")
     up.add_argument("--name", metavar="PREFIX", type=host_prefix, help="host name prefix (default: the profile)")
+    up.add_argument("--first", type=host_number, default=1, metavar="N", help="number of the first host (default: 1)")
     add_state_dir(up)
     up.set_defaults(func=cmd_up)
 

@@ -6,12 +6,14 @@ The cache key covers the package list and every file that goes into the image (t
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from immutable_hosts.lab import flatpak_content, oci_content, registry, sim
@@ -97,6 +99,7 @@ SUDOERS = "core ALL=(ALL) NOPASSWD: ALL\n"
 
 # Modules of the other lab parts; each may add packages and image-time installation steps.
 # The lab parts that bring packages and files into the image.
+LOCK_NAME = "image.lock"
 CONTENT_MODULES = (sim, flatpak_content, oci_content, registry)
 
 
@@ -150,16 +153,30 @@ class Image:
     def ready(self) -> bool:
         return (self.rootfs / COMPLETE_STAMP).exists()
 
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The image dir may be shared by labs that come up at the same time: one builds, the others wait."""
+        self.image_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.image_dir / LOCK_NAME, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     def ensure(self, report: Callable[[str], None] = lambda _msg: None) -> float:
         """Make the unpacked rootfs available; returns seconds spent."""
         start = time.monotonic()
-        if not self.ready():
-            if self.tarball.exists():
-                report("unpacking cached image")
-                self._unpack()
-            else:
-                report("building image with debootstrap")
-                self._build(report)
+        if self.ready():
+            return 0.0
+        with self._locked():
+            if not self.ready():
+                if self.tarball.exists():
+                    report("unpacking cached image")
+                    self._unpack()
+                else:
+                    report("building image with debootstrap")
+                    self._build(report)
         return time.monotonic() - start
 
     # --- build ---------------------------------------------------------------------------------------
@@ -234,13 +251,14 @@ class Image:
         """
         if not self.image_dir.exists():
             return
-        in_use = lower_dirs_in_use()
-        keep = keep | {self.key} | {e.name for e in self.image_dir.iterdir() if (e / "rootfs").resolve() in in_use}
-        for entry in self.image_dir.iterdir():
-            key = entry.name.removeprefix("trixie-").removesuffix(".tar.zst").removeprefix("build-")
-            if entry.name == "debs" or key in keep:
-                continue
-            remove_tree(entry)
+        with self._locked():
+            in_use = lower_dirs_in_use()
+            keep = keep | {self.key} | {e.name for e in self.image_dir.iterdir() if (e / "rootfs").resolve() in in_use}
+            for entry in self.image_dir.iterdir():
+                key = entry.name.removeprefix("trixie-").removesuffix(".tar.zst").removeprefix("build-")
+                if entry.name in ("debs", LOCK_NAME) or key in keep:
+                    continue
+                remove_tree(entry)
 
 
 def chroot(rootfs: Path, *argv: str) -> None:

@@ -7,14 +7,20 @@ lab's image server listens).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import ipaddress
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 LAB_NETWORK = ipaddress.IPv4Network("10.213.0.0/18")
 MAX_HOSTS = LAB_NETWORK.num_addresses // 4
 HOST_IFNAME = "host0"
+# Every lab on the machine takes this lock while it chooses address ranges and creates their veths: each lab's own
+# lock is in its state directory, and two labs (a test stream and a molecule scenario, say) may come up together.
+MACHINE_LOCK = Path("/run/lock/immutable-hosts-lab.lock")
 
 
 def run(argv: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -65,6 +71,17 @@ class HostNetwork:
             run(["ip", "link", "del", self.veth], check=False)
         if self.exists():
             run(["ip", "netns", "del", self.netns], check=False)
+
+
+@contextlib.contextmanager
+def machine_lock() -> Iterator[None]:
+    MACHINE_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with open(MACHINE_LOCK, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def link_exists(name: str) -> bool:

@@ -38,6 +38,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from immutable_hosts.lab.oci_layout import Layout, ref_name
+from immutable_hosts.lab.sim import AUTOMATIC_SERVICE, AUTOMATIC_TIMER, BOOTC_SERVICE, BOOTC_TIMER
 from immutable_hosts.lab.sim.hostlib import simcore
 
 RELEASES = ("41", "42")
@@ -75,7 +76,7 @@ IMAGES: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 DEFAULT_SIGNER = "fedora"
 # Bumped when the server content's shape changes, so an older lab's content is rebuilt.
-CATALOGUE_FORMAT = 4
+CATALOGUE_FORMAT = 5
 # What a derived build runs in the lab's OS images (RUN steps of an immutable.hosts image context): busybox-static
 # for the shell and coreutils, and the simulated dnf, systemctl and bootc of os_tools/. Only images of the machine's
 # own architecture carry them: a build runs where the machine can execute it (no emulation here).
@@ -294,6 +295,14 @@ def _pkglist_gvariant(pkgs: dict[str, str]) -> str:
 
 
 # ---------------------------------------------------------------- trees and commits
+UPDATE_UNITS = {
+    "rpm-ostreed-automatic.service": AUTOMATIC_SERVICE,
+    "rpm-ostreed-automatic.timer": AUTOMATIC_TIMER,
+    "bootc-fetch-apply-updates.service": BOOTC_SERVICE,
+    "bootc-fetch-apply-updates.timer": BOOTC_TIMER,
+}
+
+
 def _write_tree(tree: Path, release: str, arch: str, variant: str, version: str, pkgs: dict[str, str]) -> None:
     kver = f"{KERNELS[release]}.{arch}"
     moddir = tree / "usr/lib/modules" / kver
@@ -306,6 +315,11 @@ def _write_tree(tree: Path, release: str, arch: str, variant: str, version: str,
         f"VARIANT=\"{variant.capitalize()}\"\nVARIANT_ID={variant}\nOSTREE_VERSION='{version}'\n"
     )
     (tree / "usr/etc/os-release").symlink_to("../lib/os-release")
+    # The update units Fedora's images ship (rpm-ostree's and bootc's), so a derived build can enable or disable them.
+    units = tree / "usr/lib/systemd/system"
+    units.mkdir(parents=True)
+    for unit, text in UPDATE_UNITS.items():
+        (units / unit).write_text(text)
     for name, nevra in pkgs.items():
         d = tree / "usr/share/doc" / name
         d.mkdir(parents=True)

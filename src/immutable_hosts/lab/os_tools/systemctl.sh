@@ -1,14 +1,31 @@
 #!/usr/bin/busybox sh
-# systemctl in the immutable-hosts lab's OS images, for a container build: 'enable UNIT...' offline, as systemctl does
-# when no systemd runs (a RUN step of a build): a link per WantedBy=/RequiredBy= of the unit's [Install] section,
+# systemctl in the immutable-hosts lab's OS images, for a container build: 'enable UNIT...' and 'disable UNIT...'
+# offline, as systemctl does when no systemd runs (a RUN step of a build): enable links the unit into each
+# WantedBy=/RequiredBy= target of its [Install] section under /etc/systemd/system; disable removes every such link
 # under /etc/systemd/system. The lab's images carry no systemd; nothing else is simulated.
 set -eu
 export LC_ALL=C
-if [ "${1:-}" != enable ] || [ $# -lt 2 ]; then
-    echo "systemctl: the lab's image knows 'enable UNIT...' only" >&2
+verb=${1:-}
+if { [ "$verb" != enable ] && [ "$verb" != disable ]; } || [ $# -lt 2 ]; then
+    echo "systemctl: the lab's image knows 'enable UNIT...' and 'disable UNIT...' only" >&2
     exit 1
 fi
 shift
+if [ "$verb" = disable ]; then
+    for unit; do
+        [ -f "/etc/systemd/system/$unit" ] || [ -f "/usr/lib/systemd/system/$unit" ] || {
+            echo "Failed to disable unit: Unit file $unit does not exist." >&2
+            exit 1
+        }
+        for link in /etc/systemd/system/*.wants/"$unit" /etc/systemd/system/*.requires/"$unit"; do
+            if [ -L "$link" ]; then
+                rm -f "$link"
+                echo "Removed '$link'."
+            fi
+        done
+    done
+    exit 0
+fi
 for unit; do
     path=
     for dir in /etc/systemd/system /usr/lib/systemd/system; do

@@ -8,6 +8,7 @@ with a unit and a secret).  The tmpfiles.d lines are read back by the real ``sys
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -15,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.immutable.hosts.plugins.module_utils.common._host import Host
 from ansible_collections.immutable.hosts.plugins.module_utils.image import _context as context
-from ansible_collections.immutable.hosts.tests.unit.plugins.modules.helpers import run_file_unit
+from ansible_collections.immutable.hosts.tests.unit.plugins.modules.helpers import Tools, run_file_unit, run_unit
+from ansible_collections.immutable.hosts.tests.unit.plugins.modules.test_image_policy import COSIGN_PUB
 
 DIGEST = "sha256:" + "4f" * 32
 BASE = "quay.io/fedora/fedora-silverblue@" + DIGEST
@@ -142,11 +145,124 @@ def test_what_an_image_cannot_carry_is_named_with_the_reason(tmp_path, capsys):
         "rootless_user core": "users, their subordinate ids and linger are the host's",
         "podman_secret db-password": "a secret or credential never goes into an image",
         "quadlet mine (user=core)": (
-            "Quadlet reads a user's units from /etc/containers/systemd/users/UID, and the UID is the host's"
+            "Quadlet reads a user's units from /etc/containers/systemd/users/UID, and the UID is the host's: give it in "
+            "user_ids to carry the unit in the image"
         ),
     }
     # the secret's value is nowhere in the context
     assert not [name for name, text in on_disk(tmp_path).items() if "s3cret" in text]
+
+
+def test_a_users_units_go_where_quadlet_finds_them_for_that_uid(tmp_path, capsys):
+    result = run(tmp_path, capsys, user_ids={"core": 1000})
+    files = on_disk(tmp_path)
+    unit = files["tree/etc/containers/systemd/users/1000/mine.container"]
+    assert "Image=quay.io/example/mine:1" in unit
+    assert "additionalimagestore" not in unit  # a bound image is bootc's (root's) store, not the user's
+    assert "bound-images.d/mine.container" not in result["containerfile"]
+    assert "quadlet mine (user=core)" not in [entry["resource"] for entry in result["runtime"]]
+    assert "rootless_user core" in [entry["resource"] for entry in result["runtime"]]  # the user itself is the host's
+
+
+@pytest.mark.parametrize("uid", [0, -5, "1000; reboot", True, "abc"])
+def test_user_ids_are_uids(tmp_path, capsys, uid):
+    result = run(tmp_path, capsys, user_ids={"core": uid})
+    assert result["failed"] is True and "user_ids maps user names to their UIDs" in result["msg"]
+    assert not (tmp_path / CONTEXT.lstrip("/")).exists()
+
+
+TRUST = [
+    {"type": "reject"},
+    {"scope": "", "type": "insecureAcceptAnything"},
+    {"scope": "quay.io/fedora", "key": COSIGN_PUB},
+    {"scope": "registry.example.test/fleet", "key": COSIGN_PUB, "key_path": "/etc/pki/containers/fleet.pub"},
+    {"scope": "registry.example.test/other", "key_path": "/etc/pki/containers/other.pub"},
+]
+
+
+def test_the_trust_is_the_documents_over_the_default_policy(tmp_path, capsys):
+    result = run(tmp_path, capsys, os={"rebase": {"image": BASE}, "trust": TRUST})
+    files = on_disk(tmp_path)
+    policy = json.loads(files["tree/etc/containers/policy.json"])
+    sigstore = {"type": "sigstoreSigned", "signedIdentity": {"type": "matchRepository"}}
+    assert policy == {
+        "default": [{"type": "reject"}],
+        "transports": {
+            "docker-daemon": {"": [{"type": "insecureAcceptAnything"}]},  # containers-common's, kept
+            "docker": {
+                "": [{"type": "insecureAcceptAnything"}],
+                "quay.io/fedora": [dict(sigstore, keyPath="/etc/pki/containers/quay.io-fedora.pub")],
+                "registry.example.test/fleet": [dict(sigstore, keyPath="/etc/pki/containers/fleet.pub")],
+            },
+        },
+    }
+    assert files["tree/etc/pki/containers/quay.io-fedora.pub"] == COSIGN_PUB
+    assert files["tree/etc/pki/containers/fleet.pub"] == COSIGN_PUB
+    assert "use-sigstore-attachments: true" in files["tree/etc/containers/registries.d/quay.io-fedora.yaml"]
+    runtime = {entry["resource"]: entry["reason"] for entry in result["runtime"]}
+    assert runtime["image_policy registry.example.test/other"].startswith("the key is a file on the host (key_path)")
+    assert not [name for name in files if "other" in name]
+    again = run(tmp_path, capsys, os={"rebase": {"image": BASE}, "trust": TRUST})
+    assert again["changed"] is False
+
+
+def test_a_trust_entry_the_policy_refuses_fails_before_anything_is_written(tmp_path, capsys):
+    result = run(tmp_path, capsys, os={"rebase": {"image": BASE}, "trust": [{"scope": "quay.io/fedora", "key": "nope"}]})
+    assert result["failed"] is True and "is not a PEM public key" in result["msg"]
+    assert not (tmp_path / CONTEXT.lstrip("/")).exists()
+
+
+def run_with_window(tmp_path, capsys, update_policy: dict, backend: str | None = None, calendar_rc: int = 0) -> dict:
+    answers = {"systemd-analyze calendar -- Sat 02:00": (calendar_rc, "", "" if calendar_rc == 0 else "Failed to parse")}
+    tools = Tools(answers, present=("systemd-analyze",))
+    rebase = {"image": BASE, **({"backend": backend} if backend else {})}
+    args = {"os": {"rebase": rebase, "update_policy": update_policy}, "path": CONTEXT}
+    return run_unit(
+        context.UNIT,
+        {**args, "_ansible_check_mode": False, "_ansible_diff": True},
+        Host(runner=tools.runner(), root=str(tmp_path), machine="x86_64"),
+        capsys,
+    )
+
+
+def test_the_update_policy_is_rpm_ostreeds_and_the_timers(tmp_path, capsys):
+    wanted = {"policy": "stage", "timer_enabled": True, "window": "Sat 02:00", "on_ac_power": True, "skip_metered": True}
+    result = run_with_window(tmp_path, capsys, wanted)
+    files = on_disk(tmp_path)
+    conf = files["tree/etc/rpm-ostreed.conf"].splitlines()
+    assert conf[1:] == ["[Daemon]", "AutomaticUpdatePolicy=stage"]
+    window = files["tree/etc/systemd/system/rpm-ostreed-automatic.timer.d/50-immutable-hosts.conf"]
+    assert window.splitlines()[-1] == "OnCalendar=Sat 02:00"
+    service = files["tree/etc/systemd/system/rpm-ostreed-automatic.service.d/50-immutable-hosts.conf"]
+    assert "ConditionACPower=true" in service and "ExecCondition" not in service
+    assert 'RUN ["systemctl", "enable", "rpm-ostreed-automatic.timer"]' in result["containerfile"].splitlines()
+    assert [entry["resource"] for entry in result["runtime"]] == ["update_policy (skip_metered)"]
+    assert "/usr/local" in result["runtime"][0]["reason"]
+    assert not [name for name in files if "update-gate" in name]
+
+
+def test_a_setting_is_written_even_where_it_is_rpm_ostrees_default(tmp_path, capsys):
+    result = run_with_window(tmp_path, capsys, {"policy": "none", "lock_layering": False, "timer_enabled": False})
+    assert on_disk(tmp_path)["tree/etc/rpm-ostreed.conf"].splitlines()[1:] == [
+        "[Daemon]",
+        "AutomaticUpdatePolicy=none",
+        "LockLayering=false",
+    ]
+    assert 'RUN ["systemctl", "disable", "rpm-ostreed-automatic.timer"]' in result["containerfile"].splitlines()
+
+
+def test_a_bootc_image_disables_bootcs_timer_and_has_no_daemon_settings(tmp_path, capsys):
+    result = run_with_window(tmp_path, capsys, {"timer_enabled": False}, backend="bootc")
+    assert 'RUN ["systemctl", "disable", "bootc-fetch-apply-updates.timer"]' in result["containerfile"].splitlines()
+    assert "tree/etc/rpm-ostreed.conf" not in on_disk(tmp_path)
+    refused = run_with_window(tmp_path / "other", capsys, {"policy": "stage"}, backend="bootc")
+    assert refused["failed"] is True and "give timer_enabled only" in refused["msg"]
+
+
+def test_a_window_systemd_refuses_fails_before_anything_is_written(tmp_path, capsys):
+    result = run_with_window(tmp_path, capsys, {"window": "Sat 02:00"}, calendar_rc=1)
+    assert result["failed"] is True and "is not a systemd calendar expression" in result["msg"]
+    assert not (tmp_path / CONTEXT.lstrip("/")).exists()
 
 
 def test_preinstall_files_where_flatpak_has_them(tmp_path, capsys):
