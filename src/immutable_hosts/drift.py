@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from immutable_hosts._parser import Parser
 from immutable_hosts.files import write_durably
 
 FORMAT = "immutable.hosts.drift/1"
@@ -89,12 +90,51 @@ def ansible_tool(name: str) -> str:
     return found
 
 
+def add_playbook_options(parser: argparse.ArgumentParser) -> None:
+    """The ansible-playbook options a run needs on a real fleet, passed through as they are."""
+    group = parser.add_argument_group("passed to ansible-playbook")
+    group.add_argument("-u", "--user", help="connect as this user")
+    group.add_argument("--private-key", help="the SSH private key file")
+    group.add_argument("-f", "--forks", type=int, help="hosts in parallel")
+    group.add_argument("-v", "--verbose", action="count", default=0, help="more output in the log (-vvv...)")
+    group.add_argument("-k", "--ask-pass", action="store_true", help="ask for the connection password")
+    group.add_argument("-K", "--ask-become-pass", action="store_true", help="ask for the privilege escalation password")
+    group.add_argument("--vault-password-file", action="append", help="a vault password file (repeatable)")
+    group.add_argument("--vault-id", action="append", help="a vault identity (repeatable)")
+    group.add_argument("--ask-vault-pass", action="store_true", help="ask for the vault password")
+
+
+def playbook_options(args: argparse.Namespace) -> list[str]:
+    argv: list[str] = []
+    for flag, value in (("--user", args.user), ("--private-key", args.private_key)):
+        if value:
+            argv += [flag, value]
+    if args.forks is not None:
+        argv += ["--forks", str(args.forks)]
+    if args.verbose:
+        argv.append("-" + "v" * args.verbose)
+    for flag in ("ask_pass", "ask_become_pass", "ask_vault_pass"):
+        if getattr(args, flag):
+            argv.append("--" + flag.replace("_", "-"))
+    for value in args.vault_password_file or []:
+        argv += ["--vault-password-file", value]
+    for value in args.vault_id or []:
+        argv += ["--vault-id", value]
+    return argv
+
+
+def asks(args: argparse.Namespace) -> bool:
+    """ansible-playbook will prompt (its prompts need the terminal's stdin)."""
+    return bool(args.ask_pass or args.ask_become_pass or args.ask_vault_pass)
+
+
 def playbook_argv(args: argparse.Namespace, playbook: Path) -> list[str]:
     argv = [ansible_tool("ansible-playbook"), "-i", str(args.inventory), "--check", "--diff"]
     if args.limit:
         argv += ["--limit", args.limit]
     for extra in args.extra_vars or []:
         argv += ["--extra-vars", extra]
+    argv += playbook_options(args)
     return [*argv, str(playbook)]
 
 
@@ -162,12 +202,14 @@ class HostProgress:
         return table
 
 
-def run_with_progress(argv: list[str], env: dict[str, str], events: Path, log: Path, console: Any) -> int:
+def run_with_progress(argv: list[str], env: dict[str, str], events: Path, log: Path, console: Any, prompts: bool = False) -> int:
     from rich.live import Live
 
     progress = HostProgress()
     with log.open("w", encoding="utf-8") as out:
-        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        # ansible-playbook's password prompts read the terminal; otherwise it never reads stdin.
+        stdin = None if prompts else subprocess.DEVNULL
+        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=stdin)
         try:
             with Live(progress.table(), console=console, refresh_per_second=4, transient=not console.is_terminal) as live:
                 while process.poll() is None:
@@ -545,7 +587,7 @@ def run(args: argparse.Namespace) -> int:
             log = report_dir / "ansible.log"
             with tempfile.TemporaryDirectory(prefix="immutable-hosts-drift-") as temp:
                 events = Path(temp) / "events.jsonl"
-                rc = run_with_progress(argv, callback_env(collections, report, events), events, log, err)
+                rc = run_with_progress(argv, callback_env(collections, report, events), events, log, err, asks(args))
         document = load_report(report)
     except DriftError as error:
         err.print(f"[red]drift: {error}[/]")
@@ -582,11 +624,12 @@ def register(subparsers: Any) -> None:
         "--playbook", help="the playbook to run in check+diff mode (default: the collection's playbooks/drift.yml)"
     )
     parser.add_argument("-e", "--extra-vars", action="append", help="passed to ansible-playbook --extra-vars (repeatable)")
+    add_playbook_options(parser)
     parser.set_defaults(func=run)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="immutable-hosts")
+    parser = Parser(prog="immutable-hosts")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["drift", *(argv if argv is not None else sys.argv[1:])])
     return int(args.func(args))

@@ -17,9 +17,58 @@ def test_version_flag_prints_the_package_version(capsys):
     assert capsys.readouterr().out.strip() == "immutable-hosts %s" % __version__
 
 
-def test_no_command_prints_help_and_exits_2(capsys):
-    assert cli.main([]) == 2
+def test_no_command_prints_help_and_exits_1(capsys):
+    assert cli.main([]) == 1
     assert "usage: immutable-hosts" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["drift"],  # -i is required
+        ["drift", "-i", "inventory.yml", "--frobnicate"],
+        ["image", "build", "-i", "inventory.yml"],  # --group or --host
+        ["adopt", "-i", "inventory.yml"],
+        ["lab", "up", "--hosts", "0"],
+        ["nonsense"],
+    ],
+)
+def test_a_usage_error_exits_1_never_2_which_means_drift(capsys, argv):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 1
+    assert "error:" in capsys.readouterr().err
+
+
+def test_commands_lab_last_and_help_without_markup(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    listed = capsys.readouterr().out
+    names = [name for name in ("drift", "adopt", "image", "lab") if "    " + name in listed]
+    assert names == ["drift", "adopt", "image", "lab"]
+    assert listed.index("    lab") > listed.index("    image")
+    for command in (["drift", "--help"], ["adopt", "--help"], ["image", "build", "--help"]):
+        with pytest.raises(SystemExit):
+            cli.main(command)
+        text = capsys.readouterr().out
+        assert "``" not in text and ":class:" not in text, text
+
+
+def test_ansible_playbook_options_are_passed_through():
+    args = cli.build_parser().parse_args(
+        ["drift", "-i", "inv.yml", "-u", "admin", "-f", "50", "-vvv", "-K", "--vault-password-file", "a", "--vault-id", "b@c"]
+    )
+    from immutable_hosts import drift
+
+    argv = drift.playbook_argv(args, drift.Path("/p/drift.yml"))
+    assert argv[1:] == [
+        "-i", "inv.yml", "--check", "--diff", "--user", "admin", "--forks", "50", "-vvv", "--ask-become-pass",
+        "--vault-password-file", "a", "--vault-id", "b@c", "/p/drift.yml",
+    ]  # fmt: skip
+    assert drift.asks(args) is True
+    plain = cli.build_parser().parse_args(["drift", "-i", "inv.yml"])
+    assert drift.playbook_argv(plain, drift.Path("/p/drift.yml"))[1:] == ["-i", "inv.yml", "--check", "--diff", "/p/drift.yml"]
+    assert drift.asks(plain) is False
 
 
 def test_console_script_is_installed():
