@@ -67,6 +67,8 @@ lint: $(STAMP) tree
 	@echo "== ruff"
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check --diff plugins tests src tools
+	@echo "== changelog fragments (antsibull-changelog lint)"
+	@PATH=$(VENV)/bin:$$PATH $(VENV)/bin/antsibull-changelog lint
 	@echo "== ansible-lint (production profile): roles and playbooks"
 	@PATH=$(VENV)/bin:$$PATH $(VENV)/bin/ansible-lint --offline --profile production --nocolor roles playbooks
 
