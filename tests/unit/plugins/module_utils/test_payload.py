@@ -211,7 +211,7 @@ class NoOpUnit:
 
 @pytest.mark.parametrize("check", [True, False])
 def test_the_scaffold_keeps_the_code_in_a_real_run_only(check, monkeypatch, capsys):
-    from ansible.module_utils.testing import patch_module_args
+    from ansible_collections.immutable.hosts.tests.unit.compat import patch_module_args
 
     from ansible_collections.immutable.hosts.plugins.module_utils.common import _scaffold
 
