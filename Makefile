@@ -1,6 +1,6 @@
 # immutable.hosts: every set-up and check goes through this file.
 #   make demo   run the main job (site.yml) on lab hosts
-#   make test   every check: lint, unit tests on two ansible-core versions, sanity, collection build
+#   make test   every check: lint, unit tests on three ansible-core versions (2.16, 2.19, 2.21), sanity, the lab, molecule
 #   make venv   create or refresh the virtual environments
 #   make bench  the fleet benchmark against the anchor collections (BENCH_HOSTS=50 for 50 hosts)
 SHELL := /bin/bash
@@ -17,6 +17,7 @@ BUILD_HOME := $(BUILD)/home
 find_python = $(firstword $(foreach p,$(sort $(wildcard $(HOME)/.pyenv/versions/$(1)*/bin/python$(1) /root/.pyenv/versions/$(1)*/bin/python$(1))) $(shell command -v python$(1) 2>/dev/null),$(shell $(p) -c 'import sys' >/dev/null 2>&1 && echo $(p))))
 PY311  := $(or $(call find_python,3.11),$(shell command -v python3 2>/dev/null))
 PY313  := $(call find_python,3.13)
+PY312  := $(call find_python,3.12)
 PY39   := $(call find_python,3.9)
 
 # Debian packages the real-tool tests and the lab need on the machine (the lab image brings its own).
@@ -24,17 +25,19 @@ APT_PACKAGES := flatpak ostree rpm e2fsprogs gnupg busybox-static debootstrap sy
 
 VENV     := $(ROOT)/.venv
 VENV221  := $(ROOT)/.venv-core221
+VENV216  := $(ROOT)/.venv-core216
 STAMP    := $(VENV)/.installed
 STAMP221 := $(VENV221)/.installed
+STAMP216 := $(VENV216)/.installed
 
-.PHONY: help deps venv test demo bench lint units cli lab-tests lab-stream-a lab-stream-b molecule molecule-scenarios units-219 units-221 compile-py39 tree sanity docs collection summary clean
+.PHONY: help deps venv test demo bench lint units cli lab-tests lab-stream-a lab-stream-b molecule molecule-scenarios units-216 units-219 units-221 compile-py39 tree sanity docs collection summary clean
 
 help:
 	@sed -n 's/^#   //p' Makefile
 
 # --- environments ------------------------------------------------------------------------------------------------
 
-venv: $(STAMP) $(if $(PY313),$(STAMP221))
+venv: $(STAMP) $(if $(PY313),$(STAMP221)) $(if $(PY312),$(STAMP216))
 
 deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
@@ -47,6 +50,14 @@ $(STAMP): pyproject.toml
 	@test -x $(VENV)/bin/python || $(PY311) -m venv $(VENV)
 	@$(VENV)/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
 	@$(VENV)/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]' 'ansible-core>=2.19,<2.20'
+	@touch $@
+
+$(STAMP216): pyproject.toml
+	@echo "== venv: $(VENV216) (Python $$($(PY312) -c 'import platform; print(platform.python_version())'), ansible-core 2.16, the oldest supported)"
+	@test -x $(VENV216)/bin/python || $(PY312) -m venv $(VENV216)
+	@$(VENV216)/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+	@# the collection's unit tests only: the CLI (this package) runs playbooks with ansible-core 2.19 or later
+	@$(VENV216)/bin/python -m pip install -q --disable-pip-version-check 'pytest>=8' 'ansible-core>=2.16,<2.17'
 	@touch $@
 
 $(STAMP221): pyproject.toml
@@ -75,12 +86,24 @@ lint: $(STAMP) tree
 tree: $(STAMP)
 	@$(VENV)/bin/python tools/collection_tree.py $(BUILD)
 
-units: units-219 units-221
+units: units-216 units-219 units-221
 
 units-219: $(STAMP) tree
 	@echo "== unit tests: ansible-core $$($(VENV)/bin/python -c 'import ansible; print(ansible.__version__)') on Python $$($(VENV)/bin/python -c 'import platform; print(platform.python_version())')"
 	@cd $(COLL) && PYTHONPATH=$(BUILD) $(VENV)/bin/python -m pytest -q -p no:cacheprovider --import-mode=importlib \
 	    --junitxml=$(REPORTS)/units-core219-py311.xml tests/unit
+
+units-216: tree
+ifeq ($(PY312),)
+	@echo "!! ================================================================================================ !!"
+	@echo "!! Python 3.12 not found (neither python3.12 on PATH nor pyenv's 3.12): ansible-core 2.16 NOT TESTED   !!"
+	@echo "!! ================================================================================================ !!"
+else
+	@$(MAKE) --no-print-directory $(STAMP216)
+	@echo "== unit tests: ansible-core $$($(VENV216)/bin/python -c 'import ansible; print(ansible.__version__)') on Python $$($(VENV216)/bin/python -c 'import platform; print(platform.python_version())')"
+	@cd $(COLL) && PYTHONPATH=$(BUILD) $(VENV216)/bin/python -m pytest -q -p no:cacheprovider --import-mode=importlib \
+	    --junitxml=$(REPORTS)/units-core216-py312.xml tests/unit
+endif
 
 units-221: tree
 ifeq ($(PY313),)

@@ -30,8 +30,6 @@ Standard library plus ``ansible.module_utils``; Python 3.9+.
 
 from __future__ import annotations
 
-import json
-import sys
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -91,17 +89,20 @@ def errors() -> tuple:
 
 def new_module(unit: Any) -> Any:
     """The unit's AnsibleModule. ansible-core before 2.19 logs the invocation to syslog, which refuses a NUL in an
-    argument with a ValueError that those releases do not catch: a traceback instead of a message. The module fails
-    with the message instead (2.19 and later fail as cleanly by themselves)."""
+    argument with a ValueError that those releases do not catch: a traceback instead of a message. The module then
+    fails with the message, from a module that does not log its invocation (2.19 and later fail as cleanly by
+    themselves)."""
     from ansible.module_utils.basic import AnsibleModule
 
+    options = dict(argument_spec=unit.ARGUMENT_SPEC, supports_check_mode=True, **unit.MODULE_OPTIONS)
     try:
-        return AnsibleModule(argument_spec=unit.ARGUMENT_SPEC, supports_check_mode=True, **unit.MODULE_OPTIONS)
+        return AnsibleModule(**options)
     except ValueError as exc:
         if "null" not in str(exc):
             raise
-        print(json.dumps({"failed": True, "msg": "an argument contains U+0000 (NUL), which no option accepts: %s" % exc}))
-        sys.exit(1)
+        quiet = AnsibleModule(no_log=True, **options)
+        quiet.fail_json(msg="an argument contains U+0000 (NUL), which no option accepts: %s" % exc)
+        raise  # not reached: fail_json exits
 
 
 def run_module(unit: Any) -> None:

@@ -7,12 +7,11 @@ import os
 from pathlib import Path
 
 import pytest
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.immutable.hosts.tests.unit.compat import patch_module_args
 
 from ansible_collections.immutable.hosts.plugins.module_utils.common._host import Host
 from ansible_collections.immutable.hosts.plugins.module_utils.common._runner import Runner
 from ansible_collections.immutable.hosts.plugins.module_utils.common._scaffold import execute, new_module
+from ansible_collections.immutable.hosts.tests.unit.compat import patch_module_args
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
