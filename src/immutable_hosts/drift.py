@@ -50,11 +50,42 @@ def is_checkout(root: Path) -> bool:
     return (root / "galaxy.yml").is_file() and (root / "plugins" / "callback" / "drift.py").is_file()
 
 
+def configured_collection_paths() -> list[Path]:
+    """The collection paths ansible itself uses here: ``ansible-config dump`` reads ANSIBLE_CONFIG, ./ansible.cfg,
+    ~/.ansible.cfg and /etc/ansible/ansible.cfg as ansible-playbook does (``collections_path`` included)."""
+    try:
+        done = subprocess.run(
+            [ansible_tool("ansible-config"), "dump", "--format", "json"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+        settings = json.loads(done.stdout) if done.returncode == 0 else []
+    except (DriftError, OSError, subprocess.TimeoutExpired, json.JSONDecodeError):
+        settings = []
+    for setting in settings if isinstance(settings, list) else []:
+        if isinstance(setting, dict) and setting.get("name") == "COLLECTIONS_PATHS":
+            value = setting.get("value") or []
+            value = value.split(os.pathsep) if isinstance(value, str) else value
+            return [Path(str(p)).expanduser() for p in value if p]
+    return [Path("~/.ansible/collections").expanduser(), Path("/usr/share/ansible/collections")]
+
+
+INSTALL_HINT = (
+    "the immutable.hosts collection is not installed where ansible looks for collections (%s), and this is not a "
+    "checkout of it: install it with `ansible-galaxy collection install immutable.hosts`, or from Git with "
+    "`ansible-galaxy collection install git+https://github.com/immutable-hosts/immutable.hosts.git`, or point "
+    "ANSIBLE_COLLECTIONS_PATH (or collections_path in ansible.cfg) at where it is"
+)
+
+
 @contextlib.contextmanager
 def collection_path() -> Iterator[tuple[str, Path]]:
     """Yields (ANSIBLE_COLLECTIONS_PATH value, collection root). Uses a collection Ansible already finds through
     ``ANSIBLE_COLLECTIONS_PATH``; else, running from a checkout, links the checkout into a temp dir as
-    ``ansible_collections/immutable/hosts``; else the default collection paths."""
+    ``ansible_collections/immutable/hosts``; else the collection paths ansible's configuration names."""
     configured = [Path(p).expanduser() for p in os.environ.get("ANSIBLE_COLLECTIONS_PATH", "").split(os.pathsep) if p]
     for root in configured:
         found = collection_in(root)
@@ -68,16 +99,13 @@ def collection_path() -> Iterator[tuple[str, Path]]:
             (namespace / "hosts").symlink_to(CHECKOUT, target_is_directory=True)
             yield os.pathsep.join([temp, *map(str, configured)]), namespace / "hosts"
         return
-    defaults = [Path("~/.ansible/collections").expanduser(), Path("/usr/share/ansible/collections")]
-    for root in defaults:
+    paths = configured_collection_paths()  # ANSIBLE_COLLECTIONS_PATH, ansible.cfg or the defaults, as ansible reads them
+    for root in paths:
         found = collection_in(root)
         if found:
-            yield os.pathsep.join(map(str, [*configured, *defaults])), found
+            yield os.pathsep.join(map(str, paths)), found
             return
-    raise DriftError(
-        "the immutable.hosts collection is not installed (ansible-galaxy collection install immutable.hosts) "
-        "and this is not a checkout of it"
-    )
+    raise DriftError(INSTALL_HINT % ", ".join(map(str, paths)))
 
 
 def ansible_tool(name: str) -> str:

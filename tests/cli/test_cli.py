@@ -75,3 +75,24 @@ def test_console_script_is_installed():
     bindir = sys.executable.rsplit("/", 1)[0]
     result = subprocess.run([bindir + "/immutable-hosts", "--version"], capture_output=True, text=True, check=False)
     assert result.returncode == 0 and result.stdout.startswith("immutable-hosts 0.")
+
+
+def test_the_collection_is_found_where_ansible_cfg_says(tmp_path, monkeypatch):
+    from immutable_hosts import drift
+
+    installed = tmp_path / "collections" / "ansible_collections" / "immutable" / "hosts"
+    (installed / "plugins" / "callback").mkdir(parents=True)
+    (installed / "plugins" / "callback" / "drift.py").write_text("")
+    (tmp_path / "ansible.cfg").write_text("[defaults]\ncollections_path = ./collections\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ANSIBLE_COLLECTIONS_PATH", raising=False)
+    monkeypatch.delenv("ANSIBLE_CONFIG", raising=False)
+    monkeypatch.setattr(drift, "CHECKOUT", tmp_path / "not-a-checkout")
+    with drift.collection_path() as (value, root):
+        assert root == installed and str(tmp_path / "collections") in value.split(":")
+
+    (tmp_path / "ansible.cfg").write_text("[defaults]\ncollections_path = ./elsewhere\n")
+    with pytest.raises(drift.DriftError, match="ansible-galaxy collection install") as raised:
+        with drift.collection_path():
+            pass
+    assert "elsewhere" in str(raised.value)
