@@ -92,7 +92,6 @@ def test_the_collection_is_found_where_ansible_cfg_says(tmp_path, monkeypatch):
         assert root == installed and str(tmp_path / "collections") in value.split(":")
 
     (tmp_path / "ansible.cfg").write_text("[defaults]\ncollections_path = ./elsewhere\n")
-    with pytest.raises(drift.DriftError, match="ansible-galaxy collection install") as raised:
-        with drift.collection_path():
-            pass
+    with pytest.raises(drift.DriftError, match="ansible-galaxy collection install") as raised, drift.collection_path():
+        pass
     assert "elsewhere" in str(raised.value)
