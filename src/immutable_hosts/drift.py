@@ -230,7 +230,14 @@ class HostProgress:
         return table
 
 
+def host_line(name: str, host: dict[str, Any]) -> str:
+    state = "unreachable" if host["state"] == "unreachable" else ("failed" if host["failed"] else "checked")
+    return f"{name}: {state}, {host['tasks']} tasks, {host['changed']} would change, {host['failed']} failed"
+
+
 def run_with_progress(argv: list[str], env: dict[str, str], events: Path, log: Path, console: Any, prompts: bool = False) -> int:
+    """The playbook with a live table on a terminal; elsewhere (CI, a pipe) one line per host as it finishes:
+    an unreachable host at once, the others when the play ends."""
     from rich.live import Live
 
     progress = HostProgress()
@@ -239,13 +246,27 @@ def run_with_progress(argv: list[str], env: dict[str, str], events: Path, log: P
         stdin = None if prompts else subprocess.DEVNULL
         process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=stdin)
         try:
-            with Live(progress.table(), console=console, refresh_per_second=4, transient=not console.is_terminal) as live:
-                while process.poll() is None:
-                    time.sleep(0.25)
+            if console.is_terminal:
+                with Live(progress.table(), console=console, refresh_per_second=4, transient=False) as live:
+                    while process.poll() is None:
+                        time.sleep(0.25)
+                        progress.feed(events)
+                        live.update(progress.table())
                     progress.feed(events)
                     live.update(progress.table())
-                progress.feed(events)
-                live.update(progress.table())
+            else:
+                reported: set[str] = set()
+                while True:
+                    running = process.poll() is None
+                    time.sleep(0.25 if running else 0)
+                    progress.feed(events)
+                    for name in sorted(progress.hosts):
+                        host = progress.hosts[name]
+                        if name not in reported and (host["state"] == "unreachable" or not running):
+                            reported.add(name)
+                            console.print(host_line(name, host), highlight=False)
+                    if not running:
+                        break
         except BaseException:
             if process.poll() is None:
                 process.terminate()
@@ -443,6 +464,7 @@ th{background:#f4f4f4} td.n{text-align:right}
 .in_sync{color:#1a7f37} .drifted{color:#9a6700} .failed,.unreachable{color:#cf222e}
 td.cell-drift{background:#fff8c5;text-align:center} td.cell-drift a{color:#9a6700;font-weight:600;text-decoration:none}
 td.cell-ok{color:#aaa;text-align:center}
+td.cell-unknown{background:#ffebe9;color:#cf222e;text-align:center;font-weight:600}
 details{border:1px solid #ddd;border-radius:6px;margin:.5em 0;padding:.3em .8em} summary{cursor:pointer;font-weight:600}
 pre{background:#f6f8fa;padding:.6em;overflow:auto;font:12px/1.4 ui-monospace,monospace}
 .add{color:#1a7f37} .del{color:#cf222e} .hunk{color:#8250df} code{font:12px ui-monospace,monospace}
@@ -493,7 +515,9 @@ def render_html(document: dict[str, Any]) -> str:
     for key, label in (("hosts", "hosts"), ("in_sync", "in sync"), ("drifted", "drifted"), ("failed", "failed")):
         out.append(f'<div class="card {esc(key)}"><b>{summary[key]}</b>{esc(label)}</div>')
     out.append(f'<div class="card unreachable"><b>{summary["unreachable"]}</b>unreachable</div>')
-    out.append(f'<div class="card"><b>{summary["changes"]}</b>changes pending</div></div>')
+    out.append(f'<div class="card"><b>{summary["changes"]}</b>changes pending</div>')
+    unchecked = sum(len(host.get("unchecked") or []) for host in document["hosts"].values())
+    out.append(f'<div class="card unchecked"><b>{unchecked}</b>tasks not checked</div></div>')
     if summary.get("rings"):
         out.append(
             '<h2>Rings</h2><table id="rings"><thead><tr><th>ring</th><th>hosts</th><th>in sync</th><th>drifted</th>'
@@ -531,6 +555,10 @@ def render_html(document: dict[str, Any]) -> str:
                         f'<td class="cell-drift" data-resource="{esc(resource)}">'
                         f'<a href="#{anchor(name, resource)}">drift ({len(found[resource])})</a></td>'
                     )
+                elif host["status"] in ("failed", "unreachable"):
+                    # Not known: the host was not (fully) checked, which is not "no drift".
+                    why = STATUS_LABELS.get(host["status"], host["status"])
+                    cells.append(f'<td class="cell-unknown" title="not checked: {esc(why)}">?</td>')
                 else:
                     cells.append('<td class="cell-ok">·</td>')
             out.append(f'<tr><th class="{esc(host["status"])}">{esc(name)}</th>{"".join(cells)}</tr>')
