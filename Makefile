@@ -2,6 +2,7 @@
 #   make demo   run the main job (site.yml) on lab hosts
 #   make test   every check: lint, unit tests on three ansible-core versions (2.16, 2.19, 2.21), sanity, the lab, molecule
 #   make venv   create or refresh the virtual environments
+#   make ee     the execution environment's build context (ansible-builder), checked
 #   make bench  the fleet benchmark against the anchor collections (BENCH_HOSTS=50 for 50 hosts)
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -30,7 +31,7 @@ STAMP    := $(VENV)/.installed
 STAMP221 := $(VENV221)/.installed
 STAMP216 := $(VENV216)/.installed
 
-.PHONY: help deps venv test demo bench lint units cli lab-tests lab-stream-a lab-stream-b molecule molecule-scenarios units-216 units-219 units-221 compile-py39 tree sanity docs collection summary clean
+.PHONY: help deps venv test demo bench lint units cli ee lab-tests lab-stream-a lab-stream-b molecule molecule-scenarios units-216 units-219 units-221 compile-py39 tree sanity docs collection summary clean
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -72,7 +73,7 @@ $(STAMP221): pyproject.toml
 
 test: deps venv
 	@rm -rf $(REPORTS) && mkdir -p $(REPORTS)
-	@$(MAKE) --no-print-directory lint units cli compile-py39 tree sanity docs collection lab-tests
+	@$(MAKE) --no-print-directory lint units cli compile-py39 tree sanity docs collection ee lab-tests
 	@$(MAKE) --no-print-directory summary
 
 lint: $(STAMP) tree
@@ -220,6 +221,16 @@ collection: $(STAMP) tree
 	@echo "== ansible-galaxy collection build"
 	@mkdir -p $(BUILD)/dist
 	@cd $(COLL) && $(VENV)/bin/ansible-galaxy collection build --force --output-path $(BUILD)/dist .
+
+# The execution environment's build context (ansible-builder create) with this checkout's collection and CLI, checked;
+# building the image needs a reachable registry for its base image, which CI does not have.
+ee: $(STAMP) collection
+	@echo "== execution environment: ansible-builder create, then tools/check_ee.py"
+	@rm -rf $(BUILD)/ee $(BUILD)/ee-inputs && mkdir -p $(BUILD)/ee-inputs
+	@cp $(BUILD)/dist/immutable-hosts-$$(sed -n 's/^version: *//p' galaxy.yml).tar.gz $(BUILD)/ee-inputs/immutable-hosts.tar.gz
+	@$(VENV)/bin/python -m pip wheel -q --disable-pip-version-check --no-deps -w $(BUILD)/ee-inputs . >/dev/null
+	@$(VENV)/bin/ansible-builder create -f execution-environment.yml -c $(BUILD)/ee --output-filename Containerfile >/dev/null
+	@PATH=$(VENV)/bin:$$PATH $(VENV)/bin/python tools/check_ee.py $(BUILD)/ee
 
 summary:
 	@$(VENV)/bin/python tools/test_summary.py $(REPORTS)
