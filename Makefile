@@ -1,7 +1,8 @@
 # immutable.hosts: every set-up and check goes through this file.
 #   make demo   run the main job (site.yml) on lab hosts
-#   make test   every check: lint, unit tests on two ansible-core versions, sanity, collection build
+#   make test   every check: lint, unit tests on three ansible-core versions (2.16, 2.19, 2.21), sanity, the lab, molecule
 #   make venv   create or refresh the virtual environments
+#   make ee     the execution environment's build context (ansible-builder), checked
 #   make bench  the fleet benchmark against the anchor collections (BENCH_HOSTS=50 for 50 hosts)
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -17,6 +18,7 @@ BUILD_HOME := $(BUILD)/home
 find_python = $(firstword $(foreach p,$(sort $(wildcard $(HOME)/.pyenv/versions/$(1)*/bin/python$(1) /root/.pyenv/versions/$(1)*/bin/python$(1))) $(shell command -v python$(1) 2>/dev/null),$(shell $(p) -c 'import sys' >/dev/null 2>&1 && echo $(p))))
 PY311  := $(or $(call find_python,3.11),$(shell command -v python3 2>/dev/null))
 PY313  := $(call find_python,3.13)
+PY312  := $(call find_python,3.12)
 PY39   := $(call find_python,3.9)
 
 # Debian packages the real-tool tests and the lab need on the machine (the lab image brings its own).
@@ -24,17 +26,19 @@ APT_PACKAGES := flatpak ostree rpm e2fsprogs gnupg busybox-static debootstrap sy
 
 VENV     := $(ROOT)/.venv
 VENV221  := $(ROOT)/.venv-core221
+VENV216  := $(ROOT)/.venv-core216
 STAMP    := $(VENV)/.installed
 STAMP221 := $(VENV221)/.installed
+STAMP216 := $(VENV216)/.installed
 
-.PHONY: help deps venv test demo bench lint units cli lab-tests lab-stream-a lab-stream-b molecule molecule-scenarios units-219 units-221 compile-py39 tree sanity docs collection summary clean
+.PHONY: help deps venv test demo bench lint units cli ee lab-tests lab-stream-a lab-stream-b molecule molecule-scenarios units-216 units-219 units-221 compile-py39 tree sanity docs collection summary clean
 
 help:
 	@sed -n 's/^#   //p' Makefile
 
 # --- environments ------------------------------------------------------------------------------------------------
 
-venv: $(STAMP) $(if $(PY313),$(STAMP221))
+venv: $(STAMP) $(if $(PY313),$(STAMP221)) $(if $(PY312),$(STAMP216))
 
 deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
@@ -49,6 +53,15 @@ $(STAMP): pyproject.toml
 	@$(VENV)/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]' 'ansible-core>=2.19,<2.20'
 	@touch $@
 
+$(STAMP216): pyproject.toml
+	@echo "== venv: $(VENV216) (Python $$($(PY312) -c 'import platform; print(platform.python_version())'), ansible-core 2.16, the oldest supported)"
+	@test -x $(VENV216)/bin/python || $(PY312) -m venv $(VENV216)
+	@$(VENV216)/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+	@# the collection's unit tests and the roles' lab test; the CLI (this package) itself wants ansible-core 2.19
+	@$(VENV216)/bin/python -m pip install -q --disable-pip-version-check 'pytest>=8' 'ansible-core>=2.16,<2.17' 'rich>=13' 'ruamel.yaml>=0.18'
+	@$(VENV216)/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
+	@touch $@
+
 $(STAMP221): pyproject.toml
 	@echo "== venv: $(VENV221) (Python $$($(PY313) -c 'import platform; print(platform.python_version())'), ansible-core 2.21)"
 	@test -x $(VENV221)/bin/python || $(PY313) -m venv $(VENV221)
@@ -60,25 +73,39 @@ $(STAMP221): pyproject.toml
 
 test: deps venv
 	@rm -rf $(REPORTS) && mkdir -p $(REPORTS)
-	@$(MAKE) --no-print-directory lint units cli compile-py39 tree sanity docs collection lab-tests
+	@$(MAKE) --no-print-directory lint units cli compile-py39 tree sanity docs collection ee lab-tests
 	@$(MAKE) --no-print-directory summary
 
 lint: $(STAMP) tree
 	@echo "== ruff"
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check --diff plugins tests src tools
-	@echo "== ansible-lint (production profile): roles and playbooks"
-	@PATH=$(VENV)/bin:$$PATH $(VENV)/bin/ansible-lint --offline --profile production --nocolor roles playbooks
+	@echo "== changelog fragments (antsibull-changelog lint)"
+	@PATH=$(VENV)/bin:$$PATH $(VENV)/bin/antsibull-changelog lint
+	@echo "== ansible-lint (production profile, .ansible-lint): the whole repository"
+	@PATH=$(VENV)/bin:$$PATH $(VENV)/bin/ansible-lint --nocolor .
 
 tree: $(STAMP)
 	@$(VENV)/bin/python tools/collection_tree.py $(BUILD)
 
-units: units-219 units-221
+units: units-216 units-219 units-221
 
 units-219: $(STAMP) tree
 	@echo "== unit tests: ansible-core $$($(VENV)/bin/python -c 'import ansible; print(ansible.__version__)') on Python $$($(VENV)/bin/python -c 'import platform; print(platform.python_version())')"
 	@cd $(COLL) && PYTHONPATH=$(BUILD) $(VENV)/bin/python -m pytest -q -p no:cacheprovider --import-mode=importlib \
 	    --junitxml=$(REPORTS)/units-core219-py311.xml tests/unit
+
+units-216: tree
+ifeq ($(PY312),)
+	@echo "!! ================================================================================================ !!"
+	@echo "!! Python 3.12 not found (neither python3.12 on PATH nor pyenv's 3.12): ansible-core 2.16 NOT TESTED   !!"
+	@echo "!! ================================================================================================ !!"
+else
+	@$(MAKE) --no-print-directory $(STAMP216)
+	@echo "== unit tests: ansible-core $$($(VENV216)/bin/python -c 'import ansible; print(ansible.__version__)') on Python $$($(VENV216)/bin/python -c 'import platform; print(platform.python_version())')"
+	@cd $(COLL) && PYTHONPATH=$(BUILD) $(VENV216)/bin/python -m pytest -q -p no:cacheprovider --import-mode=importlib \
+	    --junitxml=$(REPORTS)/units-core216-py312.xml tests/unit
+endif
 
 units-221: tree
 ifeq ($(PY313),)
@@ -108,7 +135,7 @@ MOLECULE_SCENARIOS := os_image flatpak rootless_podman apple_silicon workstation
 
 LAB_A_HOSTS      := silverblue:1-4,silverblue:8-8,bootc:1-2,bootc-only:1-2
 LAB_A_TESTS      := test_bootc.py test_os_modules.py test_rollout.py test_registry.py test_content_oci.py test_os_tools.py
-LAB_A_MOLECULE   := os_image apple_silicon health image_build
+LAB_A_MOLECULE   := os_image apple_silicon health
 LAB_B_HOSTS      := silverblue:5-7,kinoite:1-1
 LAB_B_TESTS      := $(filter-out $(LAB_A_TESTS),$(notdir $(wildcard tests/lab/test_*.py)))
 LAB_B_MOLECULE   := $(filter-out $(LAB_A_MOLECULE),$(MOLECULE_SCENARIOS))
@@ -131,6 +158,13 @@ lab-stream-a:
 	@mkdir -p .lab/image .lab-a && ln -sfn $(ROOT)/.lab/image .lab-a/image
 	@LAB_TEST_HOSTS=$(LAB_A_HOSTS) IMMUTABLE_HOSTS_LAB_DIR=$(ROOT)/.lab-a $(VENV)/bin/python -m pytest -q -p no:cacheprovider \
 	    --junitxml=$(REPORTS)/lab-a.xml $(LAB_A_TESTS:%=tests/lab/%)
+ifeq ($(PY312),)
+	@echo "!! Python 3.12 not found: the roles NOT TESTED on ansible-core 2.16"
+else
+	@echo "== the roles on the oldest supported controller: tests/lab/test_roles.py with ansible-core 2.16"
+	@IMMUTABLE_HOSTS_LAB_DIR=$(ROOT)/.lab-a $(VENV216)/bin/python -m pytest -q -p no:cacheprovider \
+	    --junitxml=$(REPORTS)/lab-roles-core216.xml tests/lab/test_roles.py
+endif
 	@$(MAKE) --no-print-directory molecule-scenarios MOLECULE_SCENARIOS="$(LAB_A_MOLECULE)"
 
 lab-stream-b:
@@ -187,6 +221,16 @@ collection: $(STAMP) tree
 	@echo "== ansible-galaxy collection build"
 	@mkdir -p $(BUILD)/dist
 	@cd $(COLL) && $(VENV)/bin/ansible-galaxy collection build --force --output-path $(BUILD)/dist .
+
+# The execution environment's build context (ansible-builder create) with this checkout's collection and CLI, checked;
+# building the image needs a reachable registry for its base image, which CI does not have.
+ee: $(STAMP) collection
+	@echo "== execution environment: ansible-builder create, then tools/check_ee.py"
+	@rm -rf $(BUILD)/ee $(BUILD)/ee-inputs && mkdir -p $(BUILD)/ee-inputs
+	@cp $(BUILD)/dist/immutable-hosts-$$(sed -n 's/^version: *//p' galaxy.yml).tar.gz $(BUILD)/ee-inputs/immutable-hosts.tar.gz
+	@$(VENV)/bin/python -m pip wheel -q --disable-pip-version-check --no-deps -w $(BUILD)/ee-inputs . >/dev/null
+	@$(VENV)/bin/ansible-builder create -f execution-environment.yml -c $(BUILD)/ee --output-filename Containerfile >/dev/null
+	@PATH=$(VENV)/bin:$$PATH $(VENV)/bin/python tools/check_ee.py $(BUILD)/ee
 
 summary:
 	@$(VENV)/bin/python tools/test_summary.py $(REPORTS)

@@ -180,6 +180,19 @@ def utc_now():
     return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
+def result_data(result):
+    """The task's result dict: ``result`` since ansible-core 2.19, ``_result`` before."""
+    return result.result if hasattr(result, "result") else result._result
+
+
+def result_host(result):
+    return result.host if hasattr(result, "host") else result._host
+
+
+def result_task(result):
+    return result.task if hasattr(result, "task") else result._task
+
+
 class CallbackModule(CallbackBase):
     """Collects would-change results with their diffs, per host, and writes one JSON document at the end."""
 
@@ -214,7 +227,7 @@ class CallbackModule(CallbackBase):
             events.write(json.dumps(record) + "\n")
 
     def describe(self, result):
-        task = result.task
+        task = result_task(result)
         path = task.get_path() if hasattr(task, "get_path") else None
         return {
             "play": self.play,
@@ -230,7 +243,7 @@ class CallbackModule(CallbackBase):
         invocation = data.get("invocation")
         if isinstance(invocation, dict) and isinstance(invocation.get("module_args"), dict):
             return invocation["module_args"]
-        task_args = getattr(result.task, "args", None)
+        task_args = getattr(result_task(result), "args", None)
         task_args = task_args if isinstance(task_args, dict) else {}
         args = {}
         for key, value in task_args.items():
@@ -242,7 +255,7 @@ class CallbackModule(CallbackBase):
         return args
 
     def record_change(self, result, data, item=None):
-        action = result.task.action
+        action = result_task(result).action
         if short_action(action) == "host_state" and isinstance(data.get("module"), str):
             # One resource of immutable.hosts.host_state: the module whose unit converged it, the options naming it.
             action = data["module"]
@@ -261,7 +274,7 @@ class CallbackModule(CallbackBase):
         commands = data.get("commands")
         if isinstance(commands, list):
             entry["commands"] = json_safe(commands)
-        self.host(result.host.get_name())["changes"].append(entry)
+        self.host(result_host(result).get_name())["changes"].append(entry)
 
     def v2_playbook_on_start(self, playbook):
         self.playbooks.append(to_text(getattr(playbook, "_file_name", "") or ""))
@@ -274,11 +287,11 @@ class CallbackModule(CallbackBase):
             self.check_mode = True
 
     def v2_runner_on_ok(self, result):
-        data = result.result
-        name = result.host.get_name()
+        data = result_data(result)
+        name = result_host(result).get_name()
         self.host(name)
         loop_results = data.get("results")
-        resources = data.get("resources") if short_action(result.task.action) == "host_state" else None
+        resources = data.get("resources") if short_action(result_task(result).action) == "host_state" else None
         if isinstance(resources, list) and all(isinstance(r, dict) for r in resources):
             for entry in resources:
                 if entry.get("changed"):
@@ -296,11 +309,11 @@ class CallbackModule(CallbackBase):
             self.host(name)["ring"] = to_text(facts[RING_FACT])
             if self.host(name)["ring"] not in self.rings:
                 self.rings.append(self.host(name)["ring"])
-        self.emit(name, to_text(result.task.get_name()), "ok", data.get("changed"))
+        self.emit(name, to_text(result_task(result).get_name()), "ok", data.get("changed"))
 
     def v2_runner_on_failed(self, result, ignore_errors=False):
-        data = result.result
-        name = result.host.get_name()
+        data = result_data(result)
+        name = result_host(result).get_name()
         entry = self.describe(result)
         entry["msg"] = json_safe(data.get("msg") or data.get("stderr") or data.get("exception") or "failed")
         entry["ignored"] = bool(ignore_errors)
@@ -308,19 +321,19 @@ class CallbackModule(CallbackBase):
         self.emit(name, entry["task"], "failed", data.get("changed"))
 
     def v2_runner_on_skipped(self, result):
-        data = result.result
-        name = result.host.get_name()
+        data = result_data(result)
+        name = result_host(result).get_name()
         self.host(name)
         message = to_text(data.get("msg", "")).lower()
         if any(text in message for text in UNCHECKED_MESSAGES):
             entry = self.describe(result)
             entry["msg"] = to_text(data["msg"])
             self.host(name)["unchecked"].append(entry)
-        self.emit(name, to_text(result.task.get_name()), "skipped", False)
+        self.emit(name, to_text(result_task(result).get_name()), "skipped", False)
 
     def v2_runner_on_unreachable(self, result):
-        data = result.result
-        name = result.host.get_name()
+        data = result_data(result)
+        name = result_host(result).get_name()
         entry = self.describe(result)
         entry["msg"] = json_safe(data.get("msg") or "unreachable")
         self.host(name)["unreachable"] = entry

@@ -8,6 +8,12 @@ from __future__ import annotations
 class ModuleDocFragment:
     # Which installation a flatpak module works on (module_utils/flatpak/_installation.py COMMON_ARGUMENT_SPEC).
     DOCUMENTATION = r"""
+attributes:
+  action_group:
+    description: Use C(group/immutable.hosts.flatpak) in C(module_defaults) to set defaults for this module.
+    support: full
+    membership:
+      - immutable.hosts.flatpak
 options:
   scope:
     description:

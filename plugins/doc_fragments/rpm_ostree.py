@@ -8,6 +8,12 @@ from __future__ import annotations
 class ModuleDocFragment:
     # The options every rpm-ostree module shares (module_utils/ostree/_reader.py COMMON_ARGUMENT_SPEC).
     DOCUMENTATION = r"""
+attributes:
+  action_group:
+    description: Use C(group/immutable.hosts.rpm_ostree) in C(module_defaults) to set defaults for this module.
+    support: full
+    membership:
+      - immutable.hosts.rpm_ostree
 options:
   wait_timeout:
     description:

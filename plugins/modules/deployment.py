@@ -30,6 +30,12 @@ extends_documentation_fragment:
   - immutable.hosts.rpm_ostree
 author:
   - immutable.hosts contributors (@immutable-hosts)
+requirements:
+  - rpm-ostree 2019.4 or later (upgrade --lock-finalization, finalize-deployment), 2021.2 or later with
+    O(bypass_driver); ostree 2019.3 or later for O(pin) and O(unpin) (admin pin with several indexes).
+  - On a host without rpm-ostree, bootc 0.1.13 or later; bootc 1.12.0 or later for O(upgrade=download_only),
+    O(lock_finalization) and O(finalize), 1.7.0 or later for O(soft_reboot).
+  - systemd-run (systemd) on the host for O(finalize).
 options:
   upgrade:
     description:

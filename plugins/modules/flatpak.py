@@ -24,6 +24,9 @@ extends_documentation_fragment:
   - immutable.hosts.flatpak
 author:
   - immutable.hosts contributors (@immutable-hosts)
+requirements:
+  - flatpak 1.5.0 or later (install --or-update; list --columns with the :f modifier).
+  - runuser (util-linux) on the host when O(user) names another user.
 options:
   name:
     description:

@@ -21,6 +21,11 @@ extends_documentation_fragment:
   - immutable.hosts.flatpak
 author:
   - immutable.hosts contributors (@immutable-hosts)
+requirements:
+  - A Flatpak installation on the host; the module writes the override file itself and runs no flatpak command. Some
+    values take effect only with a newer flatpak (unset_environment 1.10.0, the per-app-dev-shm feature 1.11.1, the
+    gpg-agent socket 1.14.0, inherit-wayland-socket 1.15.7, the input device 1.15.6, the usb device 1.15.11, the
+    host-root filesystem 1.17.0).
 options:
   app:
     description: The application ID whose override is managed. Mutually exclusive with O(global).

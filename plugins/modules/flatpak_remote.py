@@ -24,6 +24,9 @@ extends_documentation_fragment:
   - immutable.hosts.flatpak
 author:
   - immutable.hosts contributors (@immutable-hosts)
+requirements:
+  - flatpak 1.3.4 or later (remote filters, the filter and comment columns).
+  - runuser (util-linux) on the host when O(user) names another user.
 options:
   name:
     description: Name of the remote.

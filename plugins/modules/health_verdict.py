@@ -21,6 +21,9 @@ extends_documentation_fragment:
   - immutable.hosts.attributes
 author:
   - immutable.hosts contributors (@immutable-hosts)
+requirements:
+  - On an OSTree host, one of rpm-ostree 2018.6 or later, bootc 0.1.13 or later, or ostree (admin status; 2024.1 or
+    later reads past unsigned commits).
 options:
   before:
     description:

@@ -37,6 +37,10 @@ extends_documentation_fragment:
   - immutable.hosts.host_document
 author:
   - immutable.hosts contributors (@immutable-hosts)
+requirements:
+  - For each part of the document, what its module needs (see each module's requirements), for example rpm-ostree
+    2022.16 or later, or bootc 0.1.13 or later, to follow a container image; flatpak 1.5.0 or later for C(flatpak);
+    podman 4.4 or later with Quadlet for C(quadlets) and 4.7 or later for C(secrets); loginctl for C(users).
 options:
   facts:
     description:

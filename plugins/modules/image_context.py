@@ -54,6 +54,12 @@ extends_documentation_fragment:
   - immutable.hosts.host_document
 author:
   - immutable.hosts contributors (@immutable-hosts)
+requirements:
+  - On the build host, skopeo 1.5.1 or later (inspect --no-tags) when a COPR project gives no copr_chroot, and podman
+    4.6 or later's Quadlet generator to validate the units (optional; users' units in /etc/containers/systemd/users need
+    4.6).
+  - In the base image, bootc 0.1.14 or later (kargs.d, logically bound images, bootc container lint), podman 4.8 or
+    later for bound images (GlobalArgs=), and flatpak 1.17 or later with O(flatpak_preinstall=true).
 options:
   path:
     description:

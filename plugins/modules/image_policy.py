@@ -29,6 +29,8 @@ extends_documentation_fragment:
   - immutable.hosts.attributes
 author:
   - immutable.hosts contributors (@immutable-hosts)
+requirements:
+  - None on the host; containers/image (podman, skopeo, rpm-ostree, bootc) reads the files.
 options:
   scope:
     description:

@@ -29,7 +29,9 @@ extends_documentation_fragment:
 author:
   - immutable.hosts contributors (@immutable-hosts)
 requirements:
-  - podman 4.0 or later and skopeo 1.9 or later (sigstore signing) where the module runs.
+  - podman 3.1 or later (build --timestamp), and skopeo 1.9.0 or later with O(sign=true) (copy
+    --sign-by-sigstore-private-key), else skopeo 1.5.1 or later (inspect --no-tags, copy --digestfile), where the module
+    runs.
 options:
   context:
     description:

@@ -21,6 +21,9 @@ extends_documentation_fragment:
   - immutable.hosts.rpm_ostree
 author:
   - immutable.hosts contributors (@immutable-hosts)
+requirements:
+  - rpm-ostree 2022.2 or later for O(etc) (the initramfs-etc command); O(regenerate) and O(args) alone work with older
+    releases.
 options:
   regenerate:
     description:

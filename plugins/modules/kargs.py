@@ -25,6 +25,9 @@ extends_documentation_fragment:
   - immutable.hosts.rpm_ostree
 author:
   - immutable.hosts contributors (@immutable-hosts)
+requirements:
+  - rpm-ostree 2021.5 or later (kargs --append-if-missing, --delete-if-present and --unchanged-exit-77); on a host
+    without rpm-ostree, bootc 1.3.0 or later (status --format=json with the deployment's stateroot).
 options:
   args:
     description:

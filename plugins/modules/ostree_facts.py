@@ -28,6 +28,9 @@ description:
   - Usable as a facts module in C(FACTS_MODULES) (C(ansible.builtin.setup) runs it during fact gathering).
 author:
   - immutable.hosts contributors (@immutable-hosts)
+requirements:
+  - On an OSTree host, one of rpm-ostree 2018.6 or later, bootc 0.1.13 or later, or ostree (admin status; 2024.1 or
+    later reads past unsigned commits).
 options:
   status_retries:
     description:

@@ -22,6 +22,8 @@ extends_documentation_fragment:
   - immutable.hosts.attributes
 author:
   - immutable.hosts contributors (@immutable-hosts)
+requirements:
+  - podman 4.7 or later (secret inspect --showsecret, secret create --replace).
 options:
   name:
     description: The secret's name (letters, digits, C(_.-), at most 253 characters).
@@ -43,7 +45,7 @@ options:
     choices: [present, absent]
     default: present
 notes:
-  - Needs podman 4.5 or later (C(secret inspect --showsecret)) and 4.7 or later (C(secret create --replace)).
+  - Needs podman 4.7 or later (C(secret inspect --showsecret) and C(secret create --replace)).
 seealso:
   - module: immutable.hosts.quadlet
   - module: immutable.hosts.host_state

@@ -27,6 +27,11 @@ extends_documentation_fragment:
   - immutable.hosts.attributes
 author:
   - immutable.hosts contributors (@immutable-hosts)
+requirements:
+  - podman 4.4 or later with its Quadlet generator for the kinds container, volume, network and kube; 4.8 or later for
+    image, 5.0 for pod, 5.2 for build, 5.3 for the [Quadlet] section. The keys are podman 5.4's; an older generator
+    refuses keys it does not know, and the module validates with the host's generator before writing.
+  - systemd (systemctl, and a user instance with linger for O(user)); runuser (util-linux) for O(user).
 options:
   name:
     description:

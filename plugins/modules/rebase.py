@@ -23,6 +23,11 @@ extends_documentation_fragment:
   - immutable.hosts.rpm_ostree
 author:
   - immutable.hosts contributors (@immutable-hosts)
+requirements:
+  - rpm-ostree 2022.16 or later to follow container images (rebase without --experimental), or bootc 0.1.13 or later
+    with O(backend=bootc) (status --format=json, switch --enforce-container-sigpolicy); rpm-ostree 2021.3 or later with
+    O(bypass_driver).
+  - skopeo 1.5.1 or later on the host with O(follow=digest) (inspect --no-tags).
 options:
   ref:
     description:

@@ -22,6 +22,8 @@ extends_documentation_fragment:
   - immutable.hosts.attributes
 author:
   - immutable.hosts contributors (@immutable-hosts)
+requirements:
+  - None on the host; rpm-ostree's and bootc's image pulls read the system file.
 options:
   registry:
     description:

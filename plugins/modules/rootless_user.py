@@ -23,6 +23,9 @@ extends_documentation_fragment:
   - immutable.hosts.attributes
 author:
   - immutable.hosts contributors (@immutable-hosts)
+requirements:
+  - loginctl (systemd-logind) for O(linger); useradd (shadow-utils) with O(create=true); usermod with --add-subuids and
+    --add-subgids for new subordinate ranges when it is there, else the module edits the files itself.
 options:
   name:
     description: The login name.

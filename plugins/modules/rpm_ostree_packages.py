@@ -27,6 +27,10 @@ extends_documentation_fragment:
   - immutable.hosts.rpm_ostree
 author:
   - immutable.hosts contributors (@immutable-hosts)
+requirements:
+  - rpm-ostree 2018.7 or later (install and uninstall with --idempotent and --unchanged-exit-77); 2022.13 or later with
+    O(apply_live) (--apply-live with --assumeyes).
+  - skopeo 1.5.1 or later on the host when O(provided_by) names an image (inspect --no-tags).
 options:
   name:
     description:

@@ -28,6 +28,8 @@ extends_documentation_fragment:
   - immutable.hosts.attributes
 author:
   - immutable.hosts contributors (@immutable-hosts)
+requirements:
+  - None on the host; rpm-ostree, when it is there, names the release and architecture of a COPR project's chroot.
 options:
   name:
     description:

@@ -24,6 +24,12 @@ extends_documentation_fragment:
   - immutable.hosts.attributes
 author:
   - immutable.hosts contributors (@immutable-hosts)
+requirements:
+  - rpm-ostree 2018.8 or later (AutomaticUpdatePolicy=stage, rpm-ostree reload, rpm-ostreed-automatic.timer); 2023.2 or
+    later for O(lock_layering), 2023.4 or later for O(policy=apply). On a host without rpm-ostree, bootc 0.1.6 or later
+    (bootc-fetch-apply-updates.timer).
+  - systemd 243 or later and /usr/bin/python3 for O(skip_metered) and O(skip_user_sessions) (ExecCondition=, the update
+    gate).
 options:
   policy:
     description:

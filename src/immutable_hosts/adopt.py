@@ -38,6 +38,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from immutable_hosts._parser import Parser
 from immutable_hosts.drift import DriftError, ansible_tool, collection_path
 from immutable_hosts.files import write_durably
 
@@ -520,7 +521,7 @@ def register(subparsers: Any) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(prog="immutable-hosts")
+    parser = Parser(prog="immutable-hosts")
     register(parser.add_subparsers(dest="command", required=True))
     parsed = parser.parse_args(["adopt", *sys.argv[1:]])
     sys.exit(int(parsed.func(parsed)))

@@ -7,20 +7,22 @@ import sys
 from collections.abc import Sequence
 
 from immutable_hosts import __version__, adopt, drift, image
+from immutable_hosts._parser import USAGE_ERROR, Parser
 from immutable_hosts.lab import cli as lab_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="immutable-hosts",
         description="Provision immutable Linux hosts with the immutable.hosts Ansible collection.",
+        epilog="Exit codes: 0 success, 1 an error (a usage error too), 2 drift or, with --check, a change to make.",
     )
     parser.add_argument("--version", action="version", version="immutable-hosts %s" % __version__)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    lab_cli.register(commands)
     drift.register(commands)
     adopt.register(commands)
     image.register(commands)
+    lab_cli.register(commands)  # last: a development tool, not what a user of the collection needs
     return parser
 
 
@@ -30,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help(sys.stderr)
-        return 2
+        return USAGE_ERROR
     return int(func(args) or 0)
 
 

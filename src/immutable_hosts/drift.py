@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from immutable_hosts._parser import Parser
 from immutable_hosts.files import write_durably
 
 FORMAT = "immutable.hosts.drift/1"
@@ -49,11 +50,42 @@ def is_checkout(root: Path) -> bool:
     return (root / "galaxy.yml").is_file() and (root / "plugins" / "callback" / "drift.py").is_file()
 
 
+def configured_collection_paths() -> list[Path]:
+    """The collection paths ansible itself uses here: ``ansible-config dump`` reads ANSIBLE_CONFIG, ./ansible.cfg,
+    ~/.ansible.cfg and /etc/ansible/ansible.cfg as ansible-playbook does (``collections_path`` included)."""
+    try:
+        done = subprocess.run(
+            [ansible_tool("ansible-config"), "dump", "--format", "json"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+        settings = json.loads(done.stdout) if done.returncode == 0 else []
+    except (DriftError, OSError, subprocess.TimeoutExpired, json.JSONDecodeError):
+        settings = []
+    for setting in settings if isinstance(settings, list) else []:
+        if isinstance(setting, dict) and setting.get("name") == "COLLECTIONS_PATHS":
+            value = setting.get("value") or []
+            value = value.split(os.pathsep) if isinstance(value, str) else value
+            return [Path(str(p)).expanduser() for p in value if p]
+    return [Path("~/.ansible/collections").expanduser(), Path("/usr/share/ansible/collections")]
+
+
+INSTALL_HINT = (
+    "the immutable.hosts collection is not installed where ansible looks for collections (%s), and this is not a "
+    "checkout of it: install it with `ansible-galaxy collection install immutable.hosts`, or from Git with "
+    "`ansible-galaxy collection install git+https://github.com/immutable-hosts/immutable.hosts.git`, or point "
+    "ANSIBLE_COLLECTIONS_PATH (or collections_path in ansible.cfg) at where it is"
+)
+
+
 @contextlib.contextmanager
 def collection_path() -> Iterator[tuple[str, Path]]:
     """Yields (ANSIBLE_COLLECTIONS_PATH value, collection root). Uses a collection Ansible already finds through
     ``ANSIBLE_COLLECTIONS_PATH``; else, running from a checkout, links the checkout into a temp dir as
-    ``ansible_collections/immutable/hosts``; else the default collection paths."""
+    ``ansible_collections/immutable/hosts``; else the collection paths ansible's configuration names."""
     configured = [Path(p).expanduser() for p in os.environ.get("ANSIBLE_COLLECTIONS_PATH", "").split(os.pathsep) if p]
     for root in configured:
         found = collection_in(root)
@@ -67,16 +99,13 @@ def collection_path() -> Iterator[tuple[str, Path]]:
             (namespace / "hosts").symlink_to(CHECKOUT, target_is_directory=True)
             yield os.pathsep.join([temp, *map(str, configured)]), namespace / "hosts"
         return
-    defaults = [Path("~/.ansible/collections").expanduser(), Path("/usr/share/ansible/collections")]
-    for root in defaults:
+    paths = configured_collection_paths()  # ANSIBLE_COLLECTIONS_PATH, ansible.cfg or the defaults, as ansible reads them
+    for root in paths:
         found = collection_in(root)
         if found:
-            yield os.pathsep.join(map(str, [*configured, *defaults])), found
+            yield os.pathsep.join(map(str, paths)), found
             return
-    raise DriftError(
-        "the immutable.hosts collection is not installed (ansible-galaxy collection install immutable.hosts) "
-        "and this is not a checkout of it"
-    )
+    raise DriftError(INSTALL_HINT % ", ".join(map(str, paths)))
 
 
 def ansible_tool(name: str) -> str:
@@ -89,12 +118,51 @@ def ansible_tool(name: str) -> str:
     return found
 
 
+def add_playbook_options(parser: argparse.ArgumentParser) -> None:
+    """The ansible-playbook options a run needs on a real fleet, passed through as they are."""
+    group = parser.add_argument_group("passed to ansible-playbook")
+    group.add_argument("-u", "--user", help="connect as this user")
+    group.add_argument("--private-key", help="the SSH private key file")
+    group.add_argument("-f", "--forks", type=int, help="hosts in parallel")
+    group.add_argument("-v", "--verbose", action="count", default=0, help="more output in the log (-vvv...)")
+    group.add_argument("-k", "--ask-pass", action="store_true", help="ask for the connection password")
+    group.add_argument("-K", "--ask-become-pass", action="store_true", help="ask for the privilege escalation password")
+    group.add_argument("--vault-password-file", action="append", help="a vault password file (repeatable)")
+    group.add_argument("--vault-id", action="append", help="a vault identity (repeatable)")
+    group.add_argument("--ask-vault-pass", action="store_true", help="ask for the vault password")
+
+
+def playbook_options(args: argparse.Namespace) -> list[str]:
+    argv: list[str] = []
+    for flag, value in (("--user", args.user), ("--private-key", args.private_key)):
+        if value:
+            argv += [flag, value]
+    if args.forks is not None:
+        argv += ["--forks", str(args.forks)]
+    if args.verbose:
+        argv.append("-" + "v" * args.verbose)
+    for flag in ("ask_pass", "ask_become_pass", "ask_vault_pass"):
+        if getattr(args, flag):
+            argv.append("--" + flag.replace("_", "-"))
+    for value in args.vault_password_file or []:
+        argv += ["--vault-password-file", value]
+    for value in args.vault_id or []:
+        argv += ["--vault-id", value]
+    return argv
+
+
+def asks(args: argparse.Namespace) -> bool:
+    """ansible-playbook will prompt (its prompts need the terminal's stdin)."""
+    return bool(args.ask_pass or args.ask_become_pass or args.ask_vault_pass)
+
+
 def playbook_argv(args: argparse.Namespace, playbook: Path) -> list[str]:
     argv = [ansible_tool("ansible-playbook"), "-i", str(args.inventory), "--check", "--diff"]
     if args.limit:
         argv += ["--limit", args.limit]
     for extra in args.extra_vars or []:
         argv += ["--extra-vars", extra]
+    argv += playbook_options(args)
     return [*argv, str(playbook)]
 
 
@@ -162,20 +230,43 @@ class HostProgress:
         return table
 
 
-def run_with_progress(argv: list[str], env: dict[str, str], events: Path, log: Path, console: Any) -> int:
+def host_line(name: str, host: dict[str, Any]) -> str:
+    state = "unreachable" if host["state"] == "unreachable" else ("failed" if host["failed"] else "checked")
+    return f"{name}: {state}, {host['tasks']} tasks, {host['changed']} would change, {host['failed']} failed"
+
+
+def run_with_progress(argv: list[str], env: dict[str, str], events: Path, log: Path, console: Any, prompts: bool = False) -> int:
+    """The playbook with a live table on a terminal; elsewhere (CI, a pipe) one line per host as it finishes:
+    an unreachable host at once, the others when the play ends."""
     from rich.live import Live
 
     progress = HostProgress()
     with log.open("w", encoding="utf-8") as out:
-        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        # ansible-playbook's password prompts read the terminal; otherwise it never reads stdin.
+        stdin = None if prompts else subprocess.DEVNULL
+        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=stdin)
         try:
-            with Live(progress.table(), console=console, refresh_per_second=4, transient=not console.is_terminal) as live:
-                while process.poll() is None:
-                    time.sleep(0.25)
+            if console.is_terminal:
+                with Live(progress.table(), console=console, refresh_per_second=4, transient=False) as live:
+                    while process.poll() is None:
+                        time.sleep(0.25)
+                        progress.feed(events)
+                        live.update(progress.table())
                     progress.feed(events)
                     live.update(progress.table())
-                progress.feed(events)
-                live.update(progress.table())
+            else:
+                reported: set[str] = set()
+                while True:
+                    running = process.poll() is None
+                    time.sleep(0.25 if running else 0)
+                    progress.feed(events)
+                    for name in sorted(progress.hosts):
+                        host = progress.hosts[name]
+                        if name not in reported and (host["state"] == "unreachable" or not running):
+                            reported.add(name)
+                            console.print(host_line(name, host), highlight=False)
+                    if not running:
+                        break
         except BaseException:
             if process.poll() is None:
                 process.terminate()
@@ -373,6 +464,7 @@ th{background:#f4f4f4} td.n{text-align:right}
 .in_sync{color:#1a7f37} .drifted{color:#9a6700} .failed,.unreachable{color:#cf222e}
 td.cell-drift{background:#fff8c5;text-align:center} td.cell-drift a{color:#9a6700;font-weight:600;text-decoration:none}
 td.cell-ok{color:#aaa;text-align:center}
+td.cell-unknown{background:#ffebe9;color:#cf222e;text-align:center;font-weight:600}
 details{border:1px solid #ddd;border-radius:6px;margin:.5em 0;padding:.3em .8em} summary{cursor:pointer;font-weight:600}
 pre{background:#f6f8fa;padding:.6em;overflow:auto;font:12px/1.4 ui-monospace,monospace}
 .add{color:#1a7f37} .del{color:#cf222e} .hunk{color:#8250df} code{font:12px ui-monospace,monospace}
@@ -423,7 +515,9 @@ def render_html(document: dict[str, Any]) -> str:
     for key, label in (("hosts", "hosts"), ("in_sync", "in sync"), ("drifted", "drifted"), ("failed", "failed")):
         out.append(f'<div class="card {esc(key)}"><b>{summary[key]}</b>{esc(label)}</div>')
     out.append(f'<div class="card unreachable"><b>{summary["unreachable"]}</b>unreachable</div>')
-    out.append(f'<div class="card"><b>{summary["changes"]}</b>changes pending</div></div>')
+    out.append(f'<div class="card"><b>{summary["changes"]}</b>changes pending</div>')
+    unchecked = sum(len(host.get("unchecked") or []) for host in document["hosts"].values())
+    out.append(f'<div class="card unchecked"><b>{unchecked}</b>tasks not checked</div></div>')
     if summary.get("rings"):
         out.append(
             '<h2>Rings</h2><table id="rings"><thead><tr><th>ring</th><th>hosts</th><th>in sync</th><th>drifted</th>'
@@ -461,6 +555,10 @@ def render_html(document: dict[str, Any]) -> str:
                         f'<td class="cell-drift" data-resource="{esc(resource)}">'
                         f'<a href="#{anchor(name, resource)}">drift ({len(found[resource])})</a></td>'
                     )
+                elif host["status"] in ("failed", "unreachable"):
+                    # Not known: the host was not (fully) checked, which is not "no drift".
+                    why = STATUS_LABELS.get(host["status"], host["status"])
+                    cells.append(f'<td class="cell-unknown" title="not checked: {esc(why)}">?</td>')
                 else:
                     cells.append('<td class="cell-ok">·</td>')
             out.append(f'<tr><th class="{esc(host["status"])}">{esc(name)}</th>{"".join(cells)}</tr>')
@@ -545,7 +643,7 @@ def run(args: argparse.Namespace) -> int:
             log = report_dir / "ansible.log"
             with tempfile.TemporaryDirectory(prefix="immutable-hosts-drift-") as temp:
                 events = Path(temp) / "events.jsonl"
-                rc = run_with_progress(argv, callback_env(collections, report, events), events, log, err)
+                rc = run_with_progress(argv, callback_env(collections, report, events), events, log, err, asks(args))
         document = load_report(report)
     except DriftError as error:
         err.print(f"[red]drift: {error}[/]")
@@ -582,11 +680,12 @@ def register(subparsers: Any) -> None:
         "--playbook", help="the playbook to run in check+diff mode (default: the collection's playbooks/drift.yml)"
     )
     parser.add_argument("-e", "--extra-vars", action="append", help="passed to ansible-playbook --extra-vars (repeatable)")
+    add_playbook_options(parser)
     parser.set_defaults(func=run)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="immutable-hosts")
+    parser = Parser(prog="immutable-hosts")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["drift", *(argv if argv is not None else sys.argv[1:])])
     return int(args.func(args))

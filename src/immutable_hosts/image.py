@@ -66,6 +66,7 @@ def build_argv(args: argparse.Namespace, playbook: Path, context: Path, report: 
     argv += ["--extra-vars", json.dumps(extra)]
     for more in args.extra_vars or []:
         argv += ["--extra-vars", more]
+    argv += drift.playbook_options(args)
     if args.check:
         argv += ["--check", "--diff"]
     return [*argv, str(playbook)]
@@ -127,7 +128,7 @@ def register(subparsers: Any) -> None:
     commands = image.add_subparsers(dest="image_command", metavar="COMMAND", required=True)
     parser = commands.add_parser(
         "build",
-        help="write the build context of the image of a group or a host",
+        help="build, push and sign the image of a group or a host (its build context first)",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -142,4 +143,5 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--check", action="store_true", help="change nothing; exit 2 when the context would change")
     parser.add_argument("-e", "--extra-vars", action="append", help="passed to ansible-playbook --extra-vars (repeatable)")
+    drift.add_playbook_options(parser)
     parser.set_defaults(func=run)

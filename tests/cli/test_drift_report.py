@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
@@ -117,6 +118,10 @@ def test_html_is_self_contained_well_formed_and_escaped(document):
     text = "".join(parsed.text)
     assert "Unreachable: Failed to connect to the host via ssh" in text
     assert '-    "tmux"' in text
+    # an unreachable host is not "no drift" in the grid: each of its cells says it was not checked
+    unknown = [a for t, a in tags if t == "td" and a.get("class") == "cell-unknown"]
+    assert len(unknown) == 3 and {a["title"] for a in unknown} == {"not checked: unreachable"}
+    assert "1tasks not checked" in text  # kinoite-1 has one task the check could not run
 
 
 def test_host_data_cannot_break_out_of_the_markdown(document):
@@ -170,6 +175,46 @@ def test_progress_reads_complete_event_lines(tmp_path):
     console = Console(record=True, width=120)
     console.print(progress.table())
     assert "a" in console.export_text()
+
+
+def test_without_a_terminal_one_line_per_host_as_it_finishes(tmp_path):
+    """In CI or a pipe: the unreachable host is reported while the play still runs, the others when it ends."""
+    import io
+
+    events, log, marker = tmp_path / "events.jsonl", tmp_path / "log", tmp_path / "seen"
+    script = (
+        "import json, os, sys, time\n"
+        "events, marker = sys.argv[1], sys.argv[2]\n"
+        "def emit(**e):\n"
+        "    open(events, 'a').write(json.dumps(e) + '\\n')\n"
+        "emit(host='web-1', task='t1', status='ok', changed=True)\n"
+        "emit(host='web-2', task='t1', status='unreachable', changed=False)\n"
+        "deadline = time.time() + 30\n"
+        "while not os.path.exists(marker) and time.time() < deadline:\n"
+        "    time.sleep(0.05)\n"
+        "emit(host='web-1', task='t2', status='ok', changed=False)\n"
+    )
+    buffer = io.StringIO()
+    # the play goes on only once the unreachable host was reported
+    console = PipeConsole(buffer, lambda: marker.touch() if "web-2" in buffer.getvalue() else None)
+    argv = [sys.executable, "-c", script, str(events), str(marker)]
+    assert drift.run_with_progress(argv, dict(os.environ), events, log, console) == 0
+    assert buffer.getvalue().splitlines() == [
+        "web-2: unreachable, 1 tasks, 0 would change, 0 failed",
+        "web-1: checked, 2 tasks, 1 would change, 0 failed",
+    ]
+
+
+class PipeConsole(Console):
+    """A console on a pipe (not a terminal) that calls ``after_print`` after each line."""
+
+    def __init__(self, buffer, after_print) -> None:
+        super().__init__(file=buffer, width=200, force_terminal=False)
+        self.after_print = after_print
+
+    def print(self, *args, **kwargs) -> None:
+        super().print(*args, **kwargs)
+        self.after_print()
 
 
 # --- the command, end to end on localhost -----------------------------------------------------------------------------

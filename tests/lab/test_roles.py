@@ -163,6 +163,15 @@ def test_injected_drift_is_reported_then_converged(fleet: Path, ansible: Lab) ->
     assert "vim-enhanced" in json.dumps(run.diffs("kinoite-1"))
     assert "edited by hand" in json.dumps(run.diffs("apple-silicon-1"))
 
+    # A tag selects a part of the one run: --tags flatpak checks the Flatpak part alone, so only the app is drift.
+    tagged = ansible.playbook(DRIFT, args=["--tags", "flatpak"])
+    assert tagged.ok, tagged.explain()
+    assert [r.host for r in tagged.changed_tasks()] == ["silverblue-1"], [(r.host, r.task) for r in tagged.changed_tasks()]
+    whole = next(r for r in tagged.changed_tasks("silverblue-1") if task_name(r.task) == "The whole host")
+    assert {entry["module"] for entry in whole.result["resources"]} <= {
+        "immutable.hosts.flatpak_remote", "immutable.hosts.flatpak", "immutable.hosts.flatpak_override"
+    }  # fmt: skip
+
     fixed = timed("site.yml after drift", lambda: ansible.playbook(SITE))
     assert fixed.ok, fixed.explain()
     again = ansible.playbook(DRIFT)

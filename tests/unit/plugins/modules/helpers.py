@@ -7,12 +7,11 @@ import os
 from pathlib import Path
 
 import pytest
-from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.immutable.hosts.plugins.module_utils.common._host import Host
 from ansible_collections.immutable.hosts.plugins.module_utils.common._runner import Runner
-from ansible_collections.immutable.hosts.plugins.module_utils.common._scaffold import execute
+from ansible_collections.immutable.hosts.plugins.module_utils.common._scaffold import execute, new_module
+from ansible_collections.immutable.hosts.tests.unit.compat import patch_module_args
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
@@ -81,7 +80,7 @@ def call_module(module, args: dict, capsys) -> dict:
 def run_unit(unit, args: dict, host: Host, capsys) -> dict:
     """A module's whole run, as its main() does it, against ``host`` (a Host with the test's runner and root)."""
     with patch_module_args(args), pytest.raises(SystemExit):
-        module = AnsibleModule(argument_spec=unit.ARGUMENT_SPEC, supports_check_mode=True, **unit.MODULE_OPTIONS)
+        module = new_module(unit)
         execute(unit, module, host)
     return json.loads(capsys.readouterr().out)
 

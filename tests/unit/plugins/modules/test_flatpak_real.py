@@ -12,10 +12,10 @@ import shutil
 import subprocess
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.immutable.hosts.plugins.modules import flatpak as flatpak_module
 from ansible_collections.immutable.hosts.plugins.modules import flatpak_override, flatpak_remote
+from ansible_collections.immutable.hosts.tests.unit.compat import patch_module_args
 
 TOOLS = ("flatpak", "ostree", "gpg")
 pytestmark = pytest.mark.skipif(
