@@ -32,6 +32,7 @@ FORMAT = "immutable.hosts.drift/1"
 CALLBACK = "immutable.hosts.drift"
 EXIT_IN_SYNC, EXIT_ERROR, EXIT_DRIFT = 0, 1, 2
 CHECKOUT = Path(__file__).resolve().parents[2]
+BUNDLED = Path(__file__).resolve().parent / "_collection"
 STATUS_LABELS = {"in_sync": "in sync", "drifted": "drifted", "failed": "failed", "unreachable": "unreachable"}
 
 
@@ -106,6 +107,11 @@ def collection_path() -> Iterator[tuple[str, Path]]:
         if found:
             yield os.pathsep.join(map(str, paths)), found
             return
+    # Last, the copy the wheel carries (setup.py): pip install immutable-hosts is enough.
+    found = collection_in(BUNDLED)
+    if found:
+        yield os.pathsep.join(map(str, [BUNDLED, *paths])), found
+        return
     raise DriftError(INSTALL_HINT % ", ".join(map(str, paths)))
 
 
