@@ -50,7 +50,8 @@ notes:
   - The document has the keys C(format) (C(immutable.hosts.drift/1)), C(generated), C(ansible_version),
     C(check_mode), C(playbooks), C(hosts) and C(summary). Each host has C(status) (C(in_sync), C(drifted),
     C(failed) or C(unreachable)), C(changes) (task, action, resource, diff), C(failures), C(unreachable),
-    C(unchecked) and the play recap C(stats).
+    C(unchecked), the play recap C(stats) and its inventory C(groups) (but C(all) and C(ungrouped)), by which
+    C(immutable-hosts drift merge) sums up a fleet.
   - A host whose play set the fact C(immutable_hosts_ring) (C(playbooks/upgrade.yml) does, for each host's ring of a
     rollout) has C(ring), and C(summary) then has C(rings), the counts of each ring in the order the rings first
     appeared.
@@ -218,6 +219,12 @@ class CallbackModule(CallbackBase):
             self.hosts[name] = {"changes": [], "failures": [], "unreachable": None, "unchecked": [], "stats": {}}
         return self.hosts[name]
 
+    def note_groups(self, host):
+        """The host's inventory groups (but all and ungrouped), for the fleet report's summary by group."""
+        entry = self.host(host.get_name())
+        if "groups" not in entry and hasattr(host, "get_groups"):
+            entry["groups"] = sorted({to_text(g.name) for g in host.get_groups()} - {"all", "ungrouped"})
+
     def emit(self, host, task, status, changed):
         path = self.get_option("events_path")
         if not path:
@@ -289,6 +296,7 @@ class CallbackModule(CallbackBase):
     def v2_runner_on_ok(self, result):
         data = result_data(result)
         name = result_host(result).get_name()
+        self.note_groups(result_host(result))
         self.host(name)
         loop_results = data.get("results")
         resources = data.get("resources") if short_action(result_task(result).action) == "host_state" else None
@@ -314,6 +322,7 @@ class CallbackModule(CallbackBase):
     def v2_runner_on_failed(self, result, ignore_errors=False):
         data = result_data(result)
         name = result_host(result).get_name()
+        self.note_groups(result_host(result))
         entry = self.describe(result)
         entry["msg"] = json_safe(data.get("msg") or data.get("stderr") or data.get("exception") or "failed")
         entry["ignored"] = bool(ignore_errors)
@@ -323,6 +332,7 @@ class CallbackModule(CallbackBase):
     def v2_runner_on_skipped(self, result):
         data = result_data(result)
         name = result_host(result).get_name()
+        self.note_groups(result_host(result))
         self.host(name)
         message = to_text(data.get("msg", "")).lower()
         if any(text in message for text in UNCHECKED_MESSAGES):
@@ -334,6 +344,7 @@ class CallbackModule(CallbackBase):
     def v2_runner_on_unreachable(self, result):
         data = result_data(result)
         name = result_host(result).get_name()
+        self.note_groups(result_host(result))
         entry = self.describe(result)
         entry["msg"] = json_safe(data.get("msg") or "unreachable")
         self.host(name)["unreachable"] = entry

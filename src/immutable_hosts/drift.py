@@ -1,4 +1,5 @@
 """``immutable-hosts drift``: run the drift playbook in check+diff mode and report the fleet's drift.
+``immutable-hosts drift merge DIR|FILE|URL...`` merges per-host reports into one (see ``immutable_hosts.fleet``).
 
 The ``immutable.hosts.drift`` callback records every change a check-mode run would make, with its diff, per host
 (``drift.json``); this command runs the playbook with it, shows progress per host, renders ``drift.md`` and a
@@ -31,6 +32,7 @@ FORMAT = "immutable.hosts.drift/1"
 CALLBACK = "immutable.hosts.drift"
 EXIT_IN_SYNC, EXIT_ERROR, EXIT_DRIFT = 0, 1, 2
 CHECKOUT = Path(__file__).resolve().parents[2]
+BUNDLED = Path(__file__).resolve().parent / "_collection"
 STATUS_LABELS = {"in_sync": "in sync", "drifted": "drifted", "failed": "failed", "unreachable": "unreachable"}
 
 
@@ -105,6 +107,11 @@ def collection_path() -> Iterator[tuple[str, Path]]:
         if found:
             yield os.pathsep.join(map(str, paths)), found
             return
+    # Last, the copy the wheel carries (setup.py): pip install immutable-hosts is enough.
+    found = collection_in(BUNDLED)
+    if found:
+        yield os.pathsep.join(map(str, [BUNDLED, *paths])), found
+        return
     raise DriftError(INSTALL_HINT % ", ".join(map(str, paths)))
 
 
@@ -349,9 +356,50 @@ def ring_members(document: dict[str, Any], ring: str) -> list[str]:
     return sorted(name for name, host in document["hosts"].items() if host.get("ring") == ring)
 
 
-def summary_rows(document: dict[str, Any]) -> list[tuple[str, str, int, str]]:
-    rows = []
+# A fleet report stays usable at 10,000 hosts: beyond LARGE_FLEET hosts the tables, the grid and the per-host detail
+# list the hosts that need a look (drifted, failed, unreachable), at most LISTED_CAP of them; drift.json has them all.
+LARGE_FLEET = 200
+LISTED_CAP = 1000
+
+
+def listed_hosts(document: dict[str, Any]) -> tuple[list[tuple[str, dict[str, Any]]], str]:
+    """The hosts the tables, grid and details show, sorted, and a note on those left out (empty when none is)."""
+    hosts = sorted(document["hosts"].items())
+    if len(hosts) <= LARGE_FLEET:
+        return hosts, ""
+    attention = [(name, host) for name, host in hosts if host["status"] != "in_sync"]
+    in_sync = len(hosts) - len(attention)
+    note = f"{in_sync} hosts in sync are not listed"
+    if len(attention) > LISTED_CAP:
+        note += f"; the first {LISTED_CAP} of {len(attention)} hosts that need a look are"
+        attention = attention[:LISTED_CAP]
+    return attention, note + " (drift.json has every host)."
+
+
+def fleet_breakdown(document: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Counts by inventory group (the hosts' ``groups``) and, per resource, the hosts where it drifted."""
+    groups: dict[str, dict[str, Any]] = {}
+    drifted: dict[str, list[str]] = {}
     for name, host in sorted(document["hosts"].items()):
+        for group in host.get("groups") or []:
+            counts = groups.setdefault(
+                group, {"group": group, "hosts": 0, "in_sync": 0, "drifted": 0, "failed": 0, "unreachable": 0}
+            )
+            counts["hosts"] += 1
+            counts[host["status"]] = counts.get(host["status"], 0) + 1
+        for resource in host_resources(host):
+            drifted.setdefault(resource, []).append(name)
+    by_resource = [
+        {"resource": r, "hosts": names} for r, names in sorted(drifted.items(), key=lambda item: (-len(item[1]), item[0]))
+    ]
+    return [groups[g] for g in sorted(groups)], by_resource
+
+
+def summary_rows(
+    document: dict[str, Any], hosts: list[tuple[str, dict[str, Any]]] | None = None
+) -> list[tuple[str, str, int, str]]:
+    rows = []
+    for name, host in hosts if hosts is not None else sorted(document["hosts"].items()):
         detail = ", ".join(sorted(host_resources(host)))
         if host["status"] == "unreachable":
             detail = (host.get("unreachable") or {}).get("msg", "")
@@ -416,17 +464,34 @@ def render_markdown(document: dict[str, Any]) -> str:
                 f"| {ring['unreachable']} | {md_cell(members)} |"
             )
         out.append("")
+    listed, note = listed_hosts(document)
+    groups, by_resource = fleet_breakdown(document)
+    if groups:
+        out += ["## Groups", "", "| group | hosts | in sync | drifted | failed | unreachable |", "|---|---:|---:|---:|---:|---:|"]
+        out += [
+            f"| {md_cell(g['group'])} | {g['hosts']} | {g['in_sync']} | {g['drifted']} | {g['failed']} | {g['unreachable']} |"
+            for g in groups
+        ]
+        out.append("")
+    if by_resource:
+        out += ["## Resources", "", "| resource | hosts drifted | hosts |", "|---|---:|---|"]
+        for entry in by_resource:
+            shown = ", ".join(entry["hosts"][:10]) + (f" and {len(entry['hosts']) - 10} more" if len(entry["hosts"]) > 10 else "")
+            out.append(f"| {md_cell(entry['resource'])} | {len(entry['hosts'])} | {md_cell(shown)} |")
+        out.append("")
+    if note:
+        out += [md_text(note), ""]
     out += ["| host | status | changes | resources / reason |", "|---|---|---:|---|"]
-    out += [f"| {md_cell(n)} | {md_cell(s)} | {c} | {md_cell(d)} |" for n, s, c, d in summary_rows(document)]
+    out += [f"| {md_cell(n)} | {md_cell(s)} | {c} | {md_cell(d)} |" for n, s, c, d in summary_rows(document, listed)]
     names = resources(document)
     if names:
         out += ["", "## Hosts &times; resources", "", "| host | " + " | ".join(md_cell(r) for r in names) + " |"]
         out.append("|---|" + "---|" * len(names))
-        for name, host in sorted(document["hosts"].items()):
+        for name, host in listed:
             found = host_resources(host)
             cells = [("drift" if r in found else "") for r in names]
             out.append(f"| {md_cell(name)} | " + " | ".join(cells) + " |")
-    for name, host in sorted(document["hosts"].items()):
+    for name, host in listed:
         out += ["", f"## {md_text(name)}: {STATUS_LABELS.get(host['status'], host['status'])}", ""]
         if host.get("unreachable"):
             out.append(f"Unreachable: {md_text(host['unreachable'].get('msg', ''))}")
@@ -499,7 +564,6 @@ def html_diff(lines: list[str]) -> str:
 def render_html(document: dict[str, Any]) -> str:
     summary = document["summary"]
     names = resources(document)
-    hosts = sorted(document["hosts"].items())
     out = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -531,10 +595,40 @@ def render_html(document: dict[str, Any]) -> str:
                 f'<td class="n">{ring["unreachable"]}</td><td>{esc(members)}</td></tr>'
             )
         out.append("</tbody></table>")
+    listed, note = listed_hosts(document)
+    groups, by_resource = fleet_breakdown(document)
+    if groups:
+        out.append(
+            '<h2>Groups</h2><table id="groups"><thead><tr><th>group</th><th>hosts</th><th>in sync</th><th>drifted</th>'
+            "<th>failed</th><th>unreachable</th></tr></thead><tbody>"
+        )
+        for g in groups:
+            out.append(
+                f'<tr data-group="{esc(g["group"])}"><td>{esc(g["group"])}</td><td class="n">{g["hosts"]}</td>'
+                f'<td class="n">{g["in_sync"]}</td><td class="n">{g["drifted"]}</td><td class="n">{g["failed"]}</td>'
+                f'<td class="n">{g["unreachable"]}</td></tr>'
+            )
+        out.append("</tbody></table>")
+    if by_resource:
+        out.append(
+            '<h2>Resources</h2><table id="resources"><thead><tr><th>resource</th><th>hosts drifted</th><th>hosts</th></tr>'
+            "</thead><tbody>"
+        )
+        shown_hosts = {name for name, _host in listed}
+        for entry in by_resource:
+            links = ", ".join(f'<a href="#{anchor(n)}">{esc(n)}</a>' if n in shown_hosts else esc(n) for n in entry["hosts"][:10])
+            more = f" and {len(entry['hosts']) - 10} more" if len(entry["hosts"]) > 10 else ""
+            out.append(
+                f'<tr data-resource-row="{esc(entry["resource"])}"><td>{esc(entry["resource"])}</td>'
+                f'<td class="n">{len(entry["hosts"])}</td><td>{links}{more}</td></tr>'
+            )
+        out.append("</tbody></table>")
+    if note:
+        out.append(f'<p class="meta" id="listed">{esc(note)}</p>')
     out.append(
         '<table id="fleet"><thead><tr><th>host</th><th>status</th><th>changes</th><th>resources / reason</th></tr></thead><tbody>'
     )
-    for name, status, count, detail in summary_rows(document):
+    for name, status, count, detail in summary_rows(document, listed):
         host_status = document["hosts"][name]["status"]
         out.append(
             f'<tr data-host="{esc(name)}"><td><a href="#{anchor(name)}">{esc(name)}</a></td>'
@@ -546,7 +640,7 @@ def render_html(document: dict[str, Any]) -> str:
         out.append(
             '<table id="matrix"><thead><tr><th>host</th>' + "".join(f"<th>{esc(r)}</th>" for r in names) + "</tr></thead><tbody>"
         )
-        for name, host in hosts:
+        for name, host in listed:
             found = host_resources(host)
             cells = []
             for resource in names:
@@ -566,7 +660,7 @@ def render_html(document: dict[str, Any]) -> str:
     else:
         out.append("<p>No resource drifted.</p>")
     out.append('<section id="hosts">')
-    for name, host in hosts:
+    for name, host in listed:
         label = STATUS_LABELS.get(host["status"], host["status"])
         out.append(f'<h2 id="{anchor(name)}">{esc(name)} <span class="{esc(host["status"])}">{esc(label)}</span></h2>')
         if host.get("unreachable"):
@@ -671,7 +765,7 @@ def register(subparsers: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("-i", "--inventory", required=True, help="inventory file or directory")
+    parser.add_argument("-i", "--inventory", help="inventory file or directory (required unless merging)")
     parser.add_argument("-l", "--limit", help="hosts or groups to check (ansible-playbook --limit)")
     parser.add_argument(
         "--report-dir", default="drift-report", help="where drift.json, drift.md and drift.html go (default: %(default)s)"
@@ -681,7 +775,12 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("-e", "--extra-vars", action="append", help="passed to ansible-playbook --extra-vars (repeatable)")
     add_playbook_options(parser)
-    parser.set_defaults(func=run)
+    parser.set_defaults(
+        func=lambda args: run(args) if args.inventory else parser.error("the following arguments are required: -i/--inventory")
+    )
+    from immutable_hosts import fleet
+
+    fleet.register(parser)
 
 
 def main(argv: list[str] | None = None) -> int:

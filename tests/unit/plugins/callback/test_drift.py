@@ -390,7 +390,8 @@ def test_a_real_check_mode_run_on_localhost(tmp_path):
                     "hosts": {
                         "local": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
                         "dead": {"ansible_connection": "ssh", "ansible_host": "127.0.0.1", "ansible_port": 1},
-                    }
+                    },
+                    "children": {"laptops": {"hosts": {"local": {}}}, "office": {"children": {"laptops": {}}}},
                 }
             }
         )
@@ -446,6 +447,7 @@ def test_a_real_check_mode_run_on_localhost(tmp_path):
     assert [u["task"] for u in local["unchecked"]] == ["Script"]
     assert local["failures"][0]["ignored"] is True
     assert document["hosts"]["dead"]["status"] == "unreachable"
+    assert local["groups"] == ["laptops", "office"] and document["hosts"]["dead"]["groups"] == []
     assert target.read_text() == "old\n"  # check mode: nothing changed
 
 
