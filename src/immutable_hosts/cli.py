@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from immutable_hosts import __version__, adopt, drift, image
+from immutable_hosts import __version__, adopt, collector, drift, image
 from immutable_hosts._parser import USAGE_ERROR, Parser
 from immutable_hosts.lab import cli as lab_cli
 
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     drift.register(commands)
     adopt.register(commands)
     image.register(commands)
+    collector.register(commands)
     lab_cli.register(commands)  # last: a development tool, not what a user of the collection needs
     return parser
 

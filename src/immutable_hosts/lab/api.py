@@ -24,7 +24,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from immutable_hosts.lab import flatpak_content, inventory, oci_content, ostree_content, registry, server, sim, ssh
+from immutable_hosts.lab import (
+    flatpak_content,
+    inventory,
+    oci_content,
+    ostree_content,
+    pull_content,
+    registry,
+    server,
+    sim,
+    ssh,
+)
 from immutable_hosts.lab.hosts import Host, ensure_inotify_instances, restore_inotify_instances
 from immutable_hosts.lab.image import Image, remove_tree
 from immutable_hosts.lab.network import MAX_HOSTS, index_is_free, machine_lock
@@ -227,6 +237,35 @@ class Lab:
                 return published
         except (KeyError, ValueError, flatpak_content.FlatpakContentError) as exc:
             raise LabError(f"lab sim publish: {exc.args[0] if exc.args else exc}") from None
+
+    # --- pull mode ----------------------------------------------------------------------------------------------
+
+    def pull_index(self, requirement: str | None = None) -> str:
+        """Serve a package index (PEP 503) of ``requirement`` (default: the machine's own ansible-core, pinned) and
+        its dependencies, for the hosts' Python; returns its URL as hosts see it."""
+        state = self._state()
+        if not state.server_dir.is_dir():
+            raise LabError("lab pull index: the lab has no image server content; run lab up first")
+        try:
+            with state.locked():
+                python = pull_content.host_python(running_rootfs(state))
+                wanted = requirement or pull_content.controller_requirement()
+                wheels = pull_content.download_wheels(state.image_dir, wanted, python, self.progress("pull index"))
+                return pull_content.build_index(state.server_dir, wheels)
+        except pull_content.PullContentError as exc:
+            raise LabError(f"lab pull index: {exc}") from None
+
+    def pull_repo(self, name: str, tree: str | os.PathLike[str], message: str, sign: bool = True) -> dict[str, str]:
+        """Commit ``tree`` to the Git repository ``name`` the image server serves (signed with the lab's key unless
+        ``sign`` is false); returns its ``url`` as hosts see it, the ``commit`` and the signing ``key`` (armored)."""
+        state = self._state()
+        if not state.server_dir.is_dir():
+            raise LabError("lab pull repo: the lab has no image server content; run lab up first")
+        try:
+            with state.locked():
+                return pull_content.publish_repo(state, name, Path(tree), message, sign=sign)
+        except pull_content.PullContentError as exc:
+            raise LabError(f"lab pull repo: {exc}") from None
 
 
 # --- the steps ----------------------------------------------------------------------------------------------------

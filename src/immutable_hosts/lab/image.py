@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from immutable_hosts.lab import flatpak_content, oci_content, registry, sim
+from immutable_hosts.lab import flatpak_content, oci_content, pull_content, registry, sim
 
 SUITE = "trixie"
 MIRROR = "http://deb.debian.org/debian"
@@ -100,7 +100,7 @@ SUDOERS = "core ALL=(ALL) NOPASSWD: ALL\n"
 # Modules of the other lab parts; each may add packages and image-time installation steps.
 # The lab parts that bring packages and files into the image.
 LOCK_NAME = "image.lock"
-CONTENT_MODULES = (sim, flatpak_content, oci_content, registry)
+CONTENT_MODULES = (sim, flatpak_content, oci_content, registry, pull_content)
 
 
 def package_list() -> list[str]:
@@ -256,7 +256,7 @@ class Image:
             keep = keep | {self.key} | {e.name for e in self.image_dir.iterdir() if (e / "rootfs").resolve() in in_use}
             for entry in self.image_dir.iterdir():
                 key = entry.name.removeprefix("trixie-").removesuffix(".tar.zst").removeprefix("build-")
-                if entry.name in ("debs", LOCK_NAME) or key in keep:
+                if entry.name in ("debs", LOCK_NAME, "pull-wheels") or key in keep:  # pull-wheels: pull_content's cache
                     continue
                 remove_tree(entry)
 
