@@ -143,16 +143,17 @@ def test_a_failed_install_puts_the_old_environment_back(run):
         MAKE: OK,
         INSTALL: (1, "", "ERROR: Could not find a version that satisfies the requirement ansible-core<2.22,>=2.19\n"),
     }
-    result, _ = run(ARGS, answers)
+    result, calls = run(ARGS, answers)
     assert result["failed"] is True and "Could not find a version" in result["msg"]
+    assert calls == [VERSION, LIST, MAKE, INSTALL]
     assert "version = 3.13.5" in (run.root / PATH.lstrip("/") / "pyvenv.cfg").read_text()
     assert os.listdir(run.root / "var/lib/immutable-hosts/pull") == ["venv"]
 
 
 def test_a_new_environment_that_cannot_be_filled_is_removed(run):
     answers = {VERSION: (0, "3.14.0\n", ""), MAKE: OK, INSTALL: (1, "", "ERROR: No matching distribution found\n")}
-    result, _ = run(ARGS, answers)
-    assert result["failed"] is True and "No matching distribution" in result["msg"]
+    result, calls = run(ARGS, answers)
+    assert result["failed"] is True and "No matching distribution" in result["msg"] and calls == [VERSION, MAKE, INSTALL]
     assert not (run.root / PATH.lstrip("/")).exists()
 
 
