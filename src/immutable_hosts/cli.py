@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from immutable_hosts import __version__, adopt, drift, image
+from immutable_hosts import __version__, adopt, drift, image, status
 from immutable_hosts._parser import USAGE_ERROR, Parser
 from immutable_hosts.lab import cli as lab_cli
 
@@ -15,13 +15,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="immutable-hosts",
         description="Provision immutable Linux hosts with the immutable.hosts Ansible collection.",
-        epilog="Exit codes: 0 success, 1 an error (a usage error too), 2 drift or, with --check, a change to make.",
+        epilog="Exit codes: 0 success, 1 an error (a usage error too), 2 drift or, with --check, a change to make, "
+        "3 (status) some host unreachable or not read.",
     )
     parser.add_argument("--version", action="version", version="immutable-hosts %s" % __version__)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     drift.register(commands)
     adopt.register(commands)
     image.register(commands)
+    status.register(commands)
     lab_cli.register(commands)  # last: a development tool, not what a user of the collection needs
     return parser
 
