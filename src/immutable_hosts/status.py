@@ -684,7 +684,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         out = Console()
         if not out.is_terminal and "COLUMNS" not in os.environ:
-            out.width = 200  # a log or a pipe: rows of one line where they fit
+            out.width = 400  # a log or a pipe: a row on one line
         out.print(summary_table(document))
         summary = document["summary"]
         out.print(
