@@ -460,12 +460,16 @@ def _candidate_keys(target: Target, keys: PrivateKeys) -> Iterable[tuple[str, An
     if not target.identities_only and os.environ.get("SSH_AUTH_SOCK"):
         import paramiko
 
-        agent = paramiko.Agent()
         try:
-            for key in agent.get_keys():
-                yield "ssh-agent", key
-        finally:
-            agent.close()
+            agent = paramiko.Agent()
+        except (OSError, paramiko.SSHException):
+            agent = None  # as ssh does, go on without the agent
+        if agent is not None:
+            try:
+                for key in agent.get_keys():
+                    yield "ssh-agent", key
+            finally:
+                agent.close()
     if not target.key_files:
         for path in map(_expand, DEFAULT_IDENTITIES):
             if os.path.exists(path):

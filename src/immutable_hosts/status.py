@@ -46,7 +46,7 @@ UNREACHABLE_KINDS = ("unreachable", "host-key", "auth")
 RPM_OSTREE_TIMER = "/etc/systemd/system/timers.target.wants/rpm-ostreed-automatic.timer"
 BOOTC_TIMER = "/etc/systemd/system/timers.target.wants/bootc-fetch-apply-updates.timer"
 SYSTEM_QUADLETS = "/etc/containers/systemd"
-ALL_USERS_QUADLETS = "/etc/containers/systemd/users"
+FOR_USERS_QUADLETS = "/etc/containers/systemd/users"
 
 # The one command each host runs: POSIX sh, read from stdin, its one argument the run's marker (random hex), so no host
 # data is ever part of a command line. Each part's stdout and stderr are framed by "MARKER begin NAME" and
@@ -103,7 +103,7 @@ if have flatpak; then
     part flatpak flatpak list --system --columns=application:f,branch:f,arch:f,origin:f,ref:f,active:f,runtime:f,installation:f,options:f
 fi
 if [ -d /etc/containers/systemd ]; then part quadlets:system units /etc/containers/systemd; fi
-while IFS=: read -r _user _pw _uid _gid _gecos _home _shell; do
+while IFS=: read -r _user _pw _uid _gid _gecos _home _shell || [ -n "$_user" ]; do
     if [ -n "$_home" ] && [ -d "$_home/.config/containers/systemd" ]; then
         part "quadlets:user:$_user" units "$_home/.config/containers/systemd"
     fi
@@ -257,10 +257,11 @@ def flatpak_counts(parts: dict[str, dict[str, Any]]) -> dict[str, int] | None:
 
 
 def quadlet_counts(parts: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], list[str]]:
-    """Quadlet unit files (``.container``, ``.pod``...; not drop-ins) of the system (``/etc/containers/systemd``), of
-    all users (its ``users/``) and of each user (``~/.config/containers/systemd``), with warnings for unreadable ones."""
+    """Quadlet unit files (``.container``, ``.pod``...; not drop-ins): the system's (``/etc/containers/systemd``), those
+    the administrator keeps there for users (its ``users/``, for every user or one uid), and each user's own
+    (``~/.config/containers/systemd``, by user name); with warnings for directories that could not be read."""
     kinds = tuple("." + kind for kind in module_utils.load("podman._quadlet_keys").KINDS)
-    counts: dict[str, Any] = {"system": 0, "all_users": 0, "users": {}}
+    counts: dict[str, Any] = {"system": 0, "for_users": 0, "users": {}}
     warnings = []
     for name, part in sorted(parts.items()):
         if not name.startswith("quadlets:"):
@@ -269,8 +270,8 @@ def quadlet_counts(parts: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], li
             warnings.append(f"Quadlet units partly unreadable: {part['err'].strip() or 'exit code %d' % part['rc']}")
         units = [line for line in part["out"].splitlines() if line.endswith(kinds)]
         if name == "quadlets:system":
-            users = [u for u in units if u.startswith(ALL_USERS_QUADLETS + "/")]
-            counts["all_users"] = len(users)
+            users = [u for u in units if u.startswith(FOR_USERS_QUADLETS + "/")]
+            counts["for_users"] = len(users)
             counts["system"] = len(units) - len(users)
         else:
             counts["users"][name.split(":", 2)[2]] = len(units)
@@ -518,7 +519,7 @@ def quadlet_cell(report: dict[str, Any]) -> str:
     counts = report["quadlets"]
     if not counts:
         return ""
-    users = counts["all_users"] + sum(counts["users"].values())
+    users = counts["for_users"] + sum(counts["users"].values())
     return f"{counts['system']} / {users}"
 
 
@@ -678,7 +679,11 @@ def run(args: argparse.Namespace) -> int:
         err.print(f"[red]status: {error}[/]", highlight=False)
         return EXIT_ERROR
     if args.html:
-        write_durably(Path(args.html), render_html(document), 0o600)
+        try:
+            write_durably(Path(args.html), render_html(document), 0o600)
+        except OSError as error:
+            err.print(f"[red]status: cannot write {args.html}: {error.strerror or error}[/]", highlight=False)
+            return EXIT_ERROR
     if args.json:
         sys.stdout.write(json.dumps(document, indent=1) + "\n")
     else:

@@ -311,7 +311,7 @@ def test_a_lab_host_with_a_staged_deployment():
     assert report["transaction"] is None and report["layered_packages"] == 0
     assert report["flatpaks"] == {"apps": 1, "runtimes": 1}
     # web.container and data.volume; users/all.container for every user; core's a.container (not its drop-in)
-    assert report["quadlets"] == {"system": 2, "all_users": 1, "users": {"core": 1}}
+    assert report["quadlets"] == {"system": 2, "for_users": 1, "users": {"core": 1}}
     assert report["warnings"] == [] and report["timings"] == {"connect": 0.01}
 
 
@@ -344,7 +344,7 @@ def test_rpm_ostree_busy_with_an_image_origin():
     assert report["booted"]["kind"] == "image"
     assert report["booted"]["digest"] == "sha256:0e927c7a529ebb1775dd7da0ffee649e830ebf70f6a9df3f6dc0e4d4106664a6"
     assert status.deployment_cell(report["booted"]).startswith("quay.io/fedora/fedora-coreos:stable ")
-    assert report["flatpaks"] is None and report["quadlets"] == {"system": 0, "all_users": 0, "users": {}}
+    assert report["flatpaks"] is None and report["quadlets"] == {"system": 0, "for_users": 0, "users": {}}
 
 
 def test_rpm_ostree_staged_layered_pinned():

@@ -108,8 +108,8 @@ def test_every_field_is_what_the_host_says(status_lab: Path, tmp_path: Path) -> 
         assert report["staged"] is None and deployment_of(own, "staged") is None
         assert report["reboot_required"] is False and report["transaction"] is None
     # the Quadlet units written above: two of the system, one for every user, core's own (its drop-in is no unit)
-    assert hosts[SILVERBLUE[0]]["quadlets"] == {"system": 2, "all_users": 1, "users": {"core": 1}}
-    assert hosts[SILVERBLUE[1]]["quadlets"] == {"system": 0, "all_users": 0, "users": {}}
+    assert hosts[SILVERBLUE[0]]["quadlets"] == {"system": 2, "for_users": 1, "users": {"core": 1}}
+    assert hosts[SILVERBLUE[1]]["quadlets"] == {"system": 0, "for_users": 0, "users": {}}
     own = json.loads(on(status_lab, BOOTC, "bootc", "status", "--format=json"))
     report = hosts[BOOTC]
     assert report["backend"] == "bootc"
