@@ -45,12 +45,11 @@ UNREACHABLE_KINDS = ("unreachable", "host-key", "auth")
 
 RPM_OSTREE_TIMER = "/etc/systemd/system/timers.target.wants/rpm-ostreed-automatic.timer"
 BOOTC_TIMER = "/etc/systemd/system/timers.target.wants/bootc-fetch-apply-updates.timer"
-SYSTEM_QUADLETS = "/etc/containers/systemd"
 FOR_USERS_QUADLETS = "/etc/containers/systemd/users"
 
 # The one command each host runs: POSIX sh, read from stdin, its one argument the run's marker (random hex), so no host
 # data is ever part of a command line. Each part's stdout and stderr are framed by "MARKER begin NAME" and
-# "MARKER end RC" lines on both streams. Reads only.
+# "MARKER end RC" lines on both streams; no part reads stdin, which holds the rest of the script. Reads only.
 SCRIPT = r"""
 m=$1
 part() {
@@ -58,7 +57,7 @@ part() {
     shift
     printf '%s begin %s\n' "$m" "$_name"
     printf '%s begin %s\n' "$m" "$_name" >&2
-    "$@"
+    "$@" </dev/null
     _rc=$?
     printf '\n%s end %d\n' "$m" "$_rc"
     printf '\n%s end %d\n' "$m" "$_rc" >&2

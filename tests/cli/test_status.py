@@ -254,6 +254,27 @@ def test_the_script_asks_flatpak_for_the_columns_the_collection_parses():
     assert status.FLATPAK_COLUMNS_ARG in status.SCRIPT
 
 
+def test_the_paths_the_controller_looks_for_are_the_ones_the_script_lists():
+    for path in (status.RPM_OSTREE_TIMER, status.BOOTC_TIMER, "/run/ostree-booted", "/run/ostree/staged-deployment"):
+        assert path in status.SCRIPT
+
+
+@pytest.mark.parametrize("shell", ["sh", "bash"])
+def test_no_part_of_the_script_reads_its_stdin(tmp_path, shell):
+    """sh reads the script from stdin, and bash (Fedora's sh) reads a pipe a byte at a time, leaving the rest to the
+    commands it starts: a part that read stdin would eat the rest of the script."""
+    if not shutil.which(shell):
+        pytest.skip(f"no {shell} here")
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "uname").write_text("#!/bin/sh\ncat >/dev/null\necho x86_64\n")  # a uname that reads all of stdin
+    (fake / "uname").chmod(0o755)
+    env = {"PATH": f"{fake}:{os.defpath}"}
+    done = subprocess.run([shell, "-s", MARKER], input=status.SCRIPT, capture_output=True, text=True, env=env)
+    parts = status.parse_parts(done.stdout, done.stderr, MARKER)
+    assert parts["machine"]["out"] == "x86_64\n" and "tools" in parts and "present" in parts
+
+
 def test_the_remote_command_carries_no_host_data():
     assert status.remote_command(MARKER, False) == f"env LC_ALL=C LANG=C sh -s {MARKER}"
     assert status.remote_command(MARKER, True) == f"sudo -n -- env LC_ALL=C LANG=C sh -s {MARKER}"
