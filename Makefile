@@ -58,7 +58,7 @@ $(STAMP216): pyproject.toml
 	@test -x $(VENV216)/bin/python || $(PY312) -m venv $(VENV216)
 	@$(VENV216)/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
 	@# the collection's unit tests and the roles' lab test; the CLI (this package) itself wants ansible-core 2.19
-	@$(VENV216)/bin/python -m pip install -q --disable-pip-version-check 'pytest>=8' 'ansible-core>=2.16,<2.17' 'rich>=13' 'ruamel.yaml>=0.18'
+	@$(VENV216)/bin/python -m pip install -q --disable-pip-version-check 'pytest>=8' 'ansible-core>=2.16,<2.17' 'rich>=13' 'ruamel.yaml>=0.18' 'paramiko>=3.2'
 	@$(VENV216)/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
 	@touch $@
 

@@ -561,16 +561,23 @@ def html_diff(lines: list[str]) -> str:
     return "<pre>" + "\n".join(rendered) + "</pre>"
 
 
-def render_html(document: dict[str, Any]) -> str:
-    summary = document["summary"]
-    names = resources(document)
-    out = [
+def html_head(title: str, extra_css: str = "") -> list[str]:
+    """The start of a fleet page (the drift report, ``immutable-hosts status --html``): its style and its title."""
+    return [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        "<title>Fleet drift report</title>",
-        f"<style>{CSS}</style></head><body>",
-        "<h1>Fleet drift report</h1>",
+        f"<title>{esc(title)}</title>",
+        f"<style>{CSS}{extra_css}</style></head><body>",
+        f"<h1>{esc(title)}</h1>",
+    ]
+
+
+def render_html(document: dict[str, Any]) -> str:
+    summary = document["summary"]
+    names = resources(document)
+    out = html_head("Fleet drift report")
+    out += [
         f'<p class="meta">Generated {esc(document.get("generated", ""))} by ansible-core '
         f"{esc(document.get('ansible_version', ''))}{' in check mode' if document.get('check_mode') else ''}; "
         f"playbooks: {esc(', '.join(document.get('playbooks') or []))}</p>",

@@ -29,6 +29,7 @@ def test_no_command_prints_help_and_exits_1(capsys):
         ["drift", "-i", "inventory.yml", "--frobnicate"],
         ["image", "build", "-i", "inventory.yml"],  # --group or --host
         ["adopt", "-i", "inventory.yml"],
+        ["status"],  # -i is required
         ["lab", "up", "--hosts", "0"],
         ["nonsense"],
     ],
@@ -44,10 +45,10 @@ def test_commands_lab_last_and_help_without_markup(capsys):
     with pytest.raises(SystemExit):
         cli.main(["--help"])
     listed = capsys.readouterr().out
-    names = [name for name in ("drift", "adopt", "image", "lab") if "    " + name in listed]
-    assert names == ["drift", "adopt", "image", "lab"]
-    assert listed.index("    lab") > listed.index("    image")
-    for command in (["drift", "--help"], ["adopt", "--help"], ["image", "build", "--help"]):
+    names = [name for name in ("drift", "adopt", "image", "status", "lab") if "    " + name in listed]
+    assert names == ["drift", "adopt", "image", "status", "lab"]
+    assert listed.index("    lab") > listed.index("    status") > listed.index("    image")
+    for command in (["drift", "--help"], ["adopt", "--help"], ["image", "build", "--help"], ["status", "--help"]):
         with pytest.raises(SystemExit):
             cli.main(command)
         text = capsys.readouterr().out
