@@ -131,7 +131,7 @@ cli: $(STAMP) tree
 # built once under its lock) and its own share of the session's hosts.
 # Test files and scenarios not named for stream A run in stream B.  One ansible-native molecule scenario per role,
 # each on a lab of its own (create/destroy through the lab).
-MOLECULE_SCENARIOS := os_image flatpak rootless_podman apple_silicon workstation health image_build
+MOLECULE_SCENARIOS := os_image flatpak rootless_podman apple_silicon workstation health image_build pull
 
 LAB_A_HOSTS      := silverblue:1-4,bootc:1-2,bootc-only:1-2
 LAB_A_TESTS      := test_bootc.py test_os_modules.py test_rollout.py test_content_oci.py test_os_tools.py
