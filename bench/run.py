@@ -773,18 +773,37 @@ import json, sys
 import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.lines import Line2D
 data = json.load(open(sys.argv[1]))["by_hosts"]
 xs = sorted(data, key=int)
-fig, axes = plt.subplots(1, 3, figsize=(13, 4))
-for ax, (key, title) in zip(axes, [("a", "(a) converge fresh"), ("b", "(b) check, converged"), ("c", "(c) check, drifted")]):
-    for side, style in (("ours", "o-"), ("anchor", "s-")):
-        ys = [data[x][key][side]["wall_s"] if key == "a" else data[x][key][side]["median_s"] for x in xs]
-        ax.plot([int(x) for x in xs], ys, style, label=side)
-    fl = [data[x][key]["floor_s"] if key == "a" else data[x][key]["floor_median_s"] for x in xs]
-    ax.plot([int(x) for x in xs], fl, "^--", label="floor (ping)")
+# A run that started with a 1-minute load average of half the cores or more shared the machine with other work: its
+# points are drawn hollow.
+loaded = {x: data[x]["machine"]["loadavg_start"][0] >= data[x]["machine"]["nproc"] / 2 for x in xs}
+PANELS = [("a", "(a) converge fresh"), ("a2", "(a2) converge again"), ("b", "(b) check, converged"),
+          ("c", "(c) check, drifted")]
+def wall(entry, key, side):
+    if key == "a":
+        return entry["a"][side]["wall_s"]
+    if key == "a2":
+        return entry["a"]["again"][side]["wall_s"]
+    return entry[key][side]["median_s"]
+def floor(entry, key):
+    return entry["a"].get("floor_s") if key in ("a", "a2") else entry[key].get("floor_median_s")
+fig, axes = plt.subplots(1, len(PANELS), figsize=(17, 4.3))
+for ax, (key, title) in zip(axes, PANELS):
+    for side, marker, color in (("ours", "o", "C0"), ("anchor", "s", "C1"), ("floor", "^", "C2")):
+        points = [(int(x), floor(data[x], key) if side == "floor" else wall(data[x], key, side), loaded[x]) for x in xs]
+        points = [p for p in points if p[1] is not None]
+        ax.plot([p[0] for p in points], [p[1] for p in points], "--" if side == "floor" else "-", color=color)
+        for x, y, hollow in points:
+            ax.plot(x, y, marker, color=color, markerfacecolor="white" if hollow else color, markersize=7)
     ax.set_title(title); ax.set_xlabel("hosts"); ax.set_ylabel("wall time (s)"); ax.set_ylim(bottom=0)
-    ax.legend()
-fig.tight_layout()
+handles = [Line2D([], [], color="C0", marker="o", label="ours"), Line2D([], [], color="C1", marker="s", label="anchor"),
+           Line2D([], [], color="C2", marker="^", linestyle="--", label="floor (ping)"),
+           Line2D([], [], color="grey", marker="o", markerfacecolor="white", linestyle="none",
+                  label="hollow: the run started under load (1-min load average >= half the cores)")]
+fig.legend(handles=handles, loc="lower center", ncol=4, frameon=False)
+fig.tight_layout(rect=(0, 0.08, 1, 1))
 fig.savefig(sys.argv[2], dpi=110)
 """
 
@@ -829,6 +848,7 @@ def main() -> int:
     check_playbooks()
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.markdown_only:
+        ensure_anchor_venv()  # the plot's matplotlib
         data = json.loads((RESULTS / "results.json").read_text())["by_hosts"]
         any_result = data[sorted(data, key=int)[-1]]
         write_outputs(any_result)
