@@ -14,6 +14,7 @@ The tests run in file order and share the host.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import secrets
@@ -206,9 +207,26 @@ def test_the_host_converges_itself_and_reports_to_the_collector(lab: LabAPI, col
     assert again["rc"] == 0 and report_of(lab, again)["hosts"][HOST]["status"] == "in_sync"
 
 
-def test_a_drifted_host_repairs_itself_at_its_next_run(lab: LabAPI, collector: dict, tmp_path: Path) -> None:
+def test_a_drifted_host_repairs_itself_at_its_next_timer_run(
+    lab: LabAPI, ansible: Lab, served: dict[str, str], collector: dict, tmp_path: Path
+) -> None:
     sh(lab, "flatpak", "install", "-y", "--system", "--noninteractive", "flathub", EXTRA_APP)
-    last = run_service(lab)
+    # The timer's next elapse, 30 s from now on the host's clock, to the second (no spread, 1 s accuracy).
+    elapse = int(sh(lab, "date", "-u", "+%s")) + 30
+    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(elapse))
+    fast = role_vars(served, collector, pull_on_calendar=when, pull_randomized_delay_sec="0", pull_accuracy_sec="1s")
+    applied = ansible.playbook_text(role_play(HOST, "immutable.hosts.pull", fast))
+    assert applied.ok, applied.explain()
+    assert when in sh(lab, "cat", "/etc/systemd/system/immutable-hosts-pull.timer")
+    deadline = time.monotonic() + 180
+    while True:
+        done = lab.exec(HOST, ["cat", "/var/lib/immutable-hosts/pull/last-run.json"])
+        last = json.loads(done.stdout)
+        started = datetime.datetime.fromisoformat(str(last["started"])).timestamp()
+        if started >= elapse - 1 and lab.exec(HOST, ["systemctl", "is-active", "--quiet", SERVICE]).returncode != 0:
+            break
+        assert time.monotonic() < deadline, f"the timer did not start a run at {when}: {last}"
+        time.sleep(2)
     assert last["rc"] == 0, sh(lab, "cat", str(last["log"]))
     assert EXTRA_APP not in sh(lab, "flatpak", "list", "--system", "--app", "--columns=application")
     host = report_of(lab, last)["hosts"][HOST]
