@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import signal
 import statistics
 import subprocess
@@ -32,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run as bench  # the floor's settings (bench/run.py's ansible.cfg and environment); puts src/ on the path
+from quick import busy_seconds, children_seconds  # the machine's busy CPU and ours, as bench/quick.py measures them
 
 from immutable_hosts.lab.api import Lab
 from immutable_hosts.lab.state import resolve_state_dir
@@ -44,16 +44,6 @@ TARGET = 0.5
 
 def log(message: str) -> None:
     print(f"[status bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def busy_seconds() -> float:
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
-
-
-def children_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def timed(argv: list[str], env: dict[str, str]) -> dict:
