@@ -134,7 +134,7 @@ cli: $(STAMP) tree
 MOLECULE_SCENARIOS := os_image flatpak rootless_podman apple_silicon workstation health image_build pull
 
 LAB_A_HOSTS      := silverblue:1-4,bootc:1-2,bootc-only:1-2
-LAB_A_TESTS      := test_bootc.py test_os_modules.py test_rollout.py test_content_oci.py test_os_tools.py
+LAB_A_TESTS      := test_bootc.py test_os_modules.py test_rollout.py test_content_oci.py test_os_tools.py test_pull.py
 LAB_A_MOLECULE   := os_image apple_silicon health
 LAB_B_HOSTS      := silverblue:5-8,kinoite:1-1
 LAB_B_TESTS      := $(filter-out $(LAB_A_TESTS),$(notdir $(wildcard tests/lab/test_*.py)))
