@@ -8,7 +8,6 @@ The same ``build_ignore`` list decides what the Galaxy tarball holds, so the tre
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import shutil
 import subprocess
 import sys
@@ -17,25 +16,8 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def collection_files(root: Path, ignore: list[str]) -> list[str]:
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=root,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.split("\0")
-    files = []
-    for name in filter(None, listed):
-        parts = Path(name).parts
-        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
-        if any(fnmatch.fnmatch(prefix, pattern) for prefix in prefixes for pattern in ignore):
-            continue
-        if (root / name).is_file():
-            files.append(name)
-    return sorted(files)
+sys.path.insert(0, str(ROOT))
+from setup import collection_files  # noqa: E402 - the wheel's selection of the checkout: one list for all three
 
 
 def build_tree(root: Path, dest: Path) -> int:

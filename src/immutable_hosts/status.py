@@ -224,14 +224,8 @@ def ostree_facts(parts: dict[str, dict[str, Any]]) -> dict:
         status = rpm_ostree.parse_status(_output(parts, "rpm-ostree", "rpm-ostree status --json"))
         policy = admin.parse_rpm_ostreed_conf(RecordedFiles(parts).read_text("/etc/rpm-ostreed.conf"))
         policy["timer_enabled"] = RPM_OSTREE_TIMER in present
-        staged = rpm_ostree.pick(status, "staged")
         staged_kargs = None
-        if (
-            staged is not None
-            and (staged["checksum"], staged["serial"]) not in kargs
-            and status["merge_index"] == staged["index"]
-            and "rpm-ostree-kargs" in parts
-        ):
+        if facts.needs_staged_kargs(status, kargs) and "rpm-ostree-kargs" in parts:
             staged_kargs = admin.split_kargs(_output(parts, "rpm-ostree-kargs", "rpm-ostree kargs"))
         return facts.from_rpm_ostree(status, kargs, policy, machine, staged_kargs=staged_kargs)
     if "bootc" in tools:

@@ -321,6 +321,13 @@ def parse_hardware(machine: str, page_size: int, compatible: Optional[bytes], ve
     }
 
 
+def needs_staged_kargs(status: dict, kargs: dict) -> bool:
+    """Whether the kernel arguments of the staged deployment must be asked of ``rpm-ostree kargs``: it has no BLS
+    entry yet (``kargs`` holds the written ones) and new changes stack on it."""
+    staged = rpm_ostree.pick(status, "staged")
+    return staged is not None and (staged["checksum"], staged["serial"]) not in kargs and status["merge_index"] == staged["index"]
+
+
 def read_hardware(host) -> dict:
     compatible = next((data for data in map(host.read_bytes, DEVICE_TREE_COMPATIBLE) if data is not None), None)
     return parse_hardware(host.machine(), host.page_size(), compatible, host.read_bytes(DMI_VENDOR, 256))
@@ -344,13 +351,8 @@ def _gather(host, retries: int) -> dict:
         status = reader.status(host, retries)
         policy = reader.update_config(host)
         policy["timer_enabled"] = reader.timer_enabled(host, "rpm-ostreed-automatic.timer")
-        staged = rpm_ostree.pick(status, "staged")
         staged_kargs = None
-        if (
-            staged is not None
-            and (staged["checksum"], staged["serial"]) not in kargs
-            and status["merge_index"] == staged["index"]
-        ):
+        if needs_staged_kargs(status, kargs):
             staged_kargs = ostree.split_kargs(reader.read_patiently(host, ["rpm-ostree", "kargs"], retries))
         return from_rpm_ostree(status, kargs, policy, machine, staged_kargs=staged_kargs)
     if host.which("bootc"):

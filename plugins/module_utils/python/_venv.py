@@ -300,7 +300,11 @@ class VenvUnit:
             if not host.exists(parent):
                 os.makedirs(host.path(parent), mode=0o755)
             host.run([desired["python"], "-m", "venv", path])
-            os.chmod(host.path(path), 0o755)  # noqa: S103 - read and run by all, as /usr is
+            fd = os.open(host.path(path), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+            try:
+                os.fchmod(fd, 0o755)  # read and run by all, as /usr is; by descriptor, never through a link
+            finally:
+                os.close(fd)
             self._install(host, desired)
         except BaseException:
             if os.path.lexists(host.path(path)):
